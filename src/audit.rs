@@ -1,0 +1,230 @@
+//! Writes one audit record per MCP request as a JSON line, shaped after Kubernetes' `audit.k8s.io/v1`
+//! `Event` so that people who read the cluster's audit log can read kubegate's without a manual.
+//!
+//! Each record is handed to the kernel with a single `write(2)` before the response leaves, so a
+//! killed kubegate process loses no record it has answered for. A record that cannot be written
+//! turns the response into an error: nothing is answered that was not recorded.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::AuditLevel;
+
+/// Why an audit record could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("cannot open the audit log {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write to the audit log")]
+    Write(#[source] std::io::Error),
+    #[error("cannot encode the audit record")]
+    Encode(#[source] serde_json::Error),
+}
+
+/// One MCP request, from arrival to answer.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    pub kind: &'static str,
+    pub api_version: &'static str,
+    pub level: AuditLevel,
+    #[serde(rename = "auditID")]
+    pub audit_id: String,
+    pub stage: &'static str,
+    pub request_received_timestamp: jiff::Timestamp,
+    pub stage_timestamp: jiff::Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<AuditUser>,
+    #[serde(rename = "sourceIPs")]
+    pub source_ips: Vec<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    pub mcp: AuditMcp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<AuditDecision>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kube: Vec<KubeCall>,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// From the request's arrival to the record, in microseconds.
+    pub latency_micros: u64,
+}
+
+/// The caller, as kubegate impersonated them.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditUser {
+    pub username: String,
+    pub groups: Vec<String>,
+    pub tenant: String,
+}
+
+/// What was asked over MCP.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditMcp {
+    pub transport: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<String>,
+}
+
+/// The policy decision and what decided it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditDecision {
+    pub allowed: bool,
+    pub action: String,
+    pub resource: String,
+    pub policies: Vec<String>,
+    pub reasons: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// One request kubegate made to the API server on the caller's behalf.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct KubeCall {
+    pub verb: &'static str,
+    pub uri: String,
+    pub code: u16,
+    /// The API server's `Audit-Id` response header: the join key to the cluster's audit log.
+    #[serde(rename = "auditID", skip_serializing_if = "Option::is_none")]
+    pub audit_id: Option<String>,
+}
+
+/// How the request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Answered as asked (for a tool, the tool ran, even if Kubernetes refused it).
+    Success,
+    /// The policy refused it.
+    Denied,
+    /// No valid token.
+    Unauthenticated,
+    /// A malformed request, unknown method or tool, or invalid arguments.
+    Invalid,
+    /// kubegate or Kubernetes failed.
+    Error,
+}
+
+impl AuditRecord {
+    /// Starts a record for a request that arrived just now.
+    pub fn begin(
+        level: AuditLevel,
+        transport: &'static str,
+        source_ip: IpAddr,
+        user_agent: Option<String>,
+    ) -> AuditRecord {
+        let now = jiff::Timestamp::now();
+        AuditRecord {
+            kind: "Event",
+            api_version: "audit.kubegate.io/v1",
+            level,
+            audit_id: uuid::Uuid::new_v4().to_string(),
+            stage: "ResponseComplete",
+            request_received_timestamp: now,
+            stage_timestamp: now,
+            user: None,
+            source_ips: vec![source_ip],
+            user_agent,
+            mcp: AuditMcp {
+                transport,
+                ..AuditMcp::default()
+            },
+            arguments: None,
+            decision: None,
+            kube: Vec::new(),
+            outcome: Outcome::Success,
+            error: None,
+            latency_micros: 0,
+        }
+    }
+
+    /// Keeps the call's arguments as much as the record's level allows.
+    pub fn set_arguments(&mut self, arguments: &Value) {
+        self.arguments = match self.level {
+            AuditLevel::None => None,
+            AuditLevel::Metadata => match arguments {
+                Value::Object(map) => Some(Value::from(
+                    map.keys().map(|k| Value::from(k.as_str())).collect::<Vec<_>>(),
+                )),
+                _ => None,
+            },
+            AuditLevel::Request => Some(arguments.clone()),
+        };
+    }
+
+    /// Marks the record as failed with an outcome and a message.
+    pub fn fail(&mut self, outcome: Outcome, message: impl Into<String>) {
+        self.outcome = outcome;
+        self.error = Some(message.into());
+    }
+}
+
+/// The append-only audit log file.
+pub struct AuditLog {
+    file: Mutex<std::fs::File>,
+    level: AuditLevel,
+}
+
+impl AuditLog {
+    /// Opens (creating if needed, owner-only) the audit log for appending.
+    pub fn open(path: &Path, level: AuditLevel) -> Result<AuditLog, AuditError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|source| AuditError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(AuditLog {
+            file: Mutex::new(file),
+            level,
+        })
+    }
+
+    /// The level records are written at.
+    pub fn level(&self) -> AuditLevel {
+        self.level
+    }
+
+    /// Stamps and appends one record as one line.
+    pub fn write(&self, record: &mut AuditRecord) -> Result<(), AuditError> {
+        record.stage_timestamp = jiff::Timestamp::now();
+        let elapsed = record
+            .stage_timestamp
+            .duration_since(record.request_received_timestamp);
+        record.latency_micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let mut line = serde_json::to_vec(record).map_err(AuditError::Encode)?;
+        line.push(b'\n');
+        // A poisoned lock only means another writer panicked mid-call; the file itself is fine.
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        file.write_all(&line).map_err(AuditError::Write)
+    }
+}
+
+#[cfg(test)]
+mod tests;

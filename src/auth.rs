@@ -1,0 +1,313 @@
+//! Authenticates each request by its bearer JWT and turns the verified claims into a [`Caller`].
+//!
+//! A request without a token, or with one that does not verify against a configured key,
+//! issuer and audience, never gets further: the HTTP layer answers it with 401.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+
+use crate::config::{AuthConfig, KeyConfig};
+
+/// Who is calling, as verified from their token and mapped to Kubernetes names.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The Kubernetes username kubegate impersonates (the username claim, with any prefix).
+    pub username: String,
+    /// The Kubernetes groups kubegate impersonates (the groups claim, with any prefix).
+    pub groups: Vec<String>,
+    /// The tenant the caller belongs to.
+    pub tenant: String,
+    pub email: Option<String>,
+    /// Every other claim, as a string (non-strings JSON-encoded): the Cedar `User`'s tags.
+    pub claims: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for Caller {
+    // The claims can hold personal data; the name, groups and tenant are enough to tell callers apart.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Caller")
+            .field("username", &self.username)
+            .field("groups", &self.groups)
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a request was not authenticated. Every variant becomes a 401 with this message.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no bearer token: send `Authorization: Bearer <JWT>`")]
+    MissingToken,
+    #[error("the Authorization header is not `Bearer <JWT>`")]
+    MalformedHeader,
+    #[error("the bearer token is not a well-formed JWT")]
+    Malformed(#[source] jsonwebtoken::errors::Error),
+    #[error("no configured key verifies tokens signed with {algorithm:?}{}", kid.as_ref().map(|k| format!(" and kid {k:?}")).unwrap_or_default())]
+    UnknownKey {
+        algorithm: Algorithm,
+        kid: Option<String>,
+    },
+    #[error("the token was rejected: {}", describe_rejection(.0))]
+    Rejected(#[source] jsonwebtoken::errors::Error),
+    #[error("the token's `{claim}` claim {problem}")]
+    Claim { claim: String, problem: &'static str },
+    #[error(
+        "the token maps to `{0}`, a name Kubernetes reserves for itself; kubegate will not impersonate it"
+    )]
+    Reserved(String),
+}
+
+/// Why the authenticator could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthSetupError {
+    #[error("cannot read the verification key {path}")]
+    ReadKey {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the verification key {path} is not a PEM public key for {algorithm}")]
+    ParseKey {
+        path: std::path::PathBuf,
+        algorithm: String,
+        #[source]
+        source: jsonwebtoken::errors::Error,
+    },
+    #[error(
+        "unsupported JWT algorithm {0:?}: use RS256, RS384, RS512, PS256, PS384, PS512, ES256 or ES384"
+    )]
+    Algorithm(String),
+}
+
+/// One key that may have signed a token, with the validation rules that go with it.
+struct VerificationKey {
+    kid: Option<String>,
+    key: DecodingKey,
+    validation: Validation,
+}
+
+/// Verifies bearer JWTs and maps their claims to a [`Caller`].
+pub struct Authenticator {
+    keys: Vec<VerificationKey>,
+    username_claim: String,
+    groups_claim: String,
+    tenant_claim: String,
+    username_prefix: String,
+    group_prefix: String,
+}
+
+impl Authenticator {
+    /// Loads the configured keys; each key verifies exactly one algorithm.
+    pub fn from_config(config: &AuthConfig) -> Result<Authenticator, AuthSetupError> {
+        let keys = config
+            .keys
+            .iter()
+            .map(|key| load_key(key, config))
+            .collect::<Result<_, _>>()?;
+        Ok(Authenticator {
+            keys,
+            username_claim: config.username_claim.clone(),
+            groups_claim: config.groups_claim.clone(),
+            tenant_claim: config.tenant_claim.clone(),
+            username_prefix: config.username_prefix.clone(),
+            group_prefix: config.group_prefix.clone(),
+        })
+    }
+
+    /// Verifies the `Authorization` header's bearer token and returns the caller it names.
+    pub fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Caller, AuthError> {
+        let token = bearer_token(authorization)?;
+        let header = jsonwebtoken::decode_header(token).map_err(AuthError::Malformed)?;
+        let candidates = self.keys.iter().filter(|k| {
+            k.validation.algorithms.contains(&header.alg)
+                && (k.kid.is_none() || k.kid == header.kid)
+        });
+        // Any candidate key that verifies the token is enough; otherwise report the first failure.
+        let mut first_error = None;
+        for key in candidates {
+            match verify(token, key) {
+                Ok(claims) => return self.caller_from_claims(claims),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        Err(match first_error {
+            Some(error) => AuthError::Rejected(error),
+            None => AuthError::UnknownKey {
+                algorithm: header.alg,
+                kid: header.kid,
+            },
+        })
+    }
+
+    fn caller_from_claims(&self, mut claims: Map<String, Value>) -> Result<Caller, AuthError> {
+        let username = take_string(&mut claims, &self.username_claim)?
+            .ok_or_else(|| missing(&self.username_claim))?;
+        let username = kubernetes_name(&self.username_prefix, &username, &self.username_claim)?;
+        let groups = take_groups(&mut claims, &self.groups_claim)?
+            .iter()
+            .map(|g| kubernetes_name(&self.group_prefix, g, &self.groups_claim))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tenant = take_string(&mut claims, &self.tenant_claim)?
+            .ok_or_else(|| missing(&self.tenant_claim))?;
+        check_printable(&tenant, &self.tenant_claim)?;
+        let email = take_string(&mut claims, "email")?;
+        let claims = claims
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => (k, s),
+                other => (k, other.to_string()),
+            })
+            .collect();
+        Ok(Caller {
+            username,
+            groups,
+            tenant,
+            email,
+            claims,
+        })
+    }
+}
+
+fn load_key(key: &KeyConfig, config: &AuthConfig) -> Result<VerificationKey, AuthSetupError> {
+    let algorithm = parse_algorithm(&key.algorithm)?;
+    let pem = std::fs::read(&key.file).map_err(|source| AuthSetupError::ReadKey {
+        path: key.file.clone(),
+        source,
+    })?;
+    let decoding = match algorithm {
+        Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(&pem),
+        _ => DecodingKey::from_rsa_pem(&pem),
+    }
+    .map_err(|source| AuthSetupError::ParseKey {
+        path: key.file.clone(),
+        algorithm: key.algorithm.clone(),
+        source,
+    })?;
+    let mut validation = Validation::new(algorithm);
+    validation.set_issuer(&[&config.issuer]);
+    validation.set_audience(&config.audiences);
+    validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+    validation.validate_nbf = true;
+    validation.leeway = config.leeway_seconds;
+    Ok(VerificationKey {
+        kid: key.kid.clone(),
+        key: decoding,
+        validation,
+    })
+}
+
+fn parse_algorithm(name: &str) -> Result<Algorithm, AuthSetupError> {
+    match name {
+        "RS256" => Ok(Algorithm::RS256),
+        "RS384" => Ok(Algorithm::RS384),
+        "RS512" => Ok(Algorithm::RS512),
+        "PS256" => Ok(Algorithm::PS256),
+        "PS384" => Ok(Algorithm::PS384),
+        "PS512" => Ok(Algorithm::PS512),
+        "ES256" => Ok(Algorithm::ES256),
+        "ES384" => Ok(Algorithm::ES384),
+        // HMAC is refused on purpose: a shared secret would let kubegate mint tokens too.
+        other => Err(AuthSetupError::Algorithm(other.to_owned())),
+    }
+}
+
+fn verify(
+    token: &str,
+    key: &VerificationKey,
+) -> Result<Map<String, Value>, jsonwebtoken::errors::Error> {
+    jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation).map(|d| d.claims)
+}
+
+fn bearer_token(authorization: Option<&[u8]>) -> Result<&str, AuthError> {
+    let value = authorization.ok_or(AuthError::MissingToken)?;
+    let value = std::str::from_utf8(value).map_err(|_| AuthError::MalformedHeader)?;
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::MalformedHeader)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AuthError::MalformedHeader);
+    }
+    Ok(token.trim())
+}
+
+fn describe_rejection(error: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match error.kind() {
+        ErrorKind::ExpiredSignature => "it has expired",
+        ErrorKind::ImmatureSignature => "it is not valid yet (nbf)",
+        ErrorKind::InvalidSignature => "its signature does not verify",
+        ErrorKind::InvalidIssuer => "it was issued by an issuer kubegate does not trust",
+        ErrorKind::InvalidAudience => "it is not meant for kubegate (aud)",
+        ErrorKind::MissingRequiredClaim(_) => "it lacks one of the claims exp, iss, aud",
+        ErrorKind::InvalidAlgorithm => "it is signed with an algorithm its key does not allow",
+        _ => "it is not a valid token",
+    }
+}
+
+fn missing(claim: &str) -> AuthError {
+    AuthError::Claim {
+        claim: claim.to_owned(),
+        problem: "is missing",
+    }
+}
+
+fn take_string(claims: &mut Map<String, Value>, claim: &str) -> Result<Option<String>, AuthError> {
+    match claims.remove(claim) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Err(AuthError::Claim {
+            claim: claim.to_owned(),
+            problem: "is empty",
+        }),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(AuthError::Claim {
+            claim: claim.to_owned(),
+            problem: "is not a string",
+        }),
+    }
+}
+
+fn take_groups(claims: &mut Map<String, Value>, claim: &str) -> Result<Vec<String>, AuthError> {
+    let not_strings = || AuthError::Claim {
+        claim: claim.to_owned(),
+        problem: "is not a list of strings",
+    };
+    match claims.remove(claim) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s]),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) if !s.is_empty() => Ok(s),
+                _ => Err(not_strings()),
+            })
+            .collect(),
+        Some(_) => Err(not_strings()),
+    }
+}
+
+/// Prefixes a claim into a Kubernetes user or group name, refusing names Kubernetes reserves.
+fn kubernetes_name(prefix: &str, value: &str, claim: &str) -> Result<String, AuthError> {
+    check_printable(value, claim)?;
+    let name = format!("{prefix}{value}");
+    if name.starts_with("system:") {
+        return Err(AuthError::Reserved(name));
+    }
+    Ok(name)
+}
+
+/// Names travel in HTTP headers (`Impersonate-User`): visible ASCII and spaces only.
+fn check_printable(value: &str, claim: &str) -> Result<(), AuthError> {
+    if value.len() > 253 || !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(AuthError::Claim {
+            claim: claim.to_owned(),
+            problem: "holds characters or a length kubegate cannot pass to Kubernetes",
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

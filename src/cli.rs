@@ -1,0 +1,55 @@
+//! Parses the command line and runs one subcommand, printing any error with its causes.
+
+mod dev_certs;
+mod schema;
+mod serve;
+mod token;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// kubegate: a policy-gated, multi-tenant MCP gateway for Kubernetes.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve MCP over HTTPS at https://ADDR:PORT/mcp.
+    Serve(serve::Args),
+    /// Mint a dev JWT signed with the local dev issuer key (demo and tests only).
+    Token(token::Args),
+    /// Make a dev CA, a server certificate and a dev JWT issuer key (demo and tests only).
+    DevCerts(dev_certs::Args),
+    /// Print (or write) the Cedar schema generated from the tool catalog.
+    Schema(schema::Args),
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KUBEGATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    kubegate::install_crypto_provider();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Token(args) => token::run(args),
+        Command::DevCerts(args) => dev_certs::run(args),
+        Command::Schema(args) => schema::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("kubegate: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

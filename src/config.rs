@@ -1,0 +1,243 @@
+//! Reads kubegate's TOML configuration file into plain, validated settings for each part.
+//!
+//! Relative paths in the file are taken relative to the file's own directory, so a configuration
+//! and the certificates, keys and policies beside it can move together.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The environment variable (the seed's own name) that adds the non-destructive policy set.
+pub const NON_DESTRUCTIVE_ENV: &str = "ALLOW_ONLY_NON_DESTRUCTIVE_TOOLS";
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where to serve HTTPS; `--listen` overrides it.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The name of the cluster, the id of the Cedar `Cluster` entity.
+    #[serde(default = "default_cluster_name")]
+    pub cluster_name: String,
+    pub tls: TlsConfig,
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub kubernetes: KubernetesConfig,
+    pub policy: PolicyConfig,
+    pub audit: AuditConfig,
+}
+
+/// The server certificate chain and key, PEM files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// How bearer JWTs are verified and mapped to a caller.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The `iss` every token must carry.
+    pub issuer: String,
+    /// Accepted `aud` values; a token must name one of them.
+    pub audiences: Vec<String>,
+    /// Public keys that may have signed a token.
+    pub keys: Vec<KeyConfig>,
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    #[serde(default = "default_tenant_claim")]
+    pub tenant_claim: String,
+    /// Prepended to the username claim to make the Kubernetes username (e.g. `oidc:`).
+    #[serde(default)]
+    pub username_prefix: String,
+    /// Prepended to each group claim to make the Kubernetes group names.
+    #[serde(default)]
+    pub group_prefix: String,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    #[serde(default = "default_leeway")]
+    pub leeway_seconds: u64,
+}
+
+/// One verification key: a PEM public key and the JWS algorithm it verifies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    pub file: PathBuf,
+    /// `RS256`, `RS384`, `RS512`, `PS256`, `ES256` or `ES384`.
+    pub algorithm: String,
+    /// If set, only tokens whose header names this `kid` are checked against this key.
+    #[serde(default)]
+    pub kid: Option<String>,
+}
+
+/// How kubegate reaches the Kubernetes API server, under its own identity.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// A kubeconfig for kubegate's own identity; without it, the in-cluster or default one.
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use; its current context if unset.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// The namespace label naming the tenant a namespace belongs to.
+    #[serde(default)]
+    pub tenant_label: Option<String>,
+}
+
+/// Which Cedar policy files are enforced.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Policy files (`.cedar`), validated in strict mode against the generated schema.
+    pub files: Vec<PathBuf>,
+    /// Also enforce the non-destructive policy set (as `ALLOW_ONLY_NON_DESTRUCTIVE_TOOLS=true` does).
+    #[serde(default)]
+    pub non_destructive: bool,
+}
+
+/// Where and how much kubegate's own audit trail records.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub level: AuditLevel,
+}
+
+/// How much of each call's arguments an audit record keeps. Written in records as Kubernetes
+/// writes audit levels (`None`, `Metadata`, `Request`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all(deserialize = "lowercase", serialize = "PascalCase"))]
+pub enum AuditLevel {
+    /// No arguments.
+    None,
+    /// The argument names only.
+    Metadata,
+    /// The arguments in full.
+    #[default]
+    Request,
+}
+
+/// The default label that ties a namespace to its tenant.
+pub const DEFAULT_TENANT_LABEL: &str = "kubegate.io/tenant";
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8443))
+}
+fn default_cluster_name() -> String {
+    "default".to_owned()
+}
+fn default_username_claim() -> String {
+    "sub".to_owned()
+}
+fn default_groups_claim() -> String {
+    "groups".to_owned()
+}
+fn default_tenant_claim() -> String {
+    "tenant".to_owned()
+}
+fn default_leeway() -> u64 {
+    30
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("configuration file {path} is not valid")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("configuration is not usable: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads, parses and checks a configuration file; relative paths become relative to its folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Makes every relative path in the configuration relative to `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.tls.cert);
+        fix(&mut self.tls.key);
+        self.auth.keys.iter_mut().for_each(|k| fix(&mut k.file));
+        if let Some(k) = self.kubernetes.kubeconfig.as_mut() {
+            fix(k);
+        }
+        self.policy.files.iter_mut().for_each(fix);
+        fix(&mut self.audit.path);
+    }
+
+    /// Checks what serde cannot: settings that parse but could never work.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.auth.audiences.is_empty() {
+            return Err(ConfigError::Invalid(
+                "auth.audiences is empty: every token must be meant for kubegate".into(),
+            ));
+        }
+        if self.auth.keys.is_empty() {
+            return Err(ConfigError::Invalid(
+                "auth.keys is empty: no token could ever be verified".into(),
+            ));
+        }
+        if self.cluster_name.is_empty() {
+            return Err(ConfigError::Invalid("cluster_name is empty".into()));
+        }
+        Ok(())
+    }
+
+    /// Whether the non-destructive policy set is enforced, by the file or by the seed's variable.
+    pub fn non_destructive(&self) -> bool {
+        self.policy.non_destructive || env_flag(NON_DESTRUCTIVE_ENV)
+    }
+
+    /// The tenant label in effect.
+    pub fn tenant_label(&self) -> &str {
+        self.kubernetes
+            .tenant_label
+            .as_deref()
+            .unwrap_or(DEFAULT_TENANT_LABEL)
+    }
+}
+
+/// Reads a boolean environment flag the way the seed documents it (`true`, also `1` and `yes`).
+fn env_flag(name: &str) -> bool {
+    std::env::var(name)
+        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests;

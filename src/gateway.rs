@@ -1,0 +1,61 @@
+//! Holds the parts of a running kubegate (authenticator, policy engine, Kubernetes client, audit
+//! log, sessions) and builds them, in order, from a configuration.
+
+use crate::audit::{AuditError, AuditLog};
+use crate::auth::{AuthSetupError, Authenticator};
+use crate::config::Config;
+use crate::kube::{Kube, KubeError};
+use crate::mcp::session::Sessions;
+use crate::policy::{PolicyEngine, PolicyError};
+
+/// Everything a request needs, shared by all connections.
+pub struct Gateway {
+    pub auth: Authenticator,
+    pub policy: PolicyEngine,
+    pub kube: Kube,
+    pub audit: AuditLog,
+    pub sessions: Sessions,
+}
+
+/// Why kubegate could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("authentication setup failed")]
+    Auth(#[from] AuthSetupError),
+    #[error("policies could not be loaded")]
+    Policy(#[from] PolicyError),
+    #[error("the audit log cannot be opened")]
+    Audit(#[from] AuditError),
+    #[error("Kubernetes is not reachable as kubegate")]
+    Kube(#[from] KubeError),
+}
+
+impl Gateway {
+    /// Builds every part from the configuration: cheap local checks first (keys, policies, audit
+    /// log), then Kubernetes (discovery and the namespace cache), so a typo fails fast.
+    pub async fn start(config: &Config) -> Result<Gateway, StartError> {
+        let auth = Authenticator::from_config(&config.auth)?;
+        let policy = PolicyEngine::load(
+            &config.policy.files,
+            config.non_destructive(),
+            &config.cluster_name,
+        )?;
+        if policy.is_empty() {
+            tracing::warn!("no policies are loaded: every call will be refused");
+        }
+        let audit = AuditLog::open(&config.audit.path, config.audit.level)?;
+        let kube = Kube::connect(&config.kubernetes, config.tenant_label()).await?;
+        tracing::info!(
+            policies = policy.len(),
+            non_destructive = config.non_destructive(),
+            "kubegate is ready"
+        );
+        Ok(Gateway {
+            auth,
+            policy,
+            kube,
+            audit,
+            sessions: Sessions::default(),
+        })
+    }
+}

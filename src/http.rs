@@ -1,0 +1,307 @@
+//! Serves kubegate over HTTPS: accepts TLS connections (HTTP/2 or HTTP/1.1), routes `/mcp`,
+//! `/healthz` and `/readyz`, and is the one place where errors become HTTP statuses.
+//!
+//! Every `POST /mcp` leaves exactly one audit record, whatever its fate (401s included), and the
+//! response is sent only once the record is written.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming as IncomingBody;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use rustls::ServerConfig;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::audit::{AuditError, AuditRecord, Outcome};
+use crate::auth::AuthError;
+use crate::gateway::Gateway;
+use crate::mcp::{self, Incoming, McpError, Reply, jsonrpc};
+
+/// The largest MCP message body kubegate reads.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// A client gets this long to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// On shutdown, open requests get this long to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const PROTOCOL_HEADER: &str = "mcp-protocol-version";
+const TRANSPORT: &str = "streamable-http";
+
+type Body = Full<Bytes>;
+
+/// Serves HTTPS on `listener` until `shutdown` completes, then lets open requests finish.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    tls: Arc<ServerConfig>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let acceptor = acceptor.clone();
+        let gateway = Arc::clone(&gateway);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+            {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    tracing::debug!(client.ip = %peer.ip(), %error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(client.ip = %peer.ip(), "TLS handshake timed out");
+                    return;
+                }
+            };
+            let service = service_fn(move |request| {
+                let gateway = Arc::clone(&gateway);
+                async move { Ok::<_, Infallible>(route(&gateway, peer, request).await) }
+            });
+            let connection = builder.serve_connection(TokioIo::new(tls), service);
+            if let Err(error) = watcher.watch(connection.into_owned()).await {
+                tracing::debug!(client.ip = %peer.ip(), %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("open connections did not finish within the shutdown grace period");
+    }
+}
+
+/// Why a request failed, as the transport sees it. Mapped to a status in [`error_response`].
+#[derive(Debug, thiserror::Error)]
+enum HttpError {
+    #[error(transparent)]
+    Unauthenticated(#[from] AuthError),
+    #[error(transparent)]
+    Mcp(#[from] McpError),
+    #[error("MCP messages must be sent as `Content-Type: application/json`")]
+    UnsupportedMediaType,
+    #[error("the request body is larger than {MAX_BODY_BYTES} bytes")]
+    BodyTooLarge,
+    #[error("the request body could not be read")]
+    BodyRead,
+    #[error("kubegate could not write its audit record, so it refuses to answer")]
+    Audit(#[source] AuditError),
+}
+
+async fn route(
+    gateway: &Gateway,
+    peer: SocketAddr,
+    request: Request<IncomingBody>,
+) -> Response<Body> {
+    match (request.method(), request.uri().path()) {
+        (&Method::POST, "/mcp") => post_mcp(gateway, peer, request).await,
+        (&Method::DELETE, "/mcp") => delete_session(gateway, request.headers()),
+        (&Method::GET, "/mcp") => plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "kubegate does not open a server-to-client stream; POST MCP messages to /mcp\n",
+        )
+        .with_header(header::ALLOW, "POST, DELETE"),
+        (&Method::GET, "/healthz") => plain(StatusCode::OK, "ok\n"),
+        // The gateway exists only once discovery and the namespace cache are done.
+        (&Method::GET, "/readyz") => plain(StatusCode::OK, "ok\n"),
+        _ => plain(StatusCode::NOT_FOUND, "not found; MCP is served at /mcp\n"),
+    }
+}
+
+async fn post_mcp(
+    gateway: &Gateway,
+    peer: SocketAddr,
+    request: Request<IncomingBody>,
+) -> Response<Body> {
+    let user_agent = header_str(request.headers(), header::USER_AGENT.as_str()).map(str::to_owned);
+    let mut record = AuditRecord::begin(gateway.audit.level(), TRANSPORT, peer.ip(), user_agent);
+    let outcome = exchange(gateway, peer, request, &mut record).await;
+    if let Err(error) = &outcome {
+        if record.error.is_none() {
+            let kind = match error {
+                HttpError::Unauthenticated(_) => Outcome::Unauthenticated,
+                _ => Outcome::Invalid,
+            };
+            record.fail(kind, error.to_string());
+        }
+    }
+    if let Err(error) = gateway.audit.write(&mut record) {
+        tracing::error!(%error, audit.id = %record.audit_id, "audit write failed; refusing the answer");
+        return error_response(&HttpError::Audit(error));
+    }
+    match outcome {
+        Ok(Reply::Message { body, session_id }) => {
+            let response = json(StatusCode::OK, &body);
+            match session_id {
+                Some(id) => response.with_header(SESSION_HEADER, &id),
+                None => response,
+            }
+        }
+        Ok(Reply::Accepted) => empty(StatusCode::ACCEPTED),
+        Err(error) => error_response(&error),
+    }
+}
+
+/// Authenticates, reads and hands one message to the MCP layer.
+async fn exchange(
+    gateway: &Gateway,
+    peer: SocketAddr,
+    request: Request<IncomingBody>,
+    record: &mut AuditRecord,
+) -> Result<Reply, HttpError> {
+    let caller = gateway.auth.authenticate(
+        request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+    )?;
+    if !is_json(request.headers()) {
+        return Err(HttpError::UnsupportedMediaType);
+    }
+    let (parts, body) = request.into_parts();
+    let body = read_body(body).await?;
+    let incoming = Incoming {
+        caller: Arc::new(caller),
+        source_ip: peer.ip(),
+        transport: TRANSPORT,
+        session_id: header_str(&parts.headers, SESSION_HEADER),
+        protocol_version: header_str(&parts.headers, PROTOCOL_HEADER),
+        body: &body,
+    };
+    Ok(mcp::handle(gateway, incoming, record).await?)
+}
+
+fn delete_session(gateway: &Gateway, headers: &HeaderMap) -> Response<Body> {
+    let caller = match gateway
+        .auth
+        .authenticate(headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes))
+    {
+        Ok(caller) => caller,
+        Err(error) => return error_response(&HttpError::Unauthenticated(error)),
+    };
+    match header_str(headers, SESSION_HEADER) {
+        Some(id) if gateway.sessions.end(id, &caller.username) => empty(StatusCode::NO_CONTENT),
+        Some(_) => error_response(&HttpError::Mcp(McpError::SessionNotFound)),
+        None => plain(StatusCode::BAD_REQUEST, "name the session in Mcp-Session-Id\n"),
+    }
+}
+
+async fn read_body(body: IncomingBody) -> Result<Bytes, HttpError> {
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(HttpError::BodyTooLarge)
+        }
+        Err(_) => Err(HttpError::BodyRead),
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    header_str(headers, header::CONTENT_TYPE.as_str())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The one mapping from failures to HTTP statuses; the body is a JSON-RPC error a client can show.
+fn error_response(error: &HttpError) -> Response<Body> {
+    let (status, code) = match error {
+        HttpError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, jsonrpc::code::UNAUTHENTICATED),
+        HttpError::Mcp(McpError::Envelope(envelope)) => (StatusCode::BAD_REQUEST, envelope.code()),
+        HttpError::Mcp(McpError::SessionNotFound) => {
+            (StatusCode::NOT_FOUND, jsonrpc::code::INVALID_REQUEST)
+        }
+        HttpError::Mcp(McpError::UnsupportedVersion(_)) => {
+            (StatusCode::BAD_REQUEST, jsonrpc::code::INVALID_REQUEST)
+        }
+        HttpError::UnsupportedMediaType => {
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, jsonrpc::code::INVALID_REQUEST)
+        }
+        HttpError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, jsonrpc::code::INVALID_REQUEST),
+        HttpError::BodyRead => (StatusCode::BAD_REQUEST, jsonrpc::code::INVALID_REQUEST),
+        HttpError::Audit(_) => (StatusCode::INTERNAL_SERVER_ERROR, jsonrpc::code::INTERNAL_ERROR),
+    };
+    let response = json(status, &jsonrpc::error(None, code, error.to_string()));
+    match error {
+        HttpError::Unauthenticated(cause) => response.with_header(
+            header::WWW_AUTHENTICATE,
+            &format!(
+                "Bearer realm=\"kubegate\", error=\"invalid_token\", error_description=\"{}\"",
+                cause.to_string().replace(['"', '\\'], "'")
+            ),
+        ),
+        _ => response,
+    }
+}
+
+fn json(status: StatusCode, body: &Value) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    response(status, "application/json", Bytes::from(bytes))
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    response(status, "text/plain; charset=utf-8", Bytes::from_static(text.as_bytes()))
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
+    response
+}
+
+fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Adds a header whose value kubegate made (a session id, a challenge), dropping it if unsendable.
+trait WithHeader {
+    fn with_header(self, name: impl header::IntoHeaderName, value: &str) -> Self;
+}
+
+impl WithHeader for Response<Body> {
+    fn with_header(mut self, name: impl header::IntoHeaderName, value: &str) -> Self {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            self.headers_mut().insert(name, value);
+        }
+        self
+    }
+}

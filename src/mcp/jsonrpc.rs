@@ -1,0 +1,143 @@
+//! Reads JSON-RPC 2.0 messages and writes their responses, as MCP carries them.
+
+use serde_json::{Map, Value, json};
+
+/// JSON-RPC error codes kubegate answers with.
+pub mod code {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// Not a JSON-RPC code: the MCP-over-HTTP convention for a missing or rejected token.
+    pub const UNAUTHENTICATED: i64 = -32001;
+}
+
+/// One message received from a client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// A request: it has an id and expects a response.
+    Request {
+        id: Value,
+        method: String,
+        params: Option<Map<String, Value>>,
+    },
+    /// A notification: no id, no response.
+    Notification { method: String },
+    /// A response to something the server asked (kubegate asks nothing yet): acknowledged only.
+    Response,
+}
+
+/// Why a message is not a JSON-RPC 2.0 message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("the body is not JSON: {0}")]
+    Parse(String),
+    #[error("JSON-RPC batches are not supported; send one message per request")]
+    Batch,
+    #[error("not a JSON-RPC 2.0 message: {0}")]
+    Invalid(&'static str),
+}
+
+impl EnvelopeError {
+    pub fn code(&self) -> i64 {
+        match self {
+            EnvelopeError::Parse(_) => code::PARSE_ERROR,
+            EnvelopeError::Batch | EnvelopeError::Invalid(_) => code::INVALID_REQUEST,
+        }
+    }
+}
+
+/// Parses one message from a request body.
+pub fn parse(body: &[u8]) -> Result<Message, EnvelopeError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| EnvelopeError::Parse(e.to_string()))?;
+    let mut object = match value {
+        Value::Object(object) => object,
+        Value::Array(_) => return Err(EnvelopeError::Batch),
+        _ => return Err(EnvelopeError::Invalid("the message must be a JSON object")),
+    };
+    if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err(EnvelopeError::Invalid("`jsonrpc` must be \"2.0\""));
+    }
+    let method = match object.remove("method") {
+        Some(Value::String(method)) => method,
+        Some(_) => return Err(EnvelopeError::Invalid("`method` must be a string")),
+        None if object.contains_key("result") || object.contains_key("error") => {
+            return Ok(Message::Response);
+        }
+        None => return Err(EnvelopeError::Invalid("`method` is missing")),
+    };
+    let params = match object.remove("params") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(params)) => Some(params),
+        Some(_) => return Err(EnvelopeError::Invalid("`params` must be an object")),
+    };
+    match object.remove("id") {
+        None => Ok(Message::Notification { method }),
+        Some(id @ (Value::String(_) | Value::Number(_))) => Ok(Message::Request { id, method, params }),
+        Some(_) => Err(EnvelopeError::Invalid("`id` must be a string or a number")),
+    }
+}
+
+/// A successful response.
+pub fn result(id: &Value, result: Value) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "result": result })
+}
+
+/// An error response (`id` is null when the request's id could not be read).
+pub fn error(id: Option<&Value>, code: i64, message: impl Into<String>) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id.cloned().unwrap_or(Value::Null),
+        "error": { "code": code, "message": message.into() },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_notifications_and_responses_are_told_apart() {
+        let request = parse(br#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#);
+        assert_eq!(
+            request,
+            Ok(Message::Request {
+                id: json!(7),
+                method: "tools/list".into(),
+                params: None
+            })
+        );
+        let note = parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        assert_eq!(
+            note,
+            Ok(Message::Notification {
+                method: "notifications/initialized".into()
+            })
+        );
+        let response = parse(br#"{"jsonrpc":"2.0","id":"a","result":{}}"#);
+        assert_eq!(response, Ok(Message::Response));
+    }
+
+    #[test]
+    fn malformed_envelopes_say_what_is_wrong() {
+        assert!(matches!(parse(b"{not json"), Err(EnvelopeError::Parse(_))));
+        assert_eq!(parse(b"[]"), Err(EnvelopeError::Batch));
+        assert_eq!(parse(b"42"), Err(EnvelopeError::Invalid("the message must be a JSON object")));
+        assert_eq!(
+            parse(br#"{"id":1,"method":"ping"}"#),
+            Err(EnvelopeError::Invalid("`jsonrpc` must be \"2.0\""))
+        );
+        assert_eq!(
+            parse(br#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#),
+            Err(EnvelopeError::Invalid("`id` must be a string or a number"))
+        );
+        assert_eq!(
+            parse(br#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#),
+            Err(EnvelopeError::Invalid("`params` must be an object"))
+        );
+        assert_eq!(parse(b"[]").map_err(|e| e.code()), Err(code::INVALID_REQUEST));
+        assert_eq!(parse(b"{").map_err(|e| e.code()), Err(code::PARSE_ERROR));
+    }
+}
