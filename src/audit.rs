@@ -166,7 +166,9 @@ impl AuditRecord {
             AuditLevel::None => None,
             AuditLevel::Metadata => match arguments {
                 Value::Object(map) => Some(Value::from(
-                    map.keys().map(|k| Value::from(k.as_str())).collect::<Vec<_>>(),
+                    map.keys()
+                        .map(|k| Value::from(k.as_str()))
+                        .collect::<Vec<_>>(),
                 )),
                 _ => None,
             },

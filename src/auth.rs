@@ -53,7 +53,10 @@ pub enum AuthError {
     #[error("the token was rejected: {}", describe_rejection(.0))]
     Rejected(#[source] jsonwebtoken::errors::Error),
     #[error("the token's `{claim}` claim {problem}")]
-    Claim { claim: String, problem: &'static str },
+    Claim {
+        claim: String,
+        problem: &'static str,
+    },
     #[error(
         "the token maps to `{0}`, a name Kubernetes reserves for itself; kubegate will not impersonate it"
     )]

@@ -126,7 +126,9 @@ fn distinguished_name(common_name: &str, organisation: Option<&str>) -> Distingu
 fn set_validity(params: &mut CertificateParams) {
     let today = jiff::Zoned::now().date();
     let from = today.yesterday().unwrap_or(today);
-    let until = today.checked_add(jiff::Span::new().years(1)).unwrap_or(today);
+    let until = today
+        .checked_add(jiff::Span::new().years(1))
+        .unwrap_or(today);
     let to_rcgen = |d: jiff::civil::Date| {
         rcgen::date_time_ymd(i32::from(d.year()), d.month() as u8, d.day() as u8)
     };

@@ -71,8 +71,7 @@ pub async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-            {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
                     tracing::debug!(client.ip = %peer.ip(), %error, "TLS handshake failed");
@@ -147,14 +146,14 @@ async fn post_mcp(
     let user_agent = header_str(request.headers(), header::USER_AGENT.as_str()).map(str::to_owned);
     let mut record = AuditRecord::begin(gateway.audit.level(), TRANSPORT, peer.ip(), user_agent);
     let outcome = exchange(gateway, peer, request, &mut record).await;
-    if let Err(error) = &outcome {
-        if record.error.is_none() {
-            let kind = match error {
-                HttpError::Unauthenticated(_) => Outcome::Unauthenticated,
-                _ => Outcome::Invalid,
-            };
-            record.fail(kind, error.to_string());
-        }
+    if let Err(error) = &outcome
+        && record.error.is_none()
+    {
+        let kind = match error {
+            HttpError::Unauthenticated(_) => Outcome::Unauthenticated,
+            _ => Outcome::Invalid,
+        };
+        record.fail(kind, error.to_string());
     }
     if let Err(error) = gateway.audit.write(&mut record) {
         tracing::error!(%error, audit.id = %record.audit_id, "audit write failed; refusing the answer");
@@ -203,17 +202,21 @@ async fn exchange(
 }
 
 fn delete_session(gateway: &Gateway, headers: &HeaderMap) -> Response<Body> {
-    let caller = match gateway
-        .auth
-        .authenticate(headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes))
-    {
+    let caller = match gateway.auth.authenticate(
+        headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+    ) {
         Ok(caller) => caller,
         Err(error) => return error_response(&HttpError::Unauthenticated(error)),
     };
     match header_str(headers, SESSION_HEADER) {
         Some(id) if gateway.sessions.end(id, &caller.username) => empty(StatusCode::NO_CONTENT),
         Some(_) => error_response(&HttpError::Mcp(McpError::SessionNotFound)),
-        None => plain(StatusCode::BAD_REQUEST, "name the session in Mcp-Session-Id\n"),
+        None => plain(
+            StatusCode::BAD_REQUEST,
+            "name the session in Mcp-Session-Id\n",
+        ),
     }
 }
 
@@ -248,12 +251,19 @@ fn error_response(error: &HttpError) -> Response<Body> {
         HttpError::Mcp(McpError::UnsupportedVersion(_)) => {
             (StatusCode::BAD_REQUEST, jsonrpc::code::INVALID_REQUEST)
         }
-        HttpError::UnsupportedMediaType => {
-            (StatusCode::UNSUPPORTED_MEDIA_TYPE, jsonrpc::code::INVALID_REQUEST)
-        }
-        HttpError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, jsonrpc::code::INVALID_REQUEST),
+        HttpError::UnsupportedMediaType => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            jsonrpc::code::INVALID_REQUEST,
+        ),
+        HttpError::BodyTooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            jsonrpc::code::INVALID_REQUEST,
+        ),
         HttpError::BodyRead => (StatusCode::BAD_REQUEST, jsonrpc::code::INVALID_REQUEST),
-        HttpError::Audit(_) => (StatusCode::INTERNAL_SERVER_ERROR, jsonrpc::code::INTERNAL_ERROR),
+        HttpError::Audit(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            jsonrpc::code::INTERNAL_ERROR,
+        ),
     };
     let response = json(status, &jsonrpc::error(None, code, error.to_string()));
     match error {
@@ -274,7 +284,11 @@ fn json(status: StatusCode, body: &Value) -> Response<Body> {
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
-    response(status, "text/plain; charset=utf-8", Bytes::from_static(text.as_bytes()))
+    response(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(text.as_bytes()),
+    )
 }
 
 fn empty(status: StatusCode) -> Response<Body> {

@@ -19,9 +19,8 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use http::{HeaderValue, Request, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use kube::api::ListParams;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Resource;
+use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, DynamicObject};
 use kube::discovery::{ApiGroup, Discovery};
 
@@ -44,7 +43,9 @@ pub enum KubeError {
     Client(#[source] kube::Error),
     #[error("API discovery failed")]
     Discovery(#[source] kube::Error),
-    #[error("cannot list namespaces as kubegate (does its identity have list/watch on namespaces?)")]
+    #[error(
+        "cannot list namespaces as kubegate (does its identity have list/watch on namespaces?)"
+    )]
     NamespaceWatch(#[source] kube::Error),
     #[error("the namespace cache did not fill within 30 s")]
     NamespaceSync,
@@ -172,7 +173,10 @@ async fn discover(client: &kube::Client) -> Result<HashMap<BuiltinKind, ApiResou
             Some(resource) => {
                 found.insert(kind, resource);
             }
-            None => tracing::warn!(kind = kind.kind(), "the API server does not serve this kind"),
+            None => tracing::warn!(
+                kind = kind.kind(),
+                "the API server does not serve this kind"
+            ),
         }
     }
     Ok(found)
@@ -208,32 +212,33 @@ impl Impersonated<'_> {
         label_selector: Option<&str>,
     ) -> Result<Bytes, KubeError> {
         let resource = self.kube.resource(kind)?;
-        let path = <DynamicObject as Resource>::url_path(resource, namespace.filter(|_| kind.namespaced()));
-        let mut params = ListParams::default();
+        let mut uri = <DynamicObject as Resource>::url_path(
+            resource,
+            namespace.filter(|_| kind.namespaced()),
+        );
         if let Some(selector) = label_selector {
-            params = params.labels(selector);
+            uri.push('?');
+            uri.push_str(
+                &form_urlencoded::Serializer::new(String::new())
+                    .append_pair("labelSelector", selector)
+                    .finish(),
+            );
         }
-        let request = kube::core::Request::new(path)
-            .list(&params)
-            .map_err(|e| KubeError::Decode(e.to_string()))?;
-        self.send("list", request).await
+        self.send("list", &uri).await
     }
 
-    /// Sends one request as the caller, notes it, and returns the body of a successful answer.
-    async fn send(
-        &mut self,
-        verb: &'static str,
-        request: Request<Vec<u8>>,
-    ) -> Result<Bytes, KubeError> {
-        let uri = request.uri().to_string();
-        let (mut parts, body) = request.into_parts();
-        parts
-            .headers
-            .insert("Impersonate-User", self.user.clone());
+    /// Sends one GET as the caller, notes it, and returns the body of a successful answer.
+    async fn send(&mut self, verb: &'static str, uri: &str) -> Result<Bytes, KubeError> {
+        let mut request = Request::get(uri)
+            .header("Impersonate-User", self.user.clone())
+            .header(http::header::ACCEPT, "application/json");
         for group in &self.groups {
-            parts.headers.append("Impersonate-Group", group.clone());
+            request = request.header("Impersonate-Group", group.clone());
         }
-        let request = Request::from_parts(parts, kube::client::Body::from(body));
+        let request = request
+            .body(kube::client::Body::empty())
+            .map_err(|e| KubeError::Decode(e.to_string()))?;
+        let uri = uri.to_owned();
         let response = self.kube.client.send(request).await;
         let response = match response {
             Ok(response) => response,

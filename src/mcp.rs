@@ -270,9 +270,9 @@ fn audit_decision(decision: &Result<Permit, Denied>, action: &str) -> AuditDecis
             allowed: false,
             action: action.to_owned(),
             resource: denied.resource.clone(),
-            policies: denied.policies.clone(),
-            reasons: denied.reasons.clone(),
-            errors: denied.errors.clone(),
+            policies: denied.policies().to_vec(),
+            reasons: denied.reasons().to_vec(),
+            errors: denied.errors().to_vec(),
         },
     }
 }

@@ -119,11 +119,48 @@ pub struct Denied {
     pub principal: String,
     pub action: &'static str,
     pub resource: String,
-    /// The `forbid` policies that matched (empty when nothing permitted).
-    pub policies: Vec<String>,
-    pub reasons: Vec<String>,
-    /// Policy evaluation or request construction errors, which refuse by themselves.
-    pub errors: Vec<String>,
+    pub cause: Refusal,
+}
+
+/// Why a call was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No policy permits it (Cedar's default deny).
+    NotPermitted,
+    /// `forbid` policies matched; they win over any `permit`.
+    Forbidden {
+        policies: Vec<String>,
+        reasons: Vec<String>,
+    },
+    /// A policy could not be evaluated (or the request not built): kubegate refuses what it
+    /// cannot decide.
+    Undecidable { errors: Vec<String> },
+}
+
+impl Denied {
+    /// The `forbid` policies that decided, if any.
+    pub fn policies(&self) -> &[String] {
+        match &self.cause {
+            Refusal::Forbidden { policies, .. } => policies,
+            _ => &[],
+        }
+    }
+
+    /// Their `@reason` annotations.
+    pub fn reasons(&self) -> &[String] {
+        match &self.cause {
+            Refusal::Forbidden { reasons, .. } => reasons,
+            _ => &[],
+        }
+    }
+
+    /// Evaluation errors, if that is why.
+    pub fn errors(&self) -> &[String] {
+        match &self.cause {
+            Refusal::Undecidable { errors } => errors,
+            _ => &[],
+        }
+    }
 }
 
 impl fmt::Display for Denied {
@@ -133,20 +170,20 @@ impl fmt::Display for Denied {
             "kubegate refused `{}` on {} for {}: ",
             self.action, self.resource, self.principal
         )?;
-        if !self.errors.is_empty() {
-            write!(
+        match &self.cause {
+            Refusal::NotPermitted => write!(f, "no policy permits it"),
+            Refusal::Forbidden { policies, reasons } => {
+                write!(f, "forbidden by policy {}", policies.join(", "))?;
+                if !reasons.is_empty() {
+                    write!(f, " ({})", reasons.join("; "))?;
+                }
+                Ok(())
+            }
+            Refusal::Undecidable { errors } => write!(
                 f,
                 "a policy could not be evaluated ({}), and kubegate refuses what it cannot decide",
-                self.errors.join("; ")
-            )
-        } else if self.policies.is_empty() {
-            write!(f, "no policy permits it")
-        } else {
-            write!(f, "forbidden by policy {}", self.policies.join(", "))?;
-            if !self.reasons.is_empty() {
-                write!(f, " ({})", self.reasons.join("; "))?;
-            }
-            Ok(())
+                errors.join("; ")
+            ),
         }
     }
 }
@@ -289,13 +326,11 @@ impl PolicyEngine {
             Target::Cluster => self.cluster.clone(),
             Target::Namespace(name) => entities::uid("Namespace", name),
         };
-        let denied = |policies, reasons, errors| Denied {
+        let denied = |cause| Denied {
             principal: principal.to_string(),
             action,
             resource: resource.to_string(),
-            policies,
-            reasons,
-            errors,
+            cause,
         };
         let action_uid = entities::uid("Action", action);
         let (request, entities) = match self.request(
@@ -309,7 +344,11 @@ impl PolicyEngine {
             namespaces,
         ) {
             Ok(built) => built,
-            Err(error) => return Err(denied(Vec::new(), Vec::new(), vec![error])),
+            Err(error) => {
+                return Err(denied(Refusal::Undecidable {
+                    errors: vec![error],
+                }));
+            }
         };
         let response = self
             .authorizer
@@ -338,8 +377,9 @@ impl PolicyEngine {
                 policies,
                 reasons,
             }),
-            (Decision::Allow, false) => Err(denied(Vec::new(), Vec::new(), errors)),
-            (Decision::Deny, _) => Err(denied(policies, reasons, errors)),
+            (_, false) => Err(denied(Refusal::Undecidable { errors })),
+            (Decision::Deny, true) if policies.is_empty() => Err(denied(Refusal::NotPermitted)),
+            (Decision::Deny, true) => Err(denied(Refusal::Forbidden { policies, reasons })),
         }
     }
 
@@ -370,12 +410,11 @@ impl PolicyEngine {
         )
         .map_err(|e| format!("request: {e}"))?;
         let mut all = self.action_entities.clone();
-        entities::caller(caller, principal, &mut all).map_err(|e| format!("principal: {e}"))?;
+        entities::caller(caller, principal, &mut all)?;
         all.push(entities::cluster(&self.cluster));
         if let Target::Namespace(name) = target {
             let facts = namespaces.namespace(name).unwrap_or_default();
-            entities::namespace(name, &facts, &self.cluster, &mut all)
-                .map_err(|e| format!("namespace: {e}"))?;
+            entities::namespace(name, &facts, &self.cluster, &mut all)?;
         }
         let entities = Entities::from_entities(dedup(all), None).map_err(|e| e.to_string())?;
         Ok((request, entities))

@@ -24,7 +24,9 @@ pub enum TlsError {
         #[source]
         source: rustls::pki_types::pem::Error,
     },
-    #[error("the certificate and key do not make a usable TLS configuration (does the key match the certificate?)")]
+    #[error(
+        "the certificate and key do not make a usable TLS configuration (does the key match the certificate?)"
+    )]
     Build(#[source] rustls::Error),
 }
 

@@ -5,7 +5,12 @@ use serde_json::{Value, json};
 use super::*;
 
 fn record(level: AuditLevel) -> AuditRecord {
-    AuditRecord::begin(level, "streamable-http", IpAddr::from([10, 0, 0, 9]), Some("curl/8".into()))
+    AuditRecord::begin(
+        level,
+        "streamable-http",
+        IpAddr::from([10, 0, 0, 9]),
+        Some("curl/8".into()),
+    )
 }
 
 fn lines(path: &Path) -> Vec<Value> {
@@ -54,7 +59,11 @@ fn records_are_appended_one_json_line_each_in_the_kubernetes_shape() {
     assert_eq!(one["arguments"]["namespace"], "team-a");
     assert_eq!(one["kube"][0]["auditID"], "abc");
     assert_eq!(one["outcome"], "success");
-    assert!(one["requestReceivedTimestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(
+        one["requestReceivedTimestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
     assert_ne!(one["auditID"], written[1]["auditID"]);
     assert_eq!(written[1]["outcome"], "unauthenticated");
     assert_eq!(written[1]["error"], "no bearer token");
@@ -67,7 +76,10 @@ fn the_level_decides_how_much_of_the_arguments_is_kept() {
     let mut metadata = record(AuditLevel::Metadata);
     metadata.set_arguments(&args);
     let mut names: Vec<String> = match metadata.arguments {
-        Some(Value::Array(names)) => names.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect(),
+        Some(Value::Array(names)) => names
+            .iter()
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .collect(),
         other => panic!("metadata level keeps the names: {other:?}"),
     };
     names.sort();
@@ -81,11 +93,17 @@ fn the_level_decides_how_much_of_the_arguments_is_kept() {
 fn an_unwritable_log_is_an_error_not_a_silent_loss() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     assert!(matches!(
-        AuditLog::open(&dir.path().join("missing/dir/audit.log"), AuditLevel::Request),
+        AuditLog::open(
+            &dir.path().join("missing/dir/audit.log"),
+            AuditLevel::Request
+        ),
         Err(AuditError::Open { .. })
     ));
     // /dev/full accepts the open and fails every write, as a full disk does.
     let full = AuditLog::open(Path::new("/dev/full"), AuditLevel::Request);
     let full = full.unwrap_or_else(|e| panic!("{e}"));
-    assert!(matches!(full.write(&mut record(AuditLevel::Request)), Err(AuditError::Write(_))));
+    assert!(matches!(
+        full.write(&mut record(AuditLevel::Request)),
+        Err(AuditError::Write(_))
+    ));
 }

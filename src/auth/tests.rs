@@ -62,7 +62,8 @@ fn bearer(token: &str) -> Vec<u8> {
 }
 
 fn sign(key: &IssuerKey, claims: serde_json::Value) -> String {
-    let key = EncodingKey::from_ec_pem(key.private_pem.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let key =
+        EncodingKey::from_ec_pem(key.private_pem.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
     jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &key)
         .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -81,11 +82,20 @@ fn a_dev_token_becomes_a_caller() {
     assert_eq!(caller.groups, ["team-a-devs"]);
     assert_eq!(caller.tenant, "team-a");
     assert_eq!(caller.email.as_deref(), Some("alice@example.com"));
-    assert_eq!(caller.claims.get("iss").map(String::as_str), Some(dev::DEV_ISSUER));
+    assert_eq!(
+        caller.claims.get("iss").map(String::as_str),
+        Some(dev::DEV_ISSUER)
+    );
     assert!(caller.claims.contains_key("jti"));
-    assert!(!caller.claims.contains_key("sub"), "mapped claims are not repeated as tags");
+    assert!(
+        !caller.claims.contains_key("sub"),
+        "mapped claims are not repeated as tags"
+    );
     let lower = format!("bearer {token}").into_bytes();
-    assert!(f.auth.authenticate(Some(&lower)).is_ok(), "the scheme is case-insensitive");
+    assert!(
+        f.auth.authenticate(Some(&lower)).is_ok(),
+        "the scheme is case-insensitive"
+    );
 }
 
 #[test]
@@ -96,7 +106,10 @@ fn prefixes_map_claims_to_kubernetes_names() {
         &request("alice", &["devs"], Some("team-a")),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let caller = f.auth.authenticate(Some(&bearer(&token))).unwrap_or_else(|e| panic!("{e}"));
+    let caller = f
+        .auth
+        .authenticate(Some(&bearer(&token)))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(caller.username, "oidc:alice");
     assert_eq!(caller.groups, ["oidc:devs"]);
 }
@@ -104,12 +117,18 @@ fn prefixes_map_claims_to_kubernetes_names() {
 #[test]
 fn missing_and_malformed_credentials_are_refused() {
     let f = fixture("");
-    assert!(matches!(f.auth.authenticate(None), Err(AuthError::MissingToken)));
+    assert!(matches!(
+        f.auth.authenticate(None),
+        Err(AuthError::MissingToken)
+    ));
     assert!(matches!(
         f.auth.authenticate(Some(b"Basic YWxpY2U6cHc=")),
         Err(AuthError::MalformedHeader)
     ));
-    assert!(matches!(f.auth.authenticate(Some(b"Bearer ")), Err(AuthError::MalformedHeader)));
+    assert!(matches!(
+        f.auth.authenticate(Some(b"Bearer ")),
+        Err(AuthError::MalformedHeader)
+    ));
     assert!(matches!(
         f.auth.authenticate(Some(b"Bearer not.a.jwt")),
         Err(AuthError::Malformed(_))
@@ -138,7 +157,10 @@ fn tokens_kubegate_should_not_trust_are_rejected_with_the_reason() {
             .map(|e| e.to_string())
             .unwrap_or_default()
     };
-    assert_eq!(message(with("exp", json!(now - 60))), "the token was rejected: it has expired");
+    assert_eq!(
+        message(with("exp", json!(now - 60))),
+        "the token was rejected: it has expired"
+    );
     assert_eq!(
         message(with("aud", json!("someone-else"))),
         "the token was rejected: it is not meant for kubegate (aud)"
@@ -162,7 +184,10 @@ fn tokens_kubegate_should_not_trust_are_rejected_with_the_reason() {
         &EncodingKey::from_secret(f.key.public_pem.as_bytes()),
     )
     .unwrap_or_default();
-    assert_eq!(message(hs256), "no configured key verifies tokens signed with HS256");
+    assert_eq!(
+        message(hs256),
+        "no configured key verifies tokens signed with HS256"
+    );
 }
 
 #[test]
@@ -170,7 +195,8 @@ fn claims_must_name_a_usable_identity() {
     let f = fixture("");
     let now = jiff::Timestamp::now().as_second();
     let token = |extra: serde_json::Value| {
-        let mut claims = json!({"iss": dev::DEV_ISSUER, "aud": dev::DEV_AUDIENCE, "exp": now + 600});
+        let mut claims =
+            json!({"iss": dev::DEV_ISSUER, "aud": dev::DEV_AUDIENCE, "exp": now + 600});
         if let (Some(claims), Some(extra)) = (claims.as_object_mut(), extra.as_object()) {
             claims.extend(extra.clone());
         }
@@ -183,8 +209,14 @@ fn claims_must_name_a_usable_identity() {
             .map(|e| e.to_string())
             .unwrap_or_default()
     };
-    assert_eq!(message(json!({"tenant": "t"})), "the token's `sub` claim is missing");
-    assert_eq!(message(json!({"sub": "alice"})), "the token's `tenant` claim is missing");
+    assert_eq!(
+        message(json!({"tenant": "t"})),
+        "the token's `sub` claim is missing"
+    );
+    assert_eq!(
+        message(json!({"sub": "alice"})),
+        "the token's `tenant` claim is missing"
+    );
     assert_eq!(
         message(json!({"sub": "alice", "tenant": "t", "groups": [1]})),
         "the token's `groups` claim is not a list of strings"
@@ -198,10 +230,13 @@ fn claims_must_name_a_usable_identity() {
         message(json!({"sub": "alice\r\nImpersonate-Group: system:masters", "tenant": "t"}))
             .contains("cannot pass to Kubernetes")
     );
-    let single_group = f
-        .auth
-        .authenticate(Some(&bearer(&token(json!({"sub": "a", "tenant": "t", "groups": "g"})))));
-    assert_eq!(single_group.ok().map(|c| c.groups), Some(vec!["g".to_owned()]));
+    let single_group = f.auth.authenticate(Some(&bearer(&token(
+        json!({"sub": "a", "tenant": "t", "groups": "g"}),
+    ))));
+    assert_eq!(
+        single_group.ok().map(|c| c.groups),
+        Some(vec!["g".to_owned()])
+    );
 }
 
 #[test]
@@ -209,9 +244,15 @@ fn setup_refuses_shared_secrets_and_unreadable_keys() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut hmac = config(dir.path().join("k.pem"), "");
     hmac.keys[0].algorithm = "HS256".to_owned();
-    assert!(matches!(Authenticator::from_config(&hmac), Err(AuthSetupError::Algorithm(_))));
+    assert!(matches!(
+        Authenticator::from_config(&hmac),
+        Err(AuthSetupError::Algorithm(_))
+    ));
     let missing = config(dir.path().join("absent.pem"), "");
-    assert!(matches!(Authenticator::from_config(&missing), Err(AuthSetupError::ReadKey { .. })));
+    assert!(matches!(
+        Authenticator::from_config(&missing),
+        Err(AuthSetupError::ReadKey { .. })
+    ));
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not a key").unwrap_or_else(|e| panic!("{e}"));
     assert!(matches!(

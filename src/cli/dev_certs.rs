@@ -25,6 +25,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("server certificate:   {}", files.server_cert.display());
     println!("server key:           {}", files.server_key.display());
     println!("dev issuer key:       {}", files.issuer_key.display());
-    println!("dev issuer public key: {}", files.issuer_public_key.display());
+    println!(
+        "dev issuer public key: {}",
+        files.issuer_public_key.display()
+    );
     Ok(())
 }

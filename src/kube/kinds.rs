@@ -141,7 +141,10 @@ mod tests {
                 assert_eq!(BuiltinKind::from_name(name), Some(kind));
             }
         }
-        assert_eq!(BuiltinKind::from_name(" PVCs "), Some(BuiltinKind::PersistentVolumeClaim));
+        assert_eq!(
+            BuiltinKind::from_name(" PVCs "),
+            Some(BuiltinKind::PersistentVolumeClaim)
+        );
         assert_eq!(BuiltinKind::from_name("widgets"), None);
     }
 }

@@ -27,7 +27,10 @@ pub struct NamespaceCache {
 impl NamespaceCache {
     /// Checks that kubegate may list namespaces, starts the watch on the current runtime, and
     /// returns once the cache holds a full list.
-    pub async fn start(client: kube::Client, tenant_label: &str) -> Result<NamespaceCache, KubeError> {
+    pub async fn start(
+        client: kube::Client,
+        tenant_label: &str,
+    ) -> Result<NamespaceCache, KubeError> {
         let api: Api<Namespace> = Api::all(client);
         // One plain list first: a missing RBAC grant then fails start-up with a clear error
         // instead of a watch that retries forever.

@@ -75,7 +75,9 @@ pub fn parse(body: &[u8]) -> Result<Message, EnvelopeError> {
     };
     match object.remove("id") {
         None => Ok(Message::Notification { method }),
-        Some(id @ (Value::String(_) | Value::Number(_))) => Ok(Message::Request { id, method, params }),
+        Some(id @ (Value::String(_) | Value::Number(_))) => {
+            Ok(Message::Request { id, method, params })
+        }
         Some(_) => Err(EnvelopeError::Invalid("`id` must be a string or a number")),
     }
 }
@@ -124,7 +126,10 @@ mod tests {
     fn malformed_envelopes_say_what_is_wrong() {
         assert!(matches!(parse(b"{not json"), Err(EnvelopeError::Parse(_))));
         assert_eq!(parse(b"[]"), Err(EnvelopeError::Batch));
-        assert_eq!(parse(b"42"), Err(EnvelopeError::Invalid("the message must be a JSON object")));
+        assert_eq!(
+            parse(b"42"),
+            Err(EnvelopeError::Invalid("the message must be a JSON object"))
+        );
         assert_eq!(
             parse(br#"{"id":1,"method":"ping"}"#),
             Err(EnvelopeError::Invalid("`jsonrpc` must be \"2.0\""))
@@ -137,7 +142,10 @@ mod tests {
             parse(br#"{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}"#),
             Err(EnvelopeError::Invalid("`params` must be an object"))
         );
-        assert_eq!(parse(b"[]").map_err(|e| e.code()), Err(code::INVALID_REQUEST));
+        assert_eq!(
+            parse(b"[]").map_err(|e| e.code()),
+            Err(code::INVALID_REQUEST)
+        );
         assert_eq!(parse(b"{").map_err(|e| e.code()), Err(code::PARSE_ERROR));
     }
 }

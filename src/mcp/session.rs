@@ -86,11 +86,18 @@ mod tests {
         let sessions = Sessions::default();
         let id = sessions.open("alice", "2025-06-18");
         assert_eq!(sessions.resume(&id, "alice").as_deref(), Some("2025-06-18"));
-        assert_eq!(sessions.resume(&id, "bob"), None, "another caller cannot use it");
+        assert_eq!(
+            sessions.resume(&id, "bob"),
+            None,
+            "another caller cannot use it"
+        );
         assert!(!sessions.end(&id, "bob"));
 
         tokio::time::advance(IDLE_TIMEOUT - Duration::from_secs(1)).await;
-        assert!(sessions.resume(&id, "alice").is_some(), "use keeps it alive");
+        assert!(
+            sessions.resume(&id, "alice").is_some(),
+            "use keeps it alive"
+        );
         tokio::time::advance(IDLE_TIMEOUT).await;
         assert_eq!(sessions.resume(&id, "alice"), None, "idle too long");
     }

@@ -4,9 +4,7 @@
 use std::str::FromStr;
 use std::sync::LazyLock;
 
-use cedar_policy::{
-    Entity, EntityAttrEvaluationError, EntityId, EntityTypeName, EntityUid, RestrictedExpression,
-};
+use cedar_policy::{Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
 use serde_json::{Value, json};
 
 use super::{NamespaceFacts, RequestFacts};
@@ -39,11 +37,7 @@ pub fn uid(ty: &str, id: &str) -> EntityUid {
 }
 
 /// Adds the caller's `User` entity, its groups and its tenant.
-pub fn caller(
-    caller: &Caller,
-    principal: &EntityUid,
-    out: &mut Vec<Entity>,
-) -> Result<(), EntityAttrEvaluationError> {
+pub fn caller(caller: &Caller, principal: &EntityUid, out: &mut Vec<Entity>) -> Result<(), String> {
     let tenant = uid("Tenant", &caller.tenant);
     let groups: Vec<EntityUid> = caller.groups.iter().map(|g| uid("Group", g)).collect();
     let mut attrs = vec![(
@@ -60,12 +54,15 @@ pub fn caller(
         .claims
         .iter()
         .map(|(k, v)| (k.clone(), RestrictedExpression::new_string(v.clone())));
-    out.push(Entity::new_with_tags(
-        principal.clone(),
-        attrs,
-        groups.iter().cloned().chain([tenant.clone()]),
-        tags,
-    )?);
+    out.push(
+        Entity::new_with_tags(
+            principal.clone(),
+            attrs,
+            groups.iter().cloned().chain([tenant.clone()]),
+            tags,
+        )
+        .map_err(|e| format!("principal: {e}"))?,
+    );
     out.extend(
         groups
             .into_iter()
@@ -86,7 +83,7 @@ pub fn namespace(
     facts: &NamespaceFacts,
     cluster: &EntityUid,
     out: &mut Vec<Entity>,
-) -> Result<(), EntityAttrEvaluationError> {
+) -> Result<(), String> {
     let mut parents = vec![cluster.clone()];
     let mut attrs = Vec::new();
     if let Some(tenant) = &facts.tenant {
@@ -102,12 +99,10 @@ pub fn namespace(
         .labels
         .iter()
         .map(|(k, v)| (k.clone(), RestrictedExpression::new_string(v.clone())));
-    out.push(Entity::new_with_tags(
-        uid("Namespace", name),
-        attrs,
-        parents,
-        tags,
-    )?);
+    out.push(
+        Entity::new_with_tags(uid("Namespace", name), attrs, parents, tags)
+            .map_err(|e| format!("namespace: {e}"))?,
+    );
     Ok(())
 }
 

@@ -169,8 +169,7 @@ fn items(body: &[u8]) -> Result<&RawValue, ToolError> {
 
 fn empty_array() -> &'static RawValue {
     static EMPTY: std::sync::LazyLock<Box<RawValue>> = std::sync::LazyLock::new(|| {
-        RawValue::from_string("[]".to_owned())
-            .unwrap_or_else(|_| unreachable!("[] is valid JSON"))
+        RawValue::from_string("[]".to_owned()).unwrap_or_else(|_| unreachable!("[] is valid JSON"))
     });
     &EMPTY
 }
@@ -197,9 +196,7 @@ fn masked_items(body: &[u8]) -> Result<String, ToolError> {
 pub fn mask_secret(secret: &mut Value) {
     for field in ["data", "stringData"] {
         if let Some(Value::Object(values)) = secret.get_mut(field) {
-            values
-                .values_mut()
-                .for_each(|v| *v = Value::from(MASK));
+            values.values_mut().for_each(|v| *v = Value::from(MASK));
         }
     }
     if let Some(Value::Object(annotations)) = secret.pointer_mut("/metadata/annotations")
@@ -255,18 +252,14 @@ mod tests {
     #[test]
     fn bad_arguments_are_refused_with_a_reason() {
         let unknown = parse(json!({"resourceType": "widgets"})).err();
-        assert!(
-            unknown
-                .map(|e| e.to_string())
-                .is_some_and(|m| m.contains("unsupported resourceType \"widgets\"")
-                    && m.contains("pods"))
-        );
+        assert!(unknown.map(|e| e.to_string()).is_some_and(|m| {
+            m.contains("unsupported resourceType \"widgets\"") && m.contains("pods")
+        }));
         let traversal = parse(json!({"resourceType": "pods", "namespace": "../kube-system"}));
-        assert!(matches!(
-            traversal,
-            Err(ToolError::InvalidArguments { .. })
-        ));
-        let missing = parse(json!({"namespace": "a"})).err().map(|e| e.to_string());
+        assert!(matches!(traversal, Err(ToolError::InvalidArguments { .. })));
+        let missing = parse(json!({"namespace": "a"}))
+            .err()
+            .map(|e| e.to_string());
         assert_eq!(
             missing.as_deref(),
             Some("invalid arguments for `list-resources`: `resourceType` is required")

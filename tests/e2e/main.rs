@@ -1,0 +1,12 @@
+//! End-to-end tests: kubegate served over real TLS, called with real signed JWTs, deciding with
+//! Cedar, and calling a real kube-apiserver (with etcd, RBAC and audit logging) as the caller.
+//! One control plane serves the whole run (see `support::cluster`).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod auth;
+mod kubelet;
+mod list_resources;
+mod mcp;
+mod transport;

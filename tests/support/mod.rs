@@ -1,0 +1,398 @@
+//! Test support shared by the integration tests, the benchmark and the demo's local cluster:
+//! a real control plane ([`cluster`]), the kubelet stand-in ([`kubelet`]), kubegate started
+//! in-process from a real configuration file ([`TestGateway`]), an MCP client over HTTPS
+//! ([`McpClient`]), and tenant seeding.
+// Each including target (tests, bench, example) uses a different part of this module.
+#![allow(dead_code)]
+
+pub mod cluster;
+pub mod kubelet;
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{Api, PostParams};
+use kubegate::config::Config;
+use kubegate::dev::{self, TokenRequest};
+use kubegate::gateway::Gateway;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub use cluster::ControlPlane;
+
+/// The one control plane of this test process, started on first use on a runtime of its own
+/// (which also runs the kubelet stand-in) and stopped when the process exits.
+pub fn cluster() -> &'static ControlPlane {
+    static CLUSTER: OnceLock<ControlPlane> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        kubegate::install_crypto_provider();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let _ = sender.send(Err(anyhow::Error::from(error)));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                remove_dead_runs();
+                let dir =
+                    std::env::temp_dir().join(format!("kubegate-test-{}", std::process::id()));
+                let _ = sender.send(ControlPlane::start(&dir).await);
+                std::future::pending::<()>().await;
+            });
+        });
+        match receiver.recv() {
+            Ok(Ok(plane)) => plane,
+            Ok(Err(error)) => panic!("the test control plane did not start: {error:#}"),
+            Err(_) => panic!("the test control plane's thread died"),
+        }
+    })
+}
+
+/// Removes the folders of earlier test runs whose process is gone (the processes themselves
+/// died with it, by their tether).
+fn remove_dead_runs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("kubegate-test-")) else {
+            continue;
+        };
+        if !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// What a test's kubegate runs with.
+pub struct GatewayOptions {
+    /// Policy files: (file name, Cedar text).
+    pub policies: Vec<(String, String)>,
+    pub non_destructive: bool,
+    pub audit_level: &'static str,
+}
+
+impl Default for GatewayOptions {
+    /// The shipped tenant-isolation and platform-admin policies.
+    fn default() -> Self {
+        let shipped = |name: &str| -> (String, String) {
+            let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("policies")
+                .join(name);
+            (
+                name.to_owned(),
+                std::fs::read_to_string(path).unwrap_or_default(),
+            )
+        };
+        GatewayOptions {
+            policies: vec![
+                shipped("tenant-isolation.cedar"),
+                shipped("platform-admins.cedar"),
+            ],
+            non_destructive: false,
+            audit_level: "request",
+        }
+    }
+}
+
+/// A kubegate served in-process on a free port, configured through a real configuration file.
+pub struct TestGateway {
+    /// `https://127.0.0.1:<port>/mcp`.
+    pub url: String,
+    pub audit_log: PathBuf,
+    pub ca_pem: String,
+    pub config_file: PathBuf,
+    issuer_key: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestGateway {
+    /// Starts kubegate on the current runtime against the shared control plane.
+    pub async fn start(options: GatewayOptions) -> Result<TestGateway> {
+        let plane = cluster();
+        let dir = tempfile::tempdir()?;
+        let pki = dev::write_dev_pki(
+            &dir.path().join("certs"),
+            &["127.0.0.1", "localhost"],
+            false,
+        )?;
+        plane.write_kubeconfig("kubegate", &dir.path().join("kubegate.kubeconfig"))?;
+        let mut policy_files = Vec::new();
+        for (name, text) in &options.policies {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text)?;
+            policy_files.push(format!("{:?}", path.display().to_string()));
+        }
+        let config_file = dir.path().join("kubegate.toml");
+        std::fs::write(
+            &config_file,
+            format!(
+                r#"
+listen = "127.0.0.1:0"
+cluster_name = "local"
+
+[tls]
+cert = "certs/server.pem"
+key = "certs/server-key.pem"
+
+[auth]
+issuer = "{issuer}"
+audiences = ["{audience}"]
+keys = [{{ file = "certs/dev-issuer.pub.pem", algorithm = "ES256" }}]
+
+[kubernetes]
+kubeconfig = "kubegate.kubeconfig"
+
+[policy]
+files = [{files}]
+non_destructive = {non_destructive}
+
+[audit]
+path = "audit.log"
+level = "{level}"
+"#,
+                issuer = dev::DEV_ISSUER,
+                audience = dev::DEV_AUDIENCE,
+                files = policy_files.join(", "),
+                non_destructive = options.non_destructive,
+                level = options.audit_level,
+            ),
+        )?;
+        let config = Config::load(&config_file)?;
+        let tls = kubegate::tls::server_config(&config.tls.cert, &config.tls.key)?;
+        let gateway = Arc::new(Gateway::start(&config).await?);
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let port = listener.local_addr()?.port();
+        let (shutdown, stop) = oneshot::channel::<()>();
+        tokio::spawn(kubegate::http::serve(gateway, tls, listener, async move {
+            let _ = stop.await;
+        }));
+        Ok(TestGateway {
+            url: format!("https://127.0.0.1:{port}/mcp"),
+            audit_log: config.audit.path.clone(),
+            ca_pem: std::fs::read_to_string(&pki.ca_cert)?,
+            config_file,
+            issuer_key: std::fs::read_to_string(&pki.issuer_key)?,
+            shutdown: Some(shutdown),
+            _dir: dir,
+        })
+    }
+
+    /// A dev token for `user` in `tenant` with `groups`, signed by this gateway's dev issuer.
+    pub fn token(&self, user: &str, groups: &[&str], tenant: &str) -> String {
+        dev::mint_token(
+            self.issuer_key.as_bytes(),
+            &TokenRequest {
+                issuer: dev::DEV_ISSUER.to_owned(),
+                audience: dev::DEV_AUDIENCE.to_owned(),
+                subject: user.to_owned(),
+                groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+                tenant: Some(tenant.to_owned()),
+                email: None,
+                lifetime: Duration::from_secs(3600),
+            },
+        )
+        .unwrap_or_else(|e| panic!("minting a dev token: {e}"))
+    }
+
+    /// The audit records written so far.
+    pub fn audit_records(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.audit_log)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or(Value::Null))
+            .collect()
+    }
+
+    /// An MCP client that trusts this gateway's dev CA.
+    pub fn client(&self) -> McpClient {
+        McpClient::new(&self.url, &self.ca_pem)
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// An HTTP answer from kubegate.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: reqwest::StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+/// Speaks MCP's Streamable HTTP (JSON responses) over HTTPS, trusting one CA.
+#[derive(Clone)]
+pub struct McpClient {
+    pub http: reqwest::Client,
+    pub url: String,
+}
+
+impl McpClient {
+    pub fn new(url: &str, ca_pem: &str) -> McpClient {
+        kubegate::install_crypto_provider();
+        let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())
+            .unwrap_or_else(|e| panic!("the dev CA must parse: {e}"));
+        let http = reqwest::Client::builder()
+            .tls_certs_only([ca])
+            .build()
+            .unwrap_or_else(|e| panic!("building the HTTPS client: {e}"));
+        McpClient {
+            http,
+            url: url.to_owned(),
+        }
+    }
+
+    /// POSTs a raw body with the given headers.
+    pub async fn post_raw(
+        &self,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Answer> {
+        let mut request = self.http.post(&self.url).body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.context("POST to kubegate")?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(Answer {
+            status,
+            headers,
+            body,
+            text,
+        })
+    }
+
+    /// POSTs one JSON-RPC message as JSON.
+    pub async fn post(&self, token: Option<&str>, message: &Value) -> Result<Answer> {
+        self.post_raw(
+            token,
+            &[
+                ("content-type", "application/json"),
+                ("accept", "application/json, text/event-stream"),
+            ],
+            serde_json::to_vec(message)?,
+        )
+        .await
+    }
+
+    /// Calls a tool (statelessly) and returns the JSON-RPC `result`.
+    pub async fn call_tool(&self, token: &str, name: &str, arguments: Value) -> Result<Value> {
+        let answer = self
+            .post(
+                Some(token),
+                &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                        "params": {"name": name, "arguments": arguments}}),
+            )
+            .await?;
+        if answer.status != reqwest::StatusCode::OK {
+            bail!("tools/call answered {}: {}", answer.status, answer.text);
+        }
+        answer
+            .body
+            .get("result")
+            .cloned()
+            .with_context(|| format!("no result in {}", answer.text))
+    }
+}
+
+/// The text of a tool result, and whether it is an error.
+pub fn tool_text(result: &Value) -> (String, bool) {
+    (
+        result["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        result["isError"].as_bool().unwrap_or(true),
+    )
+}
+
+/// Creates a namespace labelled for `tenant` and binds `cluster_role` ([`cluster::VIEW_ROLE`],
+/// [`cluster::EDIT_ROLE`]) to `group`
+/// in it (Kubernetes RBAC).
+pub async fn tenant_namespace(
+    admin: &kube::Client,
+    name: &str,
+    tenant: Option<&str>,
+    group: &str,
+    cluster_role: &str,
+) -> Result<()> {
+    let mut labels = serde_json::Map::new();
+    if let Some(tenant) = tenant {
+        labels.insert(kubegate::config::DEFAULT_TENANT_LABEL.into(), tenant.into());
+    }
+    let namespace: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}}))?;
+    Api::<Namespace>::all(admin.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .with_context(|| format!("creating namespace {name}"))?;
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": format!("{group}-{cluster_role}"), "namespace": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
+    }))?;
+    Api::<RoleBinding>::namespaced(admin.clone(), name)
+        .create(&PostParams::default(), &binding)
+        .await
+        .with_context(|| format!("binding view in {name}"))?;
+    Ok(())
+}
+
+/// Lets `group` view the whole cluster (idempotent: tests share the control plane).
+pub async fn cluster_view_for_group(admin: &kube::Client, group: &str) -> Result<()> {
+    let binding: k8s_openapi::api::rbac::v1::ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": format!("{group}-view")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster::VIEW_ROLE},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
+    }))?;
+    match Api::all(admin.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Waits until `check` holds, polling (for caches fed by watches).
+pub async fn eventually<F, Fut>(what: &str, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("{what} did not happen within 5 s")
+}
