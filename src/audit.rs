@@ -102,6 +102,7 @@ pub struct AuditDecision {
 
 /// One request kubegate made to the API server on the caller's behalf.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
 pub struct KubeCall {
     pub verb: &'static str,
     pub uri: String,
@@ -109,6 +110,8 @@ pub struct KubeCall {
     /// The API server's `Audit-Id` response header: the join key to the cluster's audit log.
     #[serde(rename = "auditID", skip_serializing_if = "Option::is_none")]
     pub audit_id: Option<String>,
+    /// From sending the request to the end of the answer's body, in microseconds.
+    pub latency_micros: u64,
 }
 
 /// How the request ended.

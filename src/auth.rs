@@ -3,8 +3,11 @@
 //! A request without a token, or with one that does not verify against a configured key,
 //! issuer and audience, never gets further: the HTTP layer answers it with 401.
 
+mod cache;
+
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
@@ -95,6 +98,7 @@ struct VerificationKey {
 /// Verifies bearer JWTs and maps their claims to a [`Caller`].
 pub struct Authenticator {
     keys: Vec<VerificationKey>,
+    verified: cache::TokenCache,
     username_claim: String,
     groups_claim: String,
     tenant_claim: String,
@@ -112,6 +116,7 @@ impl Authenticator {
             .collect::<Result<_, _>>()?;
         Ok(Authenticator {
             keys,
+            verified: cache::TokenCache::default(),
             username_claim: config.username_claim.clone(),
             groups_claim: config.groups_claim.clone(),
             tenant_claim: config.tenant_claim.clone(),
@@ -121,8 +126,22 @@ impl Authenticator {
     }
 
     /// Verifies the `Authorization` header's bearer token and returns the caller it names.
-    pub fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Caller, AuthError> {
+    /// A token verified before and not yet expired is answered from memory.
+    pub fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Arc<Caller>, AuthError> {
         let token = bearer_token(authorization)?;
+        let now = jiff::Timestamp::now().as_second();
+        if let Some(caller) = self.verified.get(token, now) {
+            return Ok(caller);
+        }
+        let (caller, expires) = self.verify(token)?;
+        let caller = Arc::new(caller);
+        self.verified
+            .insert(token, Arc::clone(&caller), expires, now);
+        Ok(caller)
+    }
+
+    /// Verifies a token's signature and claims; returns the caller and the token's `exp`.
+    fn verify(&self, token: &str) -> Result<(Caller, i64), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(AuthError::Malformed)?;
         let candidates = self.keys.iter().filter(|k| {
             k.validation.algorithms.contains(&header.alg)
@@ -132,7 +151,11 @@ impl Authenticator {
         let mut first_error = None;
         for key in candidates {
             match verify(token, key) {
-                Ok(claims) => return self.caller_from_claims(claims),
+                Ok(claims) => {
+                    // Validation requires `exp`; a token without a numeric one is never cached.
+                    let expires = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+                    return Ok((self.caller_from_claims(claims)?, expires));
+                }
                 Err(error) => {
                     first_error.get_or_insert(error);
                 }

@@ -66,6 +66,10 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Small answers (and HTTP/2 control frames) must not wait for the peer's delayed ACKs.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(client.ip = %peer.ip(), %error, "cannot set TCP_NODELAY");
+        }
         let acceptor = acceptor.clone();
         let gateway = Arc::clone(&gateway);
         let builder = builder.clone();
@@ -191,7 +195,7 @@ async fn exchange(
     let (parts, body) = request.into_parts();
     let body = read_body(body).await?;
     let incoming = Incoming {
-        caller: Arc::new(caller),
+        caller,
         source_ip: peer.ip(),
         transport: TRANSPORT,
         session_id: header_str(&parts.headers, SESSION_HEADER),

@@ -238,42 +238,45 @@ impl Impersonated<'_> {
         let request = request
             .body(kube::client::Body::empty())
             .map_err(|e| KubeError::Decode(e.to_string()))?;
-        let uri = uri.to_owned();
-        let response = self.kube.client.send(request).await;
-        let response = match response {
+        let started = std::time::Instant::now();
+        let mut call = KubeCall {
+            verb,
+            uri: uri.to_owned(),
+            code: 0,
+            audit_id: None,
+            latency_micros: 0,
+        };
+        let response = match self.kube.client.send(request).await {
             Ok(response) => response,
             Err(error) => {
-                self.calls.push(KubeCall {
-                    verb,
-                    uri,
-                    code: 0,
-                    audit_id: None,
-                });
+                call.latency_micros = micros_since(started);
+                self.calls.push(call);
                 return Err(KubeError::Request(error));
             }
         };
         let status = response.status();
-        self.calls.push(KubeCall {
-            verb,
-            uri,
-            code: status.as_u16(),
-            audit_id: response
-                .headers()
-                .get("Audit-Id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-        });
+        call.code = status.as_u16();
+        call.audit_id = response
+            .headers()
+            .get("Audit-Id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
             .collect()
-            .await
-            .map_err(|_| KubeError::ReadBody)?
-            .to_bytes();
+            .await;
+        call.latency_micros = micros_since(started);
+        self.calls.push(call);
+        let body = body.map_err(|_| KubeError::ReadBody)?.to_bytes();
         if status.is_success() {
             Ok(body)
         } else {
             Err(api_error(status, &body))
         }
     }
+}
+
+fn micros_since(started: std::time::Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Turns a failed answer (a `metav1.Status`, usually) into an error that quotes Kubernetes.

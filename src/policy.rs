@@ -15,7 +15,7 @@
 mod entities;
 pub mod schema;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -23,10 +23,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use cedar_policy::{
-    Authorizer, Context, Decision, Entities, EntityUid, Policy, PolicyId, PolicySet, Request,
-    Schema, ValidationMode, Validator,
+    Authorizer, Decision, Entities, EntityUid, Policy, PolicyId, PolicySet, Request, Schema,
+    ValidationMode, Validator,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::auth::Caller;
 
@@ -215,8 +215,11 @@ pub struct PolicyEngine {
     schema: Schema,
     policies: PolicySet,
     authorizer: Authorizer,
-    /// The action entities (and their groups) from the schema, added to every request.
-    action_entities: Vec<cedar_policy::Entity>,
+    /// Per action: its entity and its groups' (from the schema), all a request needs of them.
+    actions: HashMap<String, Vec<cedar_policy::Entity>>,
+    extension_values: entities::ExtensionValues,
+    /// Each policy's `@reason`, read once at load (Cedar parses the key on every lookup).
+    reasons: HashMap<PolicyId, String>,
     cluster: EntityUid,
 }
 
@@ -287,16 +290,34 @@ impl PolicyEngine {
                 .collect();
             return Err(PolicyError::Validation(problems.join("\n")));
         }
-        let action_entities = schema
+        let all_actions = schema
             .action_entities()
-            .map_err(|e| PolicyError::Schema(e.to_string()))?
-            .into_iter()
+            .map_err(|e| PolicyError::Schema(e.to_string()))?;
+        let by_uid: HashMap<EntityUid, cedar_policy::Entity> =
+            all_actions.iter().map(|e| (e.uid(), e.clone())).collect();
+        let actions = by_uid
+            .iter()
+            .map(|(uid, entity)| {
+                let groups = all_actions
+                    .ancestors(uid)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|group| by_uid.get(group).cloned());
+                let chain = std::iter::once(entity.clone()).chain(groups).collect();
+                (uid.id().unescaped().to_owned(), chain)
+            })
+            .collect();
+        let reasons = policies
+            .policies()
+            .filter_map(|p| Some((p.id().clone(), p.annotation("reason")?.to_owned())))
             .collect();
         Ok(PolicyEngine {
             schema,
             policies,
+            reasons,
             authorizer: Authorizer::new(),
-            action_entities,
+            actions,
+            extension_values: entities::ExtensionValues::default(),
             cluster: entities::uid("Cluster", cluster),
         })
     }
@@ -361,8 +382,7 @@ impl PolicyEngine {
         let reasons: Vec<String> = response
             .diagnostics()
             .reason()
-            .filter_map(|id| self.policies.annotation(id, "reason"))
-            .map(str::to_owned)
+            .filter_map(|id| self.reasons.get(id).cloned())
             .collect();
         let errors: Vec<String> = response
             .diagnostics()
@@ -395,21 +415,25 @@ impl PolicyEngine {
         facts: &RequestFacts,
         namespaces: &dyn NamespaceDirectory,
     ) -> Result<(Request, Entities), String> {
-        let mut context = json!({ "request": entities::request_record(facts) });
-        if let Some(arguments) = arguments {
-            context["arguments"] = arguments.clone();
-        }
-        let context = Context::from_json_value(context, Some((&self.schema, action)))
-            .map_err(|e| format!("context: {e}"))?;
+        let context = entities::context(arguments, facts, &self.extension_values)?;
+        // Validating each request against the schema costs more than the decision itself, so
+        // only debug builds (the tests) do it, proving that kubegate builds requests of the
+        // schema's types. In release a mistyped request still cannot permit: evaluating it
+        // errors, and an error refuses.
+        let schema = cfg!(debug_assertions).then_some(&self.schema);
         let request = Request::new(
             principal.clone(),
             action.clone(),
             resource.clone(),
             context,
-            Some(&self.schema),
+            schema,
         )
         .map_err(|e| format!("request: {e}"))?;
-        let mut all = self.action_entities.clone();
+        let mut all = self
+            .actions
+            .get(action.id().unescaped())
+            .cloned()
+            .ok_or_else(|| format!("the schema has no action {action}"))?;
         entities::caller(caller, principal, &mut all)?;
         all.push(entities::cluster(&self.cluster));
         if let Target::Namespace(name) = target {

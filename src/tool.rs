@@ -8,7 +8,7 @@
 mod arguments;
 mod list_resources;
 
-pub use list_resources::ListResources;
+pub use list_resources::{ListResources, items as list_items};
 
 use serde_json::{Map, Value, json};
 

@@ -40,6 +40,7 @@ fn records_are_appended_one_json_line_each_in_the_kubernetes_shape() {
         uri: "/api/v1/namespaces/team-a/pods".into(),
         code: 200,
         audit_id: Some("abc".into()),
+        latency_micros: 1200,
     });
     log.write(&mut first).unwrap_or_else(|e| panic!("{e}"));
     let mut second = record(log.level());
@@ -58,6 +59,7 @@ fn records_are_appended_one_json_line_each_in_the_kubernetes_shape() {
     assert_eq!(one["mcp"]["tool"], "list-resources");
     assert_eq!(one["arguments"]["namespace"], "team-a");
     assert_eq!(one["kube"][0]["auditID"], "abc");
+    assert_eq!(one["kube"][0]["latencyMicros"], 1200);
     assert_eq!(one["outcome"], "success");
     assert!(
         one["requestReceivedTimestamp"]

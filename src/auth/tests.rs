@@ -4,6 +4,8 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
+use std::sync::Arc;
+
 use super::*;
 use crate::config::{AuthConfig, KeyConfig};
 use crate::dev::{self, IssuerKey, TokenRequest};
@@ -234,7 +236,7 @@ fn claims_must_name_a_usable_identity() {
         json!({"sub": "a", "tenant": "t", "groups": "g"}),
     ))));
     assert_eq!(
-        single_group.ok().map(|c| c.groups),
+        single_group.ok().map(|c| c.groups.clone()),
         Some(vec!["g".to_owned()])
     );
 }
@@ -259,4 +261,34 @@ fn setup_refuses_shared_secrets_and_unreadable_keys() {
         Authenticator::from_config(&config(garbage, "")),
         Err(AuthSetupError::ParseKey { .. })
     ));
+}
+
+#[test]
+fn a_verified_token_is_remembered_until_it_expires_and_only_then() {
+    let f = fixture("");
+    let token = dev::mint_token(
+        f.key.private_pem.as_bytes(),
+        &request("alice", &["devs"], Some("team-a")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let first = f
+        .auth
+        .authenticate(Some(&bearer(&token)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let second = f
+        .auth
+        .authenticate(Some(&bearer(&token)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        Arc::ptr_eq(&first, &second),
+        "the second call is answered from the cache"
+    );
+    // A tampered copy of a cached token is not the cached token (one signature character changed;
+    // not the last, whose low bits are padding).
+    let mut tampered: Vec<char> = token.chars().collect();
+    let at = tampered.len() - 10;
+    tampered[at] = if tampered[at] == 'A' { 'B' } else { 'A' };
+    let tampered: String = tampered.into_iter().collect();
+    assert!(f.auth.authenticate(Some(&bearer(&tampered))).is_err());
+    assert_eq!(f.auth.verified.len(), 1, "failures are not cached");
 }

@@ -1,11 +1,13 @@
 //! Builds the Cedar entities of one request: the calling `User` with its `Group`s and `Tenant`,
 //! the `Cluster`, and a target `Namespace` whose labels are its tags.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
 
-use cedar_policy::{Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
-use serde_json::{Value, json};
+use cedar_policy::{Context, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
+use serde_json::Value;
 
 use super::{NamespaceFacts, RequestFacts};
 use crate::auth::Caller;
@@ -106,17 +108,104 @@ pub fn namespace(
     Ok(())
 }
 
-/// The context's `request` record, as JSON that the schema turns into typed Cedar values.
-pub fn request_record(facts: &RequestFacts) -> Value {
-    let mut record = json!({
-        "transport": facts.transport,
-        "sourceIp": facts.source_ip.to_string(),
-        "protocolVersion": facts.protocol_version,
-        // Cedar's datetime() takes milliseconds at most.
-        "time": facts.time.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-    });
-    if let Some(session) = &facts.session_id {
-        record["sessionId"] = Value::from(session.as_str());
+/// Cedar's extension values (`ip(..)`, `datetime(..)`) for the context, kept once made: making
+/// one re-parses the extension's name with Cedar's full grammar, which costs more than a decision.
+#[derive(Default)]
+pub struct ExtensionValues {
+    ips: Mutex<HashMap<IpAddr, RestrictedExpression>>,
+    /// The `datetime` of the current second. `context.request.time` has second precision.
+    second: Mutex<Option<(i64, RestrictedExpression)>>,
+}
+
+/// Source addresses remembered at most; beyond, the memory starts over.
+const MAX_REMEMBERED_IPS: usize = 1024;
+
+impl ExtensionValues {
+    fn ip(&self, ip: IpAddr) -> RestrictedExpression {
+        let mut ips = self.ips.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(value) = ips.get(&ip) {
+            return value.clone();
+        }
+        if ips.len() >= MAX_REMEMBERED_IPS {
+            ips.clear();
+        }
+        let value = RestrictedExpression::new_ip(ip.to_string());
+        ips.insert(ip, value.clone());
+        value
     }
-    record
+
+    fn time(&self, time: jiff::Timestamp) -> RestrictedExpression {
+        let second = time.as_second();
+        let mut current = self.second.lock().unwrap_or_else(|e| e.into_inner());
+        match current.as_ref() {
+            Some((at, value)) if *at == second => value.clone(),
+            _ => {
+                let value = RestrictedExpression::new_datetime(
+                    time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                );
+                *current = Some((second, value.clone()));
+                value
+            }
+        }
+    }
+}
+
+/// The request's context: `arguments` (already typed by the tool) and `request`.
+pub fn context(
+    arguments: Option<&Value>,
+    facts: &RequestFacts,
+    values: &ExtensionValues,
+) -> Result<Context, String> {
+    let mut request = vec![
+        (
+            "transport".to_owned(),
+            RestrictedExpression::new_string(facts.transport.to_owned()),
+        ),
+        ("sourceIp".to_owned(), values.ip(facts.source_ip)),
+        (
+            "protocolVersion".to_owned(),
+            RestrictedExpression::new_string(facts.protocol_version.clone()),
+        ),
+        ("time".to_owned(), values.time(facts.time)),
+    ];
+    if let Some(session) = &facts.session_id {
+        request.push((
+            "sessionId".to_owned(),
+            RestrictedExpression::new_string(session.clone()),
+        ));
+    }
+    let mut pairs = vec![(
+        "request".to_owned(),
+        RestrictedExpression::new_record(request).map_err(|e| format!("context: {e}"))?,
+    )];
+    if let Some(arguments) = arguments {
+        pairs.push(("arguments".to_owned(), restricted(arguments)?));
+    }
+    Context::from_pairs(pairs).map_err(|e| format!("context: {e}"))
+}
+
+/// A JSON value as a Cedar value (strings, booleans, integers, lists as sets, objects as records).
+fn restricted(value: &Value) -> Result<RestrictedExpression, String> {
+    Ok(match value {
+        Value::String(s) => RestrictedExpression::new_string(s.clone()),
+        Value::Bool(b) => RestrictedExpression::new_bool(*b),
+        Value::Number(n) => RestrictedExpression::new_long(
+            n.as_i64()
+                .ok_or_else(|| format!("argument {n} is not a whole number"))?,
+        ),
+        Value::Array(items) => RestrictedExpression::new_set(
+            items
+                .iter()
+                .map(restricted)
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Value::Object(fields) => RestrictedExpression::new_record(
+            fields
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), restricted(v)?)))
+                .collect::<Result<Vec<_>, String>>()?,
+        )
+        .map_err(|e| format!("arguments: {e}"))?,
+        Value::Null => return Err("arguments hold a null".to_owned()),
+    })
 }

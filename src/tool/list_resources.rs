@@ -153,7 +153,7 @@ impl ListResources {
 }
 
 /// The `items` of a list response, as the API server wrote them (no re-encoding).
-fn items(body: &[u8]) -> Result<&RawValue, ToolError> {
+pub fn items(body: &[u8]) -> Result<&RawValue, ToolError> {
     #[derive(Deserialize)]
     struct List<'a> {
         #[serde(borrow)]

@@ -107,22 +107,22 @@ impl Default for GatewayOptions {
     }
 }
 
-/// A kubegate served in-process on a free port, configured through a real configuration file.
-pub struct TestGateway {
-    /// `https://127.0.0.1:<port>/mcp`.
-    pub url: String,
-    pub audit_log: PathBuf,
-    pub ca_pem: String,
+/// A kubegate configuration written to a temporary folder: certificates, dev issuer key,
+/// kubeconfig for kubegate's identity, policy files and `kubegate.toml`.
+pub struct GatewayFiles {
+    pub dir: tempfile::TempDir,
     pub config_file: PathBuf,
-    issuer_key: String,
-    shutdown: Option<oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
+    pub ca_pem: String,
+    pub issuer_key: String,
 }
 
-impl TestGateway {
-    /// Starts kubegate on the current runtime against the shared control plane.
-    pub async fn start(options: GatewayOptions) -> Result<TestGateway> {
-        let plane = cluster();
+impl GatewayFiles {
+    /// Writes a configuration for the shared control plane, listening on `listen`.
+    pub fn write(
+        plane: &ControlPlane,
+        options: &GatewayOptions,
+        listen: &str,
+    ) -> Result<GatewayFiles> {
         let dir = tempfile::tempdir()?;
         let pki = dev::write_dev_pki(
             &dir.path().join("certs"),
@@ -141,7 +141,7 @@ impl TestGateway {
             &config_file,
             format!(
                 r#"
-listen = "127.0.0.1:0"
+listen = "{listen}"
 cluster_name = "local"
 
 [tls]
@@ -171,27 +171,15 @@ level = "{level}"
                 level = options.audit_level,
             ),
         )?;
-        let config = Config::load(&config_file)?;
-        let tls = kubegate::tls::server_config(&config.tls.cert, &config.tls.key)?;
-        let gateway = Arc::new(Gateway::start(&config).await?);
-        let listener = tokio::net::TcpListener::bind(config.listen).await?;
-        let port = listener.local_addr()?.port();
-        let (shutdown, stop) = oneshot::channel::<()>();
-        tokio::spawn(kubegate::http::serve(gateway, tls, listener, async move {
-            let _ = stop.await;
-        }));
-        Ok(TestGateway {
-            url: format!("https://127.0.0.1:{port}/mcp"),
-            audit_log: config.audit.path.clone(),
+        Ok(GatewayFiles {
             ca_pem: std::fs::read_to_string(&pki.ca_cert)?,
-            config_file,
             issuer_key: std::fs::read_to_string(&pki.issuer_key)?,
-            shutdown: Some(shutdown),
-            _dir: dir,
+            config_file,
+            dir,
         })
     }
 
-    /// A dev token for `user` in `tenant` with `groups`, signed by this gateway's dev issuer.
+    /// A dev token for `user` in `tenant` with `groups`, signed by this configuration's issuer.
     pub fn token(&self, user: &str, groups: &[&str], tenant: &str) -> String {
         dev::mint_token(
             self.issuer_key.as_bytes(),
@@ -206,6 +194,44 @@ level = "{level}"
             },
         )
         .unwrap_or_else(|e| panic!("minting a dev token: {e}"))
+    }
+}
+
+/// A kubegate served in-process on a free port, configured through a real configuration file.
+pub struct TestGateway {
+    /// `https://127.0.0.1:<port>/mcp`.
+    pub url: String,
+    pub audit_log: PathBuf,
+    pub ca_pem: String,
+    files: GatewayFiles,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl TestGateway {
+    /// Starts kubegate on the current runtime against the shared control plane.
+    pub async fn start(options: GatewayOptions) -> Result<TestGateway> {
+        let files = GatewayFiles::write(cluster(), &options, "127.0.0.1:0")?;
+        let config = Config::load(&files.config_file)?;
+        let tls = kubegate::tls::server_config(&config.tls.cert, &config.tls.key)?;
+        let gateway = Arc::new(Gateway::start(&config).await?);
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let port = listener.local_addr()?.port();
+        let (shutdown, stop) = oneshot::channel::<()>();
+        tokio::spawn(kubegate::http::serve(gateway, tls, listener, async move {
+            let _ = stop.await;
+        }));
+        Ok(TestGateway {
+            url: format!("https://127.0.0.1:{port}/mcp"),
+            audit_log: config.audit.path.clone(),
+            ca_pem: files.ca_pem.clone(),
+            files,
+            shutdown: Some(shutdown),
+        })
+    }
+
+    /// A dev token for `user` in `tenant` with `groups`, signed by this gateway's dev issuer.
+    pub fn token(&self, user: &str, groups: &[&str], tenant: &str) -> String {
+        self.files.token(user, groups, tenant)
     }
 
     /// The audit records written so far.
