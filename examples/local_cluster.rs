@@ -25,14 +25,24 @@ async fn main() -> Result<()> {
     let admin_kubeconfig = plane.dir.join("admin.kubeconfig");
     plane.write_kubeconfig("admin", &admin_kubeconfig)?;
     plane.write_kubeconfig("kubegate", &plane.dir.join("kubegate.kubeconfig"))?;
-    let env = format!(
-        "KUBE_API_URL={}\nKUBE_ADMIN_KUBECONFIG={}\nKUBE_AUDIT_LOG={}\nKUBE_CONTAINER_LOGS={}\nKUBE_NODE_NAME={}\n",
-        plane.url,
-        admin_kubeconfig.display(),
-        plane.audit_log.display(),
-        plane.container_logs.display(),
-        NODE_NAME,
-    );
+    let facts = [
+        ("KUBE_API_URL", plane.url.clone()),
+        (
+            "KUBE_ADMIN_KUBECONFIG",
+            admin_kubeconfig.display().to_string(),
+        ),
+        ("KUBE_AUDIT_LOG", plane.audit_log.display().to_string()),
+        (
+            "KUBE_CONTAINER_LOGS",
+            plane.container_logs.display().to_string(),
+        ),
+        ("KUBE_NODE_NAME", NODE_NAME.to_owned()),
+    ];
+    // Single-quoted for the shell, with any single quote in a value escaped.
+    let env: String = facts
+        .iter()
+        .map(|(name, value)| format!("{name}='{}'\n", value.replace('\'', r"'\''")))
+        .collect();
     std::fs::write(plane.dir.join("cluster.env"), env)?;
     std::fs::write(plane.dir.join("ready"), "")?;
     eprintln!("local control plane serving at {}", plane.url);

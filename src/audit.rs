@@ -1,8 +1,8 @@
 //! Writes one audit record per MCP request as a JSON line, shaped after Kubernetes' `audit.k8s.io/v1`
 //! `Event` so that people who read the cluster's audit log can read kubegate's without a manual.
 //!
-//! Each record is handed to the kernel with a single `write(2)` before the response leaves, so a
-//! killed kubegate process loses no record it has answered for. A record that cannot be written
+//! Each record is one line handed to the kernel (one `write_all` on a file opened for appending)
+//! before the response leaves, so a killed kubegate process loses no record it has answered for. A record that cannot be written
 //! turns the response into an error: nothing is answered that was not recorded.
 
 use std::io::Write;
@@ -98,6 +98,17 @@ pub struct AuditDecision {
     pub reasons: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// Further actions decided for the call, such as `reveal-secrets`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<AuditGrant>,
+}
+
+/// A further action decided for a call (`reveal-secrets`), and the policies that decided it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditGrant {
+    pub action: &'static str,
+    pub allowed: bool,
+    pub policies: Vec<String>,
 }
 
 /// One request kubegate made to the API server on the caller's behalf.

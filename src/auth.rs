@@ -324,9 +324,14 @@ fn kubernetes_name(prefix: &str, value: &str, claim: &str) -> Result<String, Aut
     Ok(name)
 }
 
-/// Names travel in HTTP headers (`Impersonate-User`): visible ASCII and spaces only.
+/// Names travel in HTTP headers (`Impersonate-User`): visible ASCII and inner spaces only. Edge
+/// spaces are refused because the API server trims header values: Cedar would judge `"alice "`
+/// while Kubernetes saw `alice`.
 fn check_printable(value: &str, claim: &str) -> Result<(), AuthError> {
-    if value.len() > 253 || !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    if value.len() > 253
+        || value.trim() != value
+        || !value.bytes().all(|b| (0x20..0x7f).contains(&b))
+    {
         return Err(AuthError::Claim {
             claim: claim.to_owned(),
             problem: "holds characters or a length kubegate cannot pass to Kubernetes",

@@ -69,7 +69,7 @@ pub struct AuthConfig {
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
     pub file: PathBuf,
-    /// `RS256`, `RS384`, `RS512`, `PS256`, `ES256` or `ES384`.
+    /// `RS256`, `RS384`, `RS512`, `PS256`, `PS384`, `PS512`, `ES256` or `ES384`.
     pub algorithm: String,
     /// If set, only tokens whose header names this `kid` are checked against this key.
     #[serde(default)]

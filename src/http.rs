@@ -2,7 +2,9 @@
 //! `/healthz` and `/readyz`, and is the one place where errors become HTTP statuses.
 //!
 //! Every `POST /mcp` leaves exactly one audit record, whatever its fate (401s included), and the
-//! response is sent only once the record is written.
+//! response is sent only once the record is written. Each exchange runs as its own task, so a
+//! client that resets its stream or drops the connection mid-call cannot cut it short: the call
+//! finishes and is recorded, and shutdown waits for it.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -16,13 +18,15 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming as IncomingBody;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
 use serde_json::Value;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::task::TaskTracker;
 
 use crate::audit::{AuditError, AuditRecord, Outcome};
 use crate::auth::AuthError;
@@ -35,6 +39,10 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// On shutdown, open requests get this long to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// An HTTP/1.1 client gets this long to send a request's headers (slow clients hold sockets).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// At most this many connections at once; beyond, new ones wait to be accepted.
+const MAX_CONNECTIONS: usize = 4096;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const PROTOCOL_HEADER: &str = "mcp-protocol-version";
@@ -51,9 +59,23 @@ pub async fn serve(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let exchanges = TaskTracker::new();
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&connections).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -74,7 +96,9 @@ pub async fn serve(
         let gateway = Arc::clone(&gateway);
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let exchanges = exchanges.clone();
         tokio::spawn(async move {
+            let _connection_slot = permit;
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
@@ -87,8 +111,10 @@ pub async fn serve(
                 }
             };
             let service = service_fn(move |request| {
-                let gateway = Arc::clone(&gateway);
-                async move { Ok::<_, Infallible>(route(&gateway, peer, request).await) }
+                // Routed (and an MCP exchange spawned) now, not when hyper first polls the
+                // returned future: hyper may drop that future unpolled if the client hangs up.
+                let routed = route(Arc::clone(&gateway), &exchanges, peer, request);
+                async move { Ok::<_, Infallible>(routed.response().await) }
             });
             let connection = builder.serve_connection(TokioIo::new(tls), service);
             if let Err(error) = watcher.watch(connection.into_owned()).await {
@@ -102,6 +128,14 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("open connections did not finish within the shutdown grace period");
+    }
+    // Exchanges whose connections are gone still finish and write their audit records.
+    exchanges.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, exchanges.wait())
+        .await
+        .is_err()
+    {
+        tracing::error!("MCP exchanges still running at shutdown; their audit records are lost");
     }
 }
 
@@ -120,16 +154,41 @@ enum HttpError {
     BodyRead,
     #[error("kubegate could not write its audit record, so it refuses to answer")]
     Audit(#[source] AuditError),
+    #[error("kubegate failed while answering; the failure is in its log")]
+    Internal,
 }
 
-async fn route(
-    gateway: &Gateway,
+/// Where a request went: an MCP exchange running as its own task, or an answer already made.
+enum Routed {
+    Exchange(tokio::task::JoinHandle<Response<Body>>),
+    Ready(Response<Body>),
+}
+
+impl Routed {
+    async fn response(self) -> Response<Body> {
+        match self {
+            Routed::Exchange(exchange) => exchange.await.unwrap_or_else(|error| {
+                tracing::error!(%error, "an MCP exchange failed");
+                error_response(&HttpError::Internal)
+            }),
+            Routed::Ready(response) => response,
+        }
+    }
+}
+
+fn route(
+    gateway: Arc<Gateway>,
+    exchanges: &TaskTracker,
     peer: SocketAddr,
     request: Request<IncomingBody>,
-) -> Response<Body> {
-    match (request.method(), request.uri().path()) {
-        (&Method::POST, "/mcp") => post_mcp(gateway, peer, request).await,
-        (&Method::DELETE, "/mcp") => delete_session(gateway, request.headers()),
+) -> Routed {
+    let response = match (request.method(), request.uri().path()) {
+        // Its own task: dropping the connection's future (a reset stream, a closed connection)
+        // does not cancel a call that may already have reached Kubernetes, nor its audit record.
+        (&Method::POST, "/mcp") => {
+            return Routed::Exchange(exchanges.spawn(post_mcp(gateway, peer, request)));
+        }
+        (&Method::DELETE, "/mcp") => delete_session(&gateway, request.headers()),
         (&Method::GET, "/mcp") => plain(
             StatusCode::METHOD_NOT_ALLOWED,
             "kubegate does not open a server-to-client stream; POST MCP messages to /mcp\n",
@@ -139,17 +198,18 @@ async fn route(
         // The gateway exists only once discovery and the namespace cache are done.
         (&Method::GET, "/readyz") => plain(StatusCode::OK, "ok\n"),
         _ => plain(StatusCode::NOT_FOUND, "not found; MCP is served at /mcp\n"),
-    }
+    };
+    Routed::Ready(response)
 }
 
 async fn post_mcp(
-    gateway: &Gateway,
+    gateway: Arc<Gateway>,
     peer: SocketAddr,
     request: Request<IncomingBody>,
 ) -> Response<Body> {
     let user_agent = header_str(request.headers(), header::USER_AGENT.as_str()).map(str::to_owned);
     let mut record = AuditRecord::begin(gateway.audit.level(), TRANSPORT, peer.ip(), user_agent);
-    let outcome = exchange(gateway, peer, request, &mut record).await;
+    let outcome = exchange(&gateway, peer, request, &mut record).await;
     if let Err(error) = &outcome
         && record.error.is_none()
     {
@@ -183,12 +243,9 @@ async fn exchange(
     request: Request<IncomingBody>,
     record: &mut AuditRecord,
 ) -> Result<Reply, HttpError> {
-    let caller = gateway.auth.authenticate(
-        request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes),
-    )?;
+    let caller = gateway
+        .auth
+        .authenticate(authorization(request.headers()))?;
     if !is_json(request.headers()) {
         return Err(HttpError::UnsupportedMediaType);
     }
@@ -240,6 +297,12 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
+fn authorization(headers: &HeaderMap) -> Option<&[u8]> {
+    headers
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes)
+}
+
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -252,7 +315,7 @@ fn error_response(error: &HttpError) -> Response<Body> {
         HttpError::Mcp(McpError::SessionNotFound) => {
             (StatusCode::NOT_FOUND, jsonrpc::code::INVALID_REQUEST)
         }
-        HttpError::Mcp(McpError::UnsupportedVersion(_)) => {
+        HttpError::Mcp(McpError::UnsupportedVersion(_) | McpError::VersionMismatch { .. }) => {
             (StatusCode::BAD_REQUEST, jsonrpc::code::INVALID_REQUEST)
         }
         HttpError::UnsupportedMediaType => (
@@ -264,7 +327,7 @@ fn error_response(error: &HttpError) -> Response<Body> {
             jsonrpc::code::INVALID_REQUEST,
         ),
         HttpError::BodyRead => (StatusCode::BAD_REQUEST, jsonrpc::code::INVALID_REQUEST),
-        HttpError::Audit(_) => (
+        HttpError::Audit(_) | HttpError::Internal => (
             StatusCode::INTERNAL_SERVER_ERROR,
             jsonrpc::code::INTERNAL_ERROR,
         ),

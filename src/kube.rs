@@ -51,8 +51,10 @@ pub enum KubeError {
     NamespaceSync,
     #[error("this API server does not serve {0}")]
     NotServed(&'static str),
-    #[error("cannot pass `{0}` to Kubernetes as an impersonation header")]
+    #[error("kubegate will not impersonate `{0}`")]
     Impersonation(String),
+    #[error("cannot build the request to Kubernetes")]
+    BuildRequest(#[source] http::Error),
     #[error("cannot reach the Kubernetes API server")]
     Request(#[source] kube::Error),
     #[error("the Kubernetes API server's answer was cut off or too large (over 32 MiB)")]
@@ -124,8 +126,13 @@ impl Kube {
         calls: &'a mut Vec<KubeCall>,
     ) -> Result<Impersonated<'a>, KubeError> {
         let caller = permit.caller();
+        // Authentication refuses these names already; this is the last door before Kubernetes.
         let header = |name: &str| {
-            HeaderValue::from_str(name).map_err(|_| KubeError::Impersonation(name.to_owned()))
+            let reserved = name.starts_with("system:") || name.trim() != name;
+            HeaderValue::from_str(name)
+                .ok()
+                .filter(|_| !reserved)
+                .ok_or_else(|| KubeError::Impersonation(name.to_owned()))
         };
         Ok(Impersonated {
             kube: self,
@@ -237,7 +244,7 @@ impl Impersonated<'_> {
         }
         let request = request
             .body(kube::client::Body::empty())
-            .map_err(|e| KubeError::Decode(e.to_string()))?;
+            .map_err(KubeError::BuildRequest)?;
         let started = std::time::Instant::now();
         let mut call = KubeCall {
             verb,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::audit::{AuditDecision, AuditRecord, AuditUser, Outcome};
+use crate::audit::{AuditDecision, AuditGrant, AuditRecord, AuditUser, Outcome};
 use crate::auth::Caller;
 use crate::gateway::Gateway;
 use crate::policy::{Denied, Permit, RequestFacts};
@@ -58,6 +58,10 @@ pub enum McpError {
     SessionNotFound,
     #[error("unsupported MCP protocol version {0:?}; kubegate speaks {versions}", versions = PROTOCOL_VERSIONS.join(", "))]
     UnsupportedVersion(String),
+    #[error(
+        "MCP-Protocol-Version {header:?} is not the version {session:?} this session negotiated"
+    )]
+    VersionMismatch { session: String, header: String },
 }
 
 /// Handles one message from an authenticated caller, filling in its audit record.
@@ -93,6 +97,16 @@ pub async fn handle(
         }
         None => None,
     };
+    if let (Some(session), Some(header)) = (&session_version, incoming.protocol_version)
+        && session != header
+    {
+        let error = McpError::VersionMismatch {
+            session: session.clone(),
+            header: header.to_owned(),
+        };
+        record.fail(Outcome::Invalid, error.to_string());
+        return Err(error);
+    }
     let protocol_version = session_version
         .or_else(|| incoming.protocol_version.map(str::to_owned))
         .unwrap_or_else(|| DEFAULT_HTTP_VERSION.to_owned());
@@ -228,24 +242,31 @@ async fn call_tool(
             return tool_result(id, denied.to_string(), true);
         }
     };
-    let grants = Grants {
-        reveal_secrets: call.touches_secrets()
-            && gateway
-                .policy
-                .authorize(
-                    caller,
-                    "reveal-secrets",
-                    &call.target(),
-                    None,
-                    facts,
-                    &gateway.kube,
-                )
-                .is_ok(),
-    };
-    let outcome = match gateway.kube.impersonate(&permit, &mut record.kube) {
-        Ok(mut kube) => call.run(&mut kube, grants).await,
-        Err(error) => Err(ToolError::Kube(error)),
-    };
+    let mut grants = Grants::default();
+    if call.touches_secrets() {
+        let reveal = gateway.policy.authorize(
+            caller,
+            "reveal-secrets",
+            &call.target(),
+            None,
+            facts,
+            &gateway.kube,
+        );
+        grants.reveal_secrets = reveal.is_ok();
+        if let Some(decision) = record.decision.as_mut() {
+            decision.grants.push(AuditGrant {
+                action: "reveal-secrets",
+                allowed: reveal.is_ok(),
+                policies: match &reveal {
+                    Ok(permit) => permit.policies().to_vec(),
+                    Err(denied) => denied.policies().to_vec(),
+                },
+            });
+        }
+    }
+    let outcome = call
+        .run(&permit, &gateway.kube, &mut record.kube, grants)
+        .await;
     match outcome {
         Ok(output) => tool_result(id, output.text, false),
         Err(error) => {
@@ -265,6 +286,7 @@ fn audit_decision(decision: &Result<Permit, Denied>, action: &str) -> AuditDecis
             policies: permit.policies().to_vec(),
             reasons: permit.reasons().to_vec(),
             errors: Vec::new(),
+            grants: Vec::new(),
         },
         Err(denied) => AuditDecision {
             allowed: false,
@@ -273,6 +295,7 @@ fn audit_decision(decision: &Result<Permit, Denied>, action: &str) -> AuditDecis
             policies: denied.policies().to_vec(),
             reasons: denied.reasons().to_vec(),
             errors: denied.errors().to_vec(),
+            grants: Vec::new(),
         },
     }
 }

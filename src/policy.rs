@@ -86,6 +86,7 @@ pub struct RequestFacts {
 pub struct Permit {
     caller: Arc<Caller>,
     action: &'static str,
+    target: Target,
     resource: String,
     policies: Vec<String>,
     reasons: Vec<String>,
@@ -102,6 +103,11 @@ impl Permit {
     /// The Cedar resource the permit is for, e.g. `Namespace::"team-a"`.
     pub fn resource(&self) -> &str {
         &self.resource
+    }
+    /// Whether this permit is for exactly this action on this target (a tool checks before it
+    /// runs, so that no permit for one call can run another).
+    pub fn covers(&self, action: &str, target: &Target) -> bool {
+        self.action == action && &self.target == target
     }
     /// The ids of the policies that permitted the call.
     pub fn policies(&self) -> &[String] {
@@ -393,6 +399,7 @@ impl PolicyEngine {
             (Decision::Allow, true) => Ok(Permit {
                 caller: Arc::clone(caller),
                 action,
+                target: target.clone(),
                 resource: resource.to_string(),
                 policies,
                 reasons,

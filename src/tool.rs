@@ -2,8 +2,9 @@
 //! group and resource types) and a parsed call each, behind the [`ToolCall`] enum.
 //!
 //! Every call goes through the same steps: [`ToolCall::parse`] its arguments, name its Cedar
-//! action and [`Target`], then [`ToolCall::run`] with a client that impersonates the permitted
-//! caller. Adding a tool touches its own file, [`CATALOG`] and one arm of the enum.
+//! action and [`Target`], then [`ToolCall::run`] with the [`Permit`] the policy gave for exactly
+//! that action and target, which builds the client that impersonates the permitted caller.
+//! Adding a tool touches its own file, [`CATALOG`], and one arm in each of `ToolCall`'s matches.
 
 mod arguments;
 mod list_resources;
@@ -12,8 +13,9 @@ pub use list_resources::{ListResources, items as list_items};
 
 use serde_json::{Map, Value, json};
 
-use crate::kube::{Impersonated, KubeError};
-use crate::policy::{ResourceType, Target};
+use crate::audit::KubeCall;
+use crate::kube::{Kube, KubeError};
+use crate::policy::{Permit, ResourceType, Target};
 
 /// The Cedar action group a tool's action belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +146,11 @@ pub enum ToolError {
     InvalidArguments { tool: &'static str, message: String },
     #[error(transparent)]
     Kube(#[from] KubeError),
+    #[error("a permit for `{permitted}` cannot run `{tool}` (a bug in kubegate; nothing was sent)")]
+    PermitMismatch {
+        tool: &'static str,
+        permitted: String,
+    },
 }
 
 /// A parsed call of one tool, ready to be authorised and run.
@@ -190,14 +197,25 @@ impl ToolCall {
         }
     }
 
-    /// Runs the call against Kubernetes as the permitted caller.
+    /// Runs the call against Kubernetes as the caller its permit names, noting each API request
+    /// in `calls`. The permit must be for exactly this call's action and target.
     pub async fn run(
         &self,
-        kube: &mut Impersonated<'_>,
+        permit: &Permit,
+        kube: &Kube,
+        calls: &mut Vec<KubeCall>,
         grants: Grants,
     ) -> Result<ToolOutput, ToolError> {
+        let tool = self.spec().name;
+        if !permit.covers(tool, &self.target()) {
+            return Err(ToolError::PermitMismatch {
+                tool,
+                permitted: format!("{} on {}", permit.action(), permit.resource()),
+            });
+        }
+        let mut kube = kube.impersonate(permit, calls)?;
         match self {
-            ToolCall::ListResources(call) => call.run(kube, grants).await,
+            ToolCall::ListResources(call) => call.run(&mut kube, grants).await,
         }
     }
 }

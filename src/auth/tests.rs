@@ -232,6 +232,20 @@ fn claims_must_name_a_usable_identity() {
         message(json!({"sub": "alice\r\nImpersonate-Group: system:masters", "tenant": "t"}))
             .contains("cannot pass to Kubernetes")
     );
+    assert!(
+        message(json!({"sub": "alice ", "tenant": "t"})).contains("cannot pass to Kubernetes"),
+        "the API server would trim it to another name"
+    );
+    // A leading space must not smuggle a reserved name past the `system:` check: the API
+    // server trims it and would impersonate system:masters.
+    assert!(
+        message(json!({"sub": "alice", "tenant": "t", "groups": [" system:masters"]}))
+            .contains("cannot pass to Kubernetes")
+    );
+    assert!(
+        message(json!({"sub": " system:admin", "tenant": "t"}))
+            .contains("cannot pass to Kubernetes")
+    );
     let single_group = f.auth.authenticate(Some(&bearer(&token(
         json!({"sub": "a", "tenant": "t", "groups": "g"}),
     ))));

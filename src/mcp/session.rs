@@ -11,6 +11,9 @@ use tokio::time::Instant;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// At most this many live sessions; beyond it, the least recently used ends.
 pub const MAX_SESSIONS: usize = 10_000;
+/// At most this many live sessions per caller; beyond it, their least recently used ends, so
+/// one caller cannot push everyone else's sessions out.
+pub const MAX_SESSIONS_PER_CALLER: usize = 32;
 
 struct Session {
     owner: String,
@@ -30,14 +33,20 @@ impl Sessions {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let now = Instant::now();
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        live.retain(|_, s| now.duration_since(s.last_seen) < IDLE_TIMEOUT);
-        if live.len() >= MAX_SESSIONS
-            && let Some(oldest) = live
-                .iter()
-                .min_by_key(|(_, s)| s.last_seen)
-                .map(|(k, _)| k.clone())
+        let owned: Vec<(&String, &Session)> =
+            live.iter().filter(|(_, s)| s.owner == owner).collect();
+        if owned.len() >= MAX_SESSIONS_PER_CALLER
+            && let Some(oldest) = least_recent(owned)
         {
             live.remove(&oldest);
+        }
+        if live.len() >= MAX_SESSIONS {
+            live.retain(|_, s| now.duration_since(s.last_seen) < IDLE_TIMEOUT);
+            if live.len() >= MAX_SESSIONS
+                && let Some(oldest) = least_recent(live.iter().collect())
+            {
+                live.remove(&oldest);
+            }
         }
         live.insert(
             id.clone(),
@@ -77,6 +86,13 @@ impl Sessions {
     }
 }
 
+fn least_recent(sessions: Vec<(&String, &Session)>) -> Option<String> {
+    sessions
+        .into_iter()
+        .min_by_key(|(_, s)| s.last_seen)
+        .map(|(id, _)| id.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +125,32 @@ mod tests {
         assert!(sessions.end(&id, "alice"));
         assert_eq!(sessions.resume(&id, "alice"), None);
         assert!(!sessions.end(&id, "alice"));
+    }
+}
+
+#[cfg(test)]
+mod limits {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn one_caller_cannot_push_out_anothers_sessions() {
+        let sessions = Sessions::default();
+        let bobs = sessions.open("bob", "2025-06-18");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let first = sessions.open("mallory", "2025-06-18");
+        for _ in 0..MAX_SESSIONS_PER_CALLER * 3 {
+            tokio::time::advance(Duration::from_millis(1)).await;
+            sessions.open("mallory", "2025-06-18");
+        }
+        assert!(
+            sessions.resume(&bobs, "bob").is_some(),
+            "bob's session survives"
+        );
+        assert!(
+            sessions.resume(&first, "mallory").is_none(),
+            "mallory's oldest went"
+        );
+        let live = sessions.live.lock().map(|l| l.len()).unwrap_or(0);
+        assert_eq!(live, MAX_SESSIONS_PER_CALLER + 1);
     }
 }

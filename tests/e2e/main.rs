@@ -9,4 +9,5 @@ mod auth;
 mod kubelet;
 mod list_resources;
 mod mcp;
+mod sdk;
 mod transport;

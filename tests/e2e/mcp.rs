@@ -51,6 +51,25 @@ async fn initialize_negotiates_a_version_and_opens_a_session() -> Result<()> {
     assert_eq!(initialized.status, 202);
     assert!(initialized.text.is_empty());
 
+    // A version header that contradicts the session's negotiated version is refused.
+    let contradicting = client
+        .post_raw(
+            Some(&alice),
+            &[
+                ("content-type", "application/json"),
+                ("mcp-session-id", &session),
+                ("mcp-protocol-version", "2025-06-18"),
+            ],
+            br#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#.to_vec(),
+        )
+        .await?;
+    assert_eq!(contradicting.status, 400);
+    assert!(
+        contradicting.text.contains("is not the version"),
+        "{}",
+        contradicting.text
+    );
+
     let ended = client
         .http
         .delete(&client.url)
