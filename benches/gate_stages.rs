@@ -74,17 +74,13 @@ fn main() -> Result<()> {
     let caller = auth.authenticate(Some(&header))?;
 
     // The shipped policies.
-    let shipped = |name: &str| -> Result<(String, String)> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("policies")
-            .join(name);
-        Ok((name.to_owned(), std::fs::read_to_string(path)?))
-    };
-    let policy = PolicyEngine::from_sources(
+    let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let policy = PolicyEngine::load(
         &[
-            shipped("tenant-isolation.cedar")?,
-            shipped("platform-admins.cedar")?,
+            policies.join("tenant-isolation.cedar"),
+            policies.join("platform-admins.cedar"),
         ],
+        false,
         "local",
     )?;
     let arguments = json!({"resourceType": "pods", "namespace": "bench-a"});

@@ -210,6 +210,8 @@ async fn post_mcp(
     let user_agent = header_str(request.headers(), header::USER_AGENT.as_str()).map(str::to_owned);
     let mut record = AuditRecord::begin(gateway.audit.level(), TRANSPORT, peer.ip(), user_agent);
     let outcome = exchange(&gateway, peer, request, &mut record).await;
+    // The one place a failed exchange is marked in its record (the MCP layer marks only what
+    // it answers itself, such as a refused tool call).
     if let Err(error) = &outcome
         && record.error.is_none()
     {
@@ -263,11 +265,7 @@ async fn exchange(
 }
 
 fn delete_session(gateway: &Gateway, headers: &HeaderMap) -> Response<Body> {
-    let caller = match gateway.auth.authenticate(
-        headers
-            .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes),
-    ) {
+    let caller = match gateway.auth.authenticate(authorization(headers)) {
         Ok(caller) => caller,
         Err(error) => return error_response(&HttpError::Unauthenticated(error)),
     };

@@ -76,36 +76,32 @@ pub async fn handle(
         groups: caller.groups.clone(),
         tenant: caller.tenant.clone(),
     });
-    let message = jsonrpc::parse(incoming.body).inspect_err(|e| {
-        record.fail(Outcome::Invalid, e.to_string());
-    })?;
+    // Errors returned from here are recorded once, by the transport that answers them.
+    let message = jsonrpc::parse(incoming.body)?;
     if let Some(version) = incoming.protocol_version
         && !PROTOCOL_VERSIONS.contains(&version)
     {
-        let error = McpError::UnsupportedVersion(version.to_owned());
-        record.fail(Outcome::Invalid, error.to_string());
-        return Err(error);
+        return Err(McpError::UnsupportedVersion(version.to_owned()));
     }
     let session_version = match incoming.session_id {
         Some(id) => {
             record.mcp.session_id = Some(id.to_owned());
-            let Some(version) = gateway.sessions.resume(id, &caller.username) else {
-                record.fail(Outcome::Invalid, McpError::SessionNotFound.to_string());
-                return Err(McpError::SessionNotFound);
-            };
-            Some(version)
+            Some(
+                gateway
+                    .sessions
+                    .resume(id, &caller.username)
+                    .ok_or(McpError::SessionNotFound)?,
+            )
         }
         None => None,
     };
     if let (Some(session), Some(header)) = (&session_version, incoming.protocol_version)
         && session != header
     {
-        let error = McpError::VersionMismatch {
+        return Err(McpError::VersionMismatch {
             session: session.clone(),
             header: header.to_owned(),
-        };
-        record.fail(Outcome::Invalid, error.to_string());
-        return Err(error);
+        });
     }
     let protocol_version = session_version
         .or_else(|| incoming.protocol_version.map(str::to_owned))

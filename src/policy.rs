@@ -424,9 +424,9 @@ impl PolicyEngine {
     ) -> Result<(Request, Entities), String> {
         let context = entities::context(arguments, facts, &self.extension_values)?;
         // Validating each request against the schema costs more than the decision itself, so
-        // only debug builds (the tests) do it, proving that kubegate builds requests of the
-        // schema's types. In release a mistyped request still cannot permit: evaluating it
-        // errors, and an error refuses.
+        // only debug builds do it. Contexts come only from the tools' typed parsers, and every
+        // tool's requests are built under this validation in the tests; that is the guarantee
+        // that release builds evaluate requests of the schema's types.
         let schema = cfg!(debug_assertions).then_some(&self.schema);
         let request = Request::new(
             principal.clone(),

@@ -126,11 +126,6 @@ mod tests {
         assert_eq!(sessions.resume(&id, "alice"), None);
         assert!(!sessions.end(&id, "alice"));
     }
-}
-
-#[cfg(test)]
-mod limits {
-    use super::*;
 
     #[tokio::test(start_paused = true)]
     async fn one_caller_cannot_push_out_anothers_sessions() {
