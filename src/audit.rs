@@ -2,8 +2,15 @@
 //! `Event` so that people who read the cluster's audit log can read kubegate's without a manual.
 //!
 //! Each record is one line handed to the kernel (one `write_all` on a file opened for appending)
-//! before the response leaves, so a killed kubegate process loses no record it has answered for. A record that cannot be written
-//! turns the response into an error: nothing is answered that was not recorded.
+//! before the response leaves, so a killed kubegate process loses no record it has answered for.
+//! A record that cannot be written turns the response into an error: nothing is answered that
+//! was not recorded.
+//!
+//! A call that changes the cluster (a write or destructive tool) first writes a
+//! `RequestReceived` record (who, what, the decision) and flushes it to disk
+//! ([`AuditLog::write_ahead`]); only the [`WriteAhead`] proof this returns lets the Kubernetes
+//! client send a change. If that record cannot be written, the call is refused. Its
+//! `ResponseComplete` record follows, also flushed to disk.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -60,6 +67,10 @@ pub struct AuditRecord {
     pub error: Option<String>,
     /// From the request's arrival to the record, in microseconds.
     pub latency_micros: u64,
+    /// Whether this record must reach the disk before its answer leaves (calls that change
+    /// the cluster).
+    #[serde(skip)]
+    pub durable: bool,
 }
 
 /// The caller, as kubegate impersonated them.
@@ -98,15 +109,33 @@ pub struct AuditDecision {
     pub reasons: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// Every resource the call was permitted on, when more than one (a manifest's objects,
+    /// the namespaces a caller may list).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
+    /// Decisions made while the call ran (the namespaces of a cluster-wide list's items, the
+    /// objects of a Helm release), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub later: Vec<AuditSubDecision>,
     /// Further actions decided for the call, such as `reveal-secrets`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<AuditGrant>,
 }
 
-/// A further action decided for a call (`reveal-secrets`), and the policies that decided it.
+/// A decision made while a permitted call ran.
 #[derive(Debug, Clone, Serialize)]
+pub struct AuditSubDecision {
+    pub resource: String,
+    pub allowed: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
+}
+
+/// A further action decided for a call (`reveal-secrets`), and the policies that decided it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AuditGrant {
     pub action: &'static str,
+    pub resource: String,
     pub allowed: bool,
     pub policies: Vec<String>,
 }
@@ -171,10 +200,12 @@ impl AuditRecord {
             outcome: Outcome::Success,
             error: None,
             latency_micros: 0,
+            durable: false,
         }
     }
 
-    /// Keeps the call's arguments as much as the record's level allows.
+    /// Keeps the call's arguments as much as the record's level allows. Callers pass arguments
+    /// already redacted by the tool's own rules (Secret values in a manifest are masked).
     pub fn set_arguments(&mut self, arguments: &Value) {
         self.arguments = match self.level {
             AuditLevel::None => None,
@@ -195,6 +226,13 @@ impl AuditRecord {
         self.outcome = outcome;
         self.error = Some(message.into());
     }
+}
+
+/// Proof that a call's `RequestReceived` record is on disk. Only [`AuditLog::write_ahead`]
+/// makes one; the Kubernetes client sends changes only with one.
+#[derive(Debug)]
+pub struct WriteAhead {
+    _on_disk: (),
 }
 
 /// The append-only audit log file.
@@ -227,18 +265,37 @@ impl AuditLog {
         self.level
     }
 
-    /// Stamps and appends one record as one line.
+    /// Stamps and appends one record as one line (flushed to disk if the record is durable).
     pub fn write(&self, record: &mut AuditRecord) -> Result<(), AuditError> {
         record.stage_timestamp = jiff::Timestamp::now();
         let elapsed = record
             .stage_timestamp
             .duration_since(record.request_received_timestamp);
         record.latency_micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.append(record, record.durable)
+    }
+
+    /// Writes the `RequestReceived` stage of a call that is about to change the cluster, and
+    /// flushes it to disk. Marks the record durable, so its `ResponseComplete` is flushed too.
+    pub fn write_ahead(&self, record: &mut AuditRecord) -> Result<WriteAhead, AuditError> {
+        record.durable = true;
+        let mut ahead = record.clone();
+        ahead.stage = "RequestReceived";
+        ahead.stage_timestamp = jiff::Timestamp::now();
+        self.append(&ahead, true)?;
+        Ok(WriteAhead { _on_disk: () })
+    }
+
+    fn append(&self, record: &AuditRecord, sync: bool) -> Result<(), AuditError> {
         let mut line = serde_json::to_vec(record).map_err(AuditError::Encode)?;
         line.push(b'\n');
         // A poisoned lock only means another writer panicked mid-call; the file itself is fine.
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        file.write_all(&line).map_err(AuditError::Write)
+        file.write_all(&line).map_err(AuditError::Write)?;
+        if sync {
+            file.sync_data().map_err(AuditError::Write)?;
+        }
+        Ok(())
     }
 }
 

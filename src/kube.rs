@@ -1,38 +1,48 @@
 //! Talks to the Kubernetes API server through one shared client: as the permitted caller for tool
 //! calls (impersonation headers on each request), and as kubegate itself for what it caches
-//! (the served version of each kind, from discovery; namespaces, from a watch).
+//! (what the API server serves, from discovery; namespaces, from a watch; the server's version).
 //!
 //! # Identity
-//! kubegate's own identity needs `impersonate` on users and groups, and `list`/`watch` on
+//! kubegate's own identity needs `impersonate` on users and groups, and `get`/`list`/`watch` on
 //! namespaces. Every tool request carries `Impersonate-User` and `Impersonate-Group` for the
 //! caller, so Kubernetes RBAC judges the caller, and the cluster's audit log shows kubegate as
 //! `user` and the caller as `impersonatedUser`. The caller's own token never reaches Kubernetes.
 //!
+//! # Writes
+//! A request that changes the cluster (anything but GET) is sent only by a client built with a
+//! [`WriteAhead`]: proof from the audit log that the call's record is on disk. Without one the
+//! request is refused here, before it leaves kubegate.
+//!
 //! # Cost per call
-//! One API request per tool call: no discovery, namespace lookup or access review on the way.
+//! One API request per read call: no discovery, namespace lookup or access review on the way.
+//! Each request has a deadline ([`REQUEST_TIMEOUT`]).
 
+mod discovery;
 mod kinds;
 mod namespaces;
 
-use std::collections::HashMap;
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, StatusCode};
+use http::{HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use kube::Resource;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::core::{ApiResource, DynamicObject};
-use kube::discovery::{ApiGroup, Discovery};
+use kube::core::DynamicObject;
 
+pub use discovery::{ApiCatalog, Served, split_api_version};
 pub use kinds::BuiltinKind;
-pub use namespaces::NamespaceCache;
+pub use namespaces::{NamespaceCache, NamespaceSummary};
 
-use crate::audit::KubeCall;
+use crate::audit::{KubeCall, WriteAhead};
 use crate::config::KubernetesConfig;
 use crate::policy::{NamespaceDirectory, NamespaceFacts, Permit};
 
-/// The largest API server response kubegate reads (a list bigger than this needs a selector).
+/// The largest API server response kubegate reads (a list bigger than this needs a selector or
+/// a smaller `limit`).
 const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+/// How long one request to the API server may take, from sending to the end of its answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why talking to Kubernetes failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,13 +60,15 @@ pub enum KubeError {
     #[error("the namespace cache did not fill within 30 s")]
     NamespaceSync,
     #[error("this API server does not serve {0}")]
-    NotServed(&'static str),
+    NotServed(String),
     #[error("kubegate will not impersonate `{0}`")]
     Impersonation(String),
     #[error("cannot build the request to Kubernetes")]
     BuildRequest(#[source] http::Error),
     #[error("cannot reach the Kubernetes API server")]
     Request(#[source] kube::Error),
+    #[error("the Kubernetes API server did not answer within {} s", REQUEST_TIMEOUT.as_secs())]
+    Timeout,
     #[error("the Kubernetes API server's answer was cut off or too large (over 32 MiB)")]
     ReadBody,
     #[error("Kubernetes answered {code} {reason}: {message}")]
@@ -67,19 +79,51 @@ pub enum KubeError {
     },
     #[error("cannot read Kubernetes' answer: {0}")]
     Decode(String),
+    #[error(
+        "a change to the cluster was about to be sent without its audit record on disk \
+         (a bug in kubegate; nothing was sent)"
+    )]
+    NotJournaled,
+}
+
+impl KubeError {
+    /// The HTTP status of a Kubernetes refusal, if that is what this is.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            KubeError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// What `/version` says of the API server.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerVersion {
+    #[serde(default)]
+    pub major: String,
+    #[serde(default)]
+    pub minor: String,
+    #[serde(default)]
+    pub git_version: String,
+    #[serde(default)]
+    pub platform: String,
+    #[serde(default)]
+    pub go_version: String,
 }
 
 /// The shared Kubernetes client and kubegate's caches of the cluster.
 #[derive(Clone)]
 pub struct Kube {
     client: kube::Client,
-    resources: HashMap<BuiltinKind, ApiResource>,
+    discovered: discovery::Discovered,
     namespaces: NamespaceCache,
+    version: ServerVersion,
 }
 
 impl Kube {
     /// Connects with kubegate's own identity (the configured kubeconfig, or the in-cluster /
-    /// default one), runs discovery and fills the namespace cache.
+    /// default one), runs discovery, reads the server's version and fills the namespace cache.
     pub async fn connect(config: &KubernetesConfig, tenant_label: &str) -> Result<Kube, KubeError> {
         let options = KubeConfigOptions {
             context: config.context.clone(),
@@ -101,30 +145,55 @@ impl Kube {
         Kube::from_client(client, tenant_label).await
     }
 
-    /// Builds on an existing client (kubegate's own identity).
+    /// Builds the caches from an existing client (kubegate's own identity).
     pub async fn from_client(client: kube::Client, tenant_label: &str) -> Result<Kube, KubeError> {
-        let resources = discover(&client).await?;
+        let discovered = discovery::Discovered::start(client.clone()).await?;
+        let version = client
+            .apiserver_version()
+            .await
+            .map(|v| ServerVersion {
+                major: v.major,
+                minor: v.minor,
+                git_version: v.git_version,
+                platform: v.platform,
+                go_version: v.go_version,
+            })
+            .map_err(KubeError::Request)?;
         let namespaces = NamespaceCache::start(client.clone(), tenant_label).await?;
         Ok(Kube {
             client,
-            resources,
+            discovered,
             namespaces,
+            version,
         })
     }
 
-    /// The resource a kind is served as (group, preferred served version, plural).
-    pub fn resource(&self, kind: BuiltinKind) -> Result<&ApiResource, KubeError> {
-        self.resources
-            .get(&kind)
-            .ok_or(KubeError::NotServed(kind.kind()))
+    /// The API server's version, read once at start.
+    pub fn version(&self) -> &ServerVersion {
+        &self.version
     }
 
-    /// A client that acts as the permitted caller and notes every request in `calls`.
-    pub fn impersonate<'a>(
-        &'a self,
-        permit: &Permit,
-        calls: &'a mut Vec<KubeCall>,
-    ) -> Result<Impersonated<'a>, KubeError> {
+    /// The namespace cache.
+    pub fn namespaces(&self) -> &NamespaceCache {
+        &self.namespaces
+    }
+
+    /// What the API server serves, as last discovered.
+    pub fn catalog(&self) -> std::sync::Arc<ApiCatalog> {
+        self.discovered.catalog()
+    }
+
+    /// A built-in kind as served (group, preferred served version, plural, scope).
+    pub fn served(&self, kind: BuiltinKind) -> Result<Served, KubeError> {
+        self.catalog()
+            .builtin(kind)
+            .cloned()
+            .ok_or_else(|| KubeError::NotServed(kind.kind().to_owned()))
+    }
+
+    /// A client that acts as the permitted caller and notes every request it sends. It can only
+    /// read; [`Impersonated::journaled`] lets it write.
+    pub fn impersonate(&self, permit: &Permit) -> Result<Impersonated<'_>, KubeError> {
         let caller = permit.caller();
         // Authentication refuses these names already; this is the last door before Kubernetes.
         let header = |name: &str| {
@@ -142,7 +211,8 @@ impl Kube {
                 .iter()
                 .map(|g| header(g))
                 .collect::<Result<_, _>>()?,
-            calls,
+            calls: Vec::new(),
+            write_ahead: None,
         })
     }
 }
@@ -151,100 +221,223 @@ impl NamespaceDirectory for Kube {
     fn namespace(&self, name: &str) -> Option<NamespaceFacts> {
         self.namespaces.namespace(name)
     }
-}
-
-/// Finds, for every built-in kind, the version the API server serves it at: the group's preferred
-/// version if it serves the kind there, else the first other version that does (as kubectl does;
-/// Kubernetes 1.20 serves `batch/v1` but CronJob only at `batch/v1beta1`).
-async fn discover(client: &kube::Client) -> Result<HashMap<BuiltinKind, ApiResource>, KubeError> {
-    let mut wanted: Vec<&str> = BuiltinKind::ALL
-        .iter()
-        .flat_map(|k| k.groups().iter().copied())
-        .collect();
-    wanted.sort_unstable();
-    wanted.dedup();
-    let discovery = Discovery::new(client.clone())
-        .filter(&wanted)
-        .run()
-        .await
-        .map_err(KubeError::Discovery)?;
-    let groups: HashMap<&str, &ApiGroup> = discovery.groups().map(|g| (g.name(), g)).collect();
-    let mut found = HashMap::new();
-    for kind in BuiltinKind::ALL {
-        let served = kind
-            .groups()
-            .iter()
-            .filter_map(|name| groups.get(name))
-            .find_map(|group| served_version(group, kind.kind()));
-        match served {
-            Some(resource) => {
-                found.insert(kind, resource);
-            }
-            None => tracing::warn!(
-                kind = kind.kind(),
-                "the API server does not serve this kind"
-            ),
-        }
+    fn names(&self) -> Vec<String> {
+        self.namespaces.names()
     }
-    Ok(found)
 }
 
-fn served_version(group: &ApiGroup, kind: &str) -> Option<ApiResource> {
-    let preferred = group.preferred_version_or_latest();
-    std::iter::once(preferred)
-        .chain(group.versions().filter(|v| *v != preferred))
-        .find_map(|version| {
-            group
-                .versioned_resources(version)
-                .into_iter()
-                .map(|(resource, _)| resource)
-                .find(|resource| resource.kind == kind)
-        })
-}
+/// Query parameters of one request.
+pub type Query<'a> = &'a [(&'a str, String)];
 
 /// The shared client acting as one permitted caller.
 pub struct Impersonated<'a> {
     kube: &'a Kube,
     user: HeaderValue,
     groups: Vec<HeaderValue>,
-    calls: &'a mut Vec<KubeCall>,
+    calls: Vec<KubeCall>,
+    write_ahead: Option<WriteAhead>,
 }
 
 impl Impersonated<'_> {
-    /// Lists a kind in one namespace, or in all (or a cluster-scoped kind); returns the raw JSON.
+    /// Lets this client change the cluster: the write-ahead record is on disk.
+    pub fn journaled(&mut self, write_ahead: WriteAhead) {
+        self.write_ahead = Some(write_ahead);
+    }
+
+    /// The requests sent so far, for the audit record.
+    pub fn take_calls(&mut self) -> Vec<KubeCall> {
+        std::mem::take(&mut self.calls)
+    }
+
+    /// The cluster's caches (namespaces, discovery), read as kubegate.
+    pub fn kube(&self) -> &Kube {
+        self.kube
+    }
+
+    /// Lists a built-in kind in one namespace, or in all (or a cluster-scoped kind); returns
+    /// the raw JSON.
     pub async fn list(
         &mut self,
         kind: BuiltinKind,
         namespace: Option<&str>,
-        label_selector: Option<&str>,
+        query: Query<'_>,
     ) -> Result<Bytes, KubeError> {
-        let resource = self.kube.resource(kind)?;
-        let mut uri = <DynamicObject as Resource>::url_path(
-            resource,
-            namespace.filter(|_| kind.namespaced()),
-        );
-        if let Some(selector) = label_selector {
-            uri.push('?');
-            uri.push_str(
-                &form_urlencoded::Serializer::new(String::new())
-                    .append_pair("labelSelector", selector)
-                    .finish(),
-            );
-        }
-        self.send("list", &uri).await
+        self.with_kind(kind, |served| {
+            let ns = namespace.filter(|_| served.namespaced);
+            with_query(collection(&served.resource, ns), query)
+        }, Method::GET, "list", None)
+        .await
     }
 
-    /// Sends one GET as the caller, notes it, and returns the body of a successful answer.
-    async fn send(&mut self, verb: &'static str, uri: &str) -> Result<Bytes, KubeError> {
-        let mut request = Request::get(uri)
+    /// Reads one object of a built-in kind.
+    pub async fn get(
+        &mut self,
+        kind: BuiltinKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Bytes, KubeError> {
+        self.with_kind(kind, |served| {
+            object_path(served, namespace, name)
+        }, Method::GET, "get", None)
+        .await
+    }
+
+    /// Reads a pod's container log (`pods/log`) as text.
+    pub async fn logs(
+        &mut self,
+        namespace: &str,
+        pod: &str,
+        query: Query<'_>,
+    ) -> Result<Bytes, KubeError> {
+        let uri = with_query(format!("/api/v1/namespaces/{namespace}/pods/{pod}/log"), query);
+        self.send(Method::GET, "get", &uri, None).await
+    }
+
+    /// Deletes one object of a built-in kind with `DeleteOptions`.
+    pub async fn delete(
+        &mut self,
+        kind: BuiltinKind,
+        namespace: Option<&str>,
+        name: &str,
+        options: &serde_json::Value,
+    ) -> Result<Bytes, KubeError> {
+        let body = Body::json(options);
+        self.with_kind(kind, |served| {
+            object_path(served, namespace, name)
+        }, Method::DELETE, "delete", Some(body))
+        .await
+    }
+
+    /// Deletes one object of any served kind.
+    pub async fn delete_served(
+        &mut self,
+        served: &Served,
+        namespace: Option<&str>,
+        name: &str,
+        options: &serde_json::Value,
+    ) -> Result<Bytes, KubeError> {
+        let uri = object_path(served, namespace, name);
+        self.send(Method::DELETE, "delete", &uri, Some(Body::json(options)))
+            .await
+    }
+
+    /// Lists any served kind in one namespace, or in all.
+    pub async fn list_served(
+        &mut self,
+        served: &Served,
+        namespace: Option<&str>,
+        query: Query<'_>,
+    ) -> Result<Bytes, KubeError> {
+        let ns = namespace.filter(|_| served.namespaced);
+        let uri = with_query(collection(&served.resource, ns), query);
+        self.send(Method::GET, "list", &uri, None).await
+    }
+
+    /// Reads one object of any served kind.
+    pub async fn get_served(
+        &mut self,
+        served: &Served,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Bytes, KubeError> {
+        let uri = object_path(served, namespace, name);
+        self.send(Method::GET, "get", &uri, None).await
+    }
+
+    /// Server-side apply of one object (`application/apply-patch+yaml`; JSON is YAML).
+    pub async fn apply(
+        &mut self,
+        served: &Served,
+        namespace: Option<&str>,
+        name: &str,
+        object: &serde_json::Value,
+        query: Query<'_>,
+    ) -> Result<Bytes, KubeError> {
+        let uri = with_query(object_path(served, namespace, name), query);
+        let body = Body {
+            bytes: serde_json::to_vec(object).unwrap_or_default(),
+            content_type: "application/apply-patch+yaml",
+        };
+        self.send(Method::PATCH, "patch", &uri, Some(body)).await
+    }
+
+    /// A JSON merge patch of a built-in kind's subresource (`scale`).
+    pub async fn patch_subresource(
+        &mut self,
+        kind: BuiltinKind,
+        namespace: &str,
+        name: &str,
+        subresource: &str,
+        patch: &serde_json::Value,
+    ) -> Result<Bytes, KubeError> {
+        let body = Body {
+            bytes: serde_json::to_vec(patch).unwrap_or_default(),
+            content_type: "application/merge-patch+json",
+        };
+        self.with_kind(kind, |served| {
+            format!("{}/{subresource}", object_path(served, Some(namespace), name))
+        }, Method::PATCH, "patch", Some(body))
+        .await
+    }
+
+    /// Sends a request for a built-in kind; if the API server says it no longer serves the kind
+    /// where discovery found it, discovers again and, if the kind moved, sends once more.
+    async fn with_kind(
+        &mut self,
+        kind: BuiltinKind,
+        uri: impl Fn(&Served) -> String,
+        method: Method,
+        verb: &'static str,
+        body: Option<Body>,
+    ) -> Result<Bytes, KubeError> {
+        let served = self.kube.served(kind)?;
+        let first = uri(&served);
+        match self.send(method.clone(), verb, &first, body.clone()).await {
+            Err(KubeError::Api { code: 404, ref message, .. })
+                if message == KIND_NOT_FOUND && self.kube.discovered.rediscover().await =>
+            {
+                let moved = self.kube.served(kind)?;
+                let second = uri(&moved);
+                if second == first {
+                    return Err(KubeError::NotServed(format!(
+                        "{} at {}",
+                        kind.kind(),
+                        served.resource.api_version
+                    )));
+                }
+                tracing::info!(kind = kind.kind(), from = %first, to = %second, "a kind moved; retrying");
+                self.send(method, verb, &second, body).await
+            }
+            other => other,
+        }
+    }
+
+    /// Sends one request as the caller, notes it, and returns the body of a successful answer.
+    async fn send(
+        &mut self,
+        method: Method,
+        verb: &'static str,
+        uri: &str,
+        body: Option<Body>,
+    ) -> Result<Bytes, KubeError> {
+        if method != Method::GET && self.write_ahead.is_none() {
+            return Err(KubeError::NotJournaled);
+        }
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
             .header("Impersonate-User", self.user.clone())
             .header(http::header::ACCEPT, "application/json");
         for group in &self.groups {
             request = request.header("Impersonate-Group", group.clone());
         }
-        let request = request
-            .body(kube::client::Body::empty())
-            .map_err(KubeError::BuildRequest)?;
+        let request = match body {
+            Some(body) => request
+                .header(http::header::CONTENT_TYPE, body.content_type)
+                .body(kube::client::Body::from(body.bytes)),
+            None => request.body(kube::client::Body::empty()),
+        }
+        .map_err(KubeError::BuildRequest)?;
         let started = std::time::Instant::now();
         let mut call = KubeCall {
             verb,
@@ -253,33 +446,89 @@ impl Impersonated<'_> {
             audit_id: None,
             latency_micros: 0,
         };
-        let response = match self.kube.client.send(request).await {
-            Ok(response) => response,
-            Err(error) => {
-                call.latency_micros = micros_since(started);
+        let exchange = async {
+            let response = self
+                .kube
+                .client
+                .send(request)
+                .await
+                .map_err(KubeError::Request)?;
+            let status = response.status();
+            let audit_id = response
+                .headers()
+                .get("Audit-Id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map(|b| b.to_bytes());
+            Ok::<_, KubeError>((status, audit_id, body))
+        };
+        let outcome = tokio::time::timeout(REQUEST_TIMEOUT, exchange).await;
+        call.latency_micros = micros_since(started);
+        let (status, audit_id, body) = match outcome {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(error)) => {
                 self.calls.push(call);
-                return Err(KubeError::Request(error));
+                return Err(error);
+            }
+            Err(_) => {
+                self.calls.push(call);
+                return Err(KubeError::Timeout);
             }
         };
-        let status = response.status();
         call.code = status.as_u16();
-        call.audit_id = response
-            .headers()
-            .get("Audit-Id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-            .collect()
-            .await;
-        call.latency_micros = micros_since(started);
+        call.audit_id = audit_id;
         self.calls.push(call);
-        let body = body.map_err(|_| KubeError::ReadBody)?.to_bytes();
+        let body = body.map_err(|_| KubeError::ReadBody)?;
         if status.is_success() {
             Ok(body)
         } else {
             Err(api_error(status, &body))
         }
     }
+}
+
+/// A request body and its media type.
+#[derive(Clone)]
+struct Body {
+    bytes: Vec<u8>,
+    content_type: &'static str,
+}
+
+impl Body {
+    fn json(value: &serde_json::Value) -> Body {
+        Body {
+            bytes: serde_json::to_vec(value).unwrap_or_default(),
+            content_type: "application/json",
+        }
+    }
+}
+
+/// The message of a 404 for a URL the API server does not route (a kind it does not serve
+/// there), as opposed to a missing object.
+const KIND_NOT_FOUND: &str = "the server could not find the requested resource";
+
+fn collection(resource: &kube::core::ApiResource, namespace: Option<&str>) -> String {
+    <DynamicObject as Resource>::url_path(resource, namespace)
+}
+
+fn object_path(served: &Served, namespace: Option<&str>, name: &str) -> String {
+    let ns = namespace.filter(|_| served.namespaced);
+    format!("{}/{name}", collection(&served.resource, ns))
+}
+
+fn with_query(mut uri: String, query: Query<'_>) -> String {
+    if !query.is_empty() {
+        let mut encoded = form_urlencoded::Serializer::new(String::new());
+        for (key, value) in query {
+            encoded.append_pair(key, value);
+        }
+        uri.push('?');
+        uri.push_str(&encoded.finish());
+    }
+    uri
 }
 
 fn micros_since(started: std::time::Instant) -> u64 {
@@ -297,6 +546,7 @@ fn api_error(status: StatusCode, body: &[u8]) -> KubeError {
     }
     let (reason, message) = match serde_json::from_slice::<Status>(body) {
         Ok(s) if !s.message.is_empty() => (s.reason, s.message),
+        _ if status == StatusCode::NOT_FOUND => ("NotFound".to_owned(), KIND_NOT_FOUND.to_owned()),
         _ => (
             status.canonical_reason().unwrap_or_default().to_owned(),
             String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),

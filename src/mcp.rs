@@ -1,11 +1,15 @@
 //! Speaks MCP over JSON-RPC: negotiates the protocol version, keeps sessions, and dispatches each
-//! method. A `tools/call` is parsed into a [`ToolCall`], decided by the policy, and only then run.
+//! method. A `tools/call`, `resources/read` or `prompts/get` is parsed, decided by the policy, and
+//! only then run.
 //!
 //! Clients may skip `initialize` and send bare requests (as k8sgpt's documented curl examples
 //! do): kubegate then answers statelessly with the version the client names in
 //! `MCP-Protocol-Version`, or the transport's default.
 
+mod calls;
+mod completion;
 pub mod jsonrpc;
+mod prompts;
 pub mod session;
 
 use std::net::IpAddr;
@@ -13,11 +17,11 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::audit::{AuditDecision, AuditGrant, AuditRecord, AuditUser, Outcome};
+use crate::audit::{AuditRecord, AuditUser, Outcome};
 use crate::auth::Caller;
 use crate::gateway::Gateway;
-use crate::policy::{Denied, Permit, RequestFacts};
-use crate::tool::{self, Grants, ToolCall, ToolError};
+use crate::policy::RequestFacts;
+use crate::tool;
 use jsonrpc::{EnvelopeError, Message, code};
 
 /// The protocol revisions kubegate speaks, newest first.
@@ -62,6 +66,14 @@ pub enum McpError {
         "MCP-Protocol-Version {header:?} is not the version {session:?} this session negotiated"
     )]
     VersionMismatch { session: String, header: String },
+}
+
+/// What a method handler works with.
+pub(crate) struct Exchange<'a> {
+    pub gateway: &'a Gateway,
+    pub caller: &'a Arc<Caller>,
+    pub facts: RequestFacts,
+    pub id: Value,
 }
 
 /// Handles one message from an authenticated caller, filling in its audit record.
@@ -118,15 +130,21 @@ pub async fn handle(
     };
     record.mcp.method = Some(method.clone());
     record.mcp.request_id = Some(id.clone());
-    let facts = RequestFacts {
-        transport: incoming.transport,
-        source_ip: incoming.source_ip,
-        protocol_version,
-        session_id: incoming.session_id.map(str::to_owned),
-        time: record.request_received_timestamp,
+    let exchange = Exchange {
+        gateway,
+        caller,
+        facts: RequestFacts {
+            transport: incoming.transport,
+            source_ip: incoming.source_ip,
+            protocol_version,
+            session_id: incoming.session_id.map(str::to_owned),
+            time: record.request_received_timestamp,
+        },
+        id,
     };
 
     let mut session_id = None;
+    let id = &exchange.id;
     let body = match method.as_str() {
         "initialize" => {
             let version = negotiate(&params);
@@ -134,15 +152,24 @@ pub async fn handle(
             record.mcp.session_id = Some(id_opened.clone());
             record.mcp.protocol_version = Some(version.to_owned());
             session_id = Some(id_opened);
-            jsonrpc::result(&id, initialize_result(version))
+            jsonrpc::result(id, initialize_result(version))
         }
-        "ping" => jsonrpc::result(&id, json!({})),
-        "tools/list" => jsonrpc::result(&id, tools_list()),
-        "tools/call" => call_tool(gateway, caller, &facts, &id, &params, record).await,
+        "ping" => jsonrpc::result(id, json!({})),
+        "tools/list" => jsonrpc::result(id, tools_list()),
+        "tools/call" => calls::call_tool(&exchange, &params, record).await,
+        "resources/list" => jsonrpc::result(id, json!({ "resources": tool::resources::list() })),
+        "resources/templates/list" => jsonrpc::result(
+            id,
+            json!({ "resourceTemplates": tool::resources::templates() }),
+        ),
+        "resources/read" => calls::read_resource(&exchange, &params, record).await,
+        "prompts/list" => jsonrpc::result(id, json!({ "prompts": prompts::list() })),
+        "prompts/get" => prompts::get(&exchange, &params, record),
+        "completion/complete" => completion::complete(&exchange, &params, record).await,
         other => {
             let message = format!("unknown method `{other}`");
             record.fail(Outcome::Invalid, message.clone());
-            jsonrpc::error(Some(&id), code::METHOD_NOT_FOUND, message)
+            jsonrpc::error(Some(id), code::METHOD_NOT_FOUND, message)
         }
     };
     Ok(Reply::Message { body, session_id })
@@ -161,137 +188,40 @@ fn negotiate(params: &Map<String, Value>) -> &'static str {
 fn initialize_result(version: &str) -> Value {
     json!({
         "protocolVersion": version,
-        "capabilities": { "tools": { "listChanged": false } },
+        "capabilities": {
+            "tools": { "listChanged": false },
+            "resources": { "subscribe": false, "listChanged": false },
+            "prompts": { "listChanged": false },
+            "completions": {},
+        },
         "serverInfo": {
             "name": "kubegate",
             "title": "kubegate: policy-gated Kubernetes",
             "version": env!("CARGO_PKG_VERSION"),
         },
         "instructions": "Kubernetes tools, run as you: every call is checked by policy and by \
-                         Kubernetes RBAC, and audited.",
+                         Kubernetes RBAC, and audited. Start with list-namespaces to see where \
+                         you may work.",
     })
 }
 
 fn tools_list() -> Value {
-    let tools: Vec<Value> = tool::CATALOG.iter().map(|spec| spec.describe()).collect();
+    let tools: Vec<Value> = tool::CATALOG
+        .iter()
+        .map(|spec| {
+            let schema = tool::input_schema(spec.name).cloned().unwrap_or(Value::Null);
+            spec.describe(&schema)
+        })
+        .collect();
     json!({ "tools": tools })
 }
 
-/// A tool result the model can read: text content, flagged as an error or not.
-fn tool_result(id: &Value, text: String, is_error: bool) -> Value {
-    jsonrpc::result(
-        id,
-        json!({ "content": [{ "type": "text", "text": text }], "isError": is_error }),
-    )
-}
-
-async fn call_tool(
-    gateway: &Gateway,
-    caller: &Arc<Caller>,
-    facts: &RequestFacts,
-    id: &Value,
-    params: &Map<String, Value>,
-    record: &mut AuditRecord,
-) -> Value {
-    let Some(name) = params.get("name").and_then(Value::as_str) else {
-        let message = "tools/call needs a `name` (string)";
-        record.fail(Outcome::Invalid, message);
-        return jsonrpc::error(Some(id), code::INVALID_PARAMS, message);
-    };
-    record.mcp.tool = Some(name.to_owned());
-    let empty = Map::new();
-    let arguments = match params.get("arguments") {
-        None | Some(Value::Null) => &empty,
-        Some(Value::Object(arguments)) => arguments,
-        Some(_) => {
-            let message = "tools/call `arguments` must be an object";
-            record.fail(Outcome::Invalid, message);
-            return jsonrpc::error(Some(id), code::INVALID_PARAMS, message);
-        }
-    };
-    record.set_arguments(&Value::Object(arguments.clone()));
-    let call = match ToolCall::parse(name, arguments) {
-        Ok(call) => call,
-        Err(error @ ToolError::UnknownTool(_)) => {
-            record.fail(Outcome::Invalid, error.to_string());
-            return jsonrpc::error(Some(id), code::INVALID_PARAMS, error.to_string());
-        }
-        // Invalid arguments are a tool error the model can read and correct (MCP 2025-11-25).
-        Err(error) => {
-            record.fail(Outcome::Invalid, error.to_string());
-            return tool_result(id, error.to_string(), true);
-        }
-    };
-    let decision = gateway.policy.authorize(
-        caller,
-        call.spec().name,
-        &call.target(),
-        Some(&call.cedar_arguments()),
-        facts,
-        &gateway.kube,
-    );
-    record.decision = Some(audit_decision(&decision, call.spec().name));
-    let permit = match decision {
-        Ok(permit) => permit,
-        Err(denied) => {
-            record.fail(Outcome::Denied, denied.to_string());
-            return tool_result(id, denied.to_string(), true);
-        }
-    };
-    let mut grants = Grants::default();
-    if call.touches_secrets() {
-        let reveal = gateway.policy.authorize(
-            caller,
-            "reveal-secrets",
-            &call.target(),
-            None,
-            facts,
-            &gateway.kube,
-        );
-        grants.reveal_secrets = reveal.is_ok();
-        if let Some(decision) = record.decision.as_mut() {
-            decision.grants.push(AuditGrant {
-                action: "reveal-secrets",
-                allowed: reveal.is_ok(),
-                policies: match &reveal {
-                    Ok(permit) => permit.policies().to_vec(),
-                    Err(denied) => denied.policies().to_vec(),
-                },
-            });
-        }
+/// A tool result the model can read: text content, structured content if any, flagged as an
+/// error or not.
+fn tool_result(id: &Value, text: String, structured: Option<Value>, is_error: bool) -> Value {
+    let mut result = json!({ "content": [{ "type": "text", "text": text }], "isError": is_error });
+    if let Some(structured) = structured {
+        result["structuredContent"] = structured;
     }
-    let outcome = call
-        .run(&permit, &gateway.kube, &mut record.kube, grants)
-        .await;
-    match outcome {
-        Ok(output) => tool_result(id, output.text, false),
-        Err(error) => {
-            let message = error.to_string();
-            record.fail(Outcome::Error, message.clone());
-            tool_result(id, message, true)
-        }
-    }
-}
-
-fn audit_decision(decision: &Result<Permit, Denied>, action: &str) -> AuditDecision {
-    match decision {
-        Ok(permit) => AuditDecision {
-            allowed: true,
-            action: action.to_owned(),
-            resource: permit.resource().to_owned(),
-            policies: permit.policies().to_vec(),
-            reasons: permit.reasons().to_vec(),
-            errors: Vec::new(),
-            grants: Vec::new(),
-        },
-        Err(denied) => AuditDecision {
-            allowed: false,
-            action: action.to_owned(),
-            resource: denied.resource.clone(),
-            policies: denied.policies().to_vec(),
-            reasons: denied.reasons().to_vec(),
-            errors: denied.errors().to_vec(),
-            grants: Vec::new(),
-        },
-    }
+    jsonrpc::result(id, result)
 }

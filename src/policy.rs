@@ -1,5 +1,6 @@
 //! Decides every call with Cedar: builds the request's entities and context, evaluates the enforced
-//! policy set, and returns a [`Permit`] naming the policies that allowed it, or a [`Denied`].
+//! policy set, and returns the call itself as [`Permitted`] (with the policies that allowed it), or
+//! a [`Denied`].
 //!
 //! # Guarantees
 //! - Default deny: no policy loaded, or none that permits, means refusal.
@@ -7,10 +8,20 @@
 //! - Fail closed: if any policy fails to evaluate for a request, the request is refused, even if
 //!   the rest would permit it (Cedar alone would skip the failing policy, which for a `forbid`
 //!   would open the gate).
-//! - A [`Permit`] can only be made here, and only a `Permit` builds an impersonating Kubernetes
-//!   client ([`crate::kube::Kube::impersonate`]), so a path that skips the decision does not compile.
+//! - The decision binds the exact call: [`PolicyEngine::authorize`] consumes the parsed call and
+//!   returns it inside a [`Permitted`], which only this module can make. A tool runs only from a
+//!   `Permitted`, with the arguments Cedar saw, and only its [`Permit`] builds an impersonating
+//!   Kubernetes client ([`crate::kube::Kube::impersonate`]). A path that skips the decision does
+//!   not compile.
+//! - Revealing Secret values is a grant of its own kind ([`RevealSecrets`]), decided separately
+//!   for `Action::"reveal-secrets"`, never implied by a tool's permit.
 //! - Policies are validated in strict mode against the schema generated from the tool catalog;
 //!   one that does not validate stops the load.
+//!
+//! # Entities
+//! Ids are qualified by cluster (`Namespace::"<cluster>/<name>"`,
+//! `Object::"<cluster>/<namespace>/<Kind>/<name>"`), as `../shared/DESIGN.md` §3 specifies, so that
+//! one kubegate can front several clusters without two namespaces sharing an id.
 
 mod entities;
 pub mod schema;
@@ -20,11 +31,11 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cedar_policy::{
-    Authorizer, Decision, Entities, EntityUid, Policy, PolicyId, PolicySet, Request, Schema,
-    ValidationMode, Validator,
+    Authorizer, Context, Decision, Entities, EntityUid, Policy, PolicyId, PolicySet, Request,
+    Schema, ValidationMode, Validator,
 };
 use serde_json::Value;
 
@@ -33,11 +44,15 @@ use crate::auth::Caller;
 /// The non-destructive policy set, as shipped in `policies/non-destructive.cedar`.
 pub const NON_DESTRUCTIVE_POLICIES: &str = include_str!("../policies/non-destructive.cedar");
 
+/// The action that reveals Secret values, granted only on its own.
+pub const REVEAL_SECRETS: &str = "reveal-secrets";
+
 /// The Cedar entity types a call can target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResourceType {
     Cluster,
     Namespace,
+    Object,
 }
 
 impl ResourceType {
@@ -45,17 +60,53 @@ impl ResourceType {
         match self {
             ResourceType::Cluster => "Cluster",
             ResourceType::Namespace => "Namespace",
+            ResourceType::Object => "Object",
         }
     }
 }
 
-/// The Cedar resource of one call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One Kubernetes object, as a Cedar `Object` names it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectRef {
+    /// The API group (`""` for the core group).
+    pub api_group: String,
+    pub kind: String,
+    /// `None` for cluster-scoped kinds.
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+/// The Cedar resource of one decision.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
-    /// Cluster-scoped or all-namespace calls: `Cluster::"<cluster name>"`.
+    /// Cluster-scoped or all-namespace calls: `Cluster::"<cluster>"`.
     Cluster,
-    /// Calls within one namespace: `Namespace::"<name>"`.
+    /// Calls within one namespace: `Namespace::"<cluster>/<name>"`.
     Namespace(String),
+    /// Calls on one object: `Object::"<cluster>/<namespace>/<Kind>/<name>"`.
+    Object(ObjectRef),
+}
+
+/// Which resources a call's decision covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// One resource: the call is permitted on it or refused.
+    One(Target),
+    /// Several resources, each decided; all must be permitted (a manifest's objects).
+    All(Vec<Target>),
+    /// The call sees those of these resources that are permitted and is refused if none is
+    /// (`list-namespaces`: the namespaces a caller may use).
+    Visible(Vec<Target>),
+}
+
+/// What a call must tell the policy engine about itself.
+pub trait Decidable {
+    /// The Cedar action (the tool's name, `read-resource`, `get-prompt`).
+    fn action(&self) -> &'static str;
+    /// The resources the decision covers; `namespaces` lists the cluster's namespaces.
+    fn scope(&self, namespaces: &dyn NamespaceDirectory) -> Scope;
+    /// The Cedar context's `arguments` record: typed and normalised.
+    fn cedar_arguments(&self) -> Value;
 }
 
 /// What kubegate knows about a namespace, from its watch of namespaces.
@@ -67,8 +118,10 @@ pub struct NamespaceFacts {
 }
 
 /// Where the policy engine looks namespaces up (kubegate's namespace cache); never the API server.
-pub trait NamespaceDirectory {
+pub trait NamespaceDirectory: Sync {
     fn namespace(&self, name: &str) -> Option<NamespaceFacts>;
+    /// The names of every namespace known, sorted.
+    fn names(&self) -> Vec<String>;
 }
 
 /// Facts about the transport of a request: the Cedar context's `request` record.
@@ -81,41 +134,153 @@ pub struct RequestFacts {
     pub time: jiff::Timestamp,
 }
 
-/// Proof that the policy permitted one action for one caller, and why.
-#[derive(Debug, Clone)]
-pub struct Permit {
+/// One question put to the policy: this caller, this action, these arguments, over this
+/// transport. Asked once, then decided for each resource the call touches.
+pub struct Question {
     caller: Arc<Caller>,
+    principal: EntityUid,
     action: &'static str,
-    target: Target,
-    resource: String,
-    policies: Vec<String>,
-    reasons: Vec<String>,
+    action_uid: EntityUid,
+    context: Context,
+}
+
+impl fmt::Debug for Question {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Question")
+            .field("principal", &self.principal.to_string())
+            .field("action", &self.action)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One resource a decision permitted, and the policies that permitted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allowed {
+    pub target: Target,
+    /// The Cedar uid, e.g. `Namespace::"local/team-a"`.
+    pub resource: String,
+    pub policies: Vec<String>,
+    pub reasons: Vec<String>,
+}
+
+/// A further decision made while a permitted call ran (an item's namespace, an object of a
+/// Helm release), kept for the audit record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubDecision {
+    pub resource: String,
+    pub allowed: bool,
+    pub policies: Vec<String>,
+}
+
+/// Proof that the policy permitted one action for one caller on the resources of its scope.
+#[derive(Debug)]
+pub struct Permit {
+    question: Question,
+    /// The permitted resources: the one target, every target of an `All` scope, or the
+    /// visible ones of a `Visible` scope.
+    allowed: Vec<Allowed>,
+    /// Decisions made while the call ran, in order.
+    later: Mutex<Vec<SubDecision>>,
 }
 
 impl Permit {
     /// The caller the permit was granted to: the identity kubegate impersonates.
     pub fn caller(&self) -> &Caller {
-        &self.caller
+        &self.question.caller
     }
     pub fn action(&self) -> &'static str {
-        self.action
+        self.question.action
     }
-    /// The Cedar resource the permit is for, e.g. `Namespace::"team-a"`.
+    /// The first permitted resource's Cedar uid, e.g. `Namespace::"local/team-a"`.
     pub fn resource(&self) -> &str {
-        &self.resource
+        self.allowed.first().map_or("", |a| a.resource.as_str())
     }
-    /// Whether this permit is for exactly this action on this target (a tool checks before it
-    /// runs, so that no permit for one call can run another).
-    pub fn covers(&self, action: &str, target: &Target) -> bool {
-        self.action == action && &self.target == target
+    /// Every permitted resource.
+    pub fn allowed(&self) -> &[Allowed] {
+        &self.allowed
     }
-    /// The ids of the policies that permitted the call.
-    pub fn policies(&self) -> &[String] {
-        &self.policies
+    /// The ids of the policies that permitted the call (each once).
+    pub fn policies(&self) -> Vec<String> {
+        let mut seen = HashSet::new();
+        self.allowed
+            .iter()
+            .flat_map(|a| a.policies.iter())
+            .filter(|p| seen.insert(p.as_str()))
+            .cloned()
+            .collect()
     }
-    /// Their `@reason` annotations.
-    pub fn reasons(&self) -> &[String] {
-        &self.reasons
+    /// Their `@reason` annotations (each once).
+    pub fn reasons(&self) -> Vec<String> {
+        let mut seen = HashSet::new();
+        self.allowed
+            .iter()
+            .flat_map(|a| a.reasons.iter())
+            .filter(|r| seen.insert(r.as_str()))
+            .cloned()
+            .collect()
+    }
+    /// Whether `target` is one of the resources this permit was decided for.
+    pub fn covers(&self, target: &Target) -> bool {
+        self.allowed.iter().any(|a| &a.target == target)
+    }
+
+    /// Decides a further resource for the same caller, action and arguments (the namespace of
+    /// an item of a cluster-wide list, an object found while running). Recorded for the audit.
+    pub fn also(
+        &self,
+        engine: &PolicyEngine,
+        target: &Target,
+        namespaces: &dyn NamespaceDirectory,
+    ) -> Result<Allowed, Denied> {
+        let decision = engine.decide(&self.question, target, namespaces);
+        let mut later = self.later.lock().unwrap_or_else(|e| e.into_inner());
+        later.push(match &decision {
+            Ok(allowed) => SubDecision {
+                resource: allowed.resource.clone(),
+                allowed: true,
+                policies: allowed.policies.clone(),
+            },
+            Err(denied) => SubDecision {
+                resource: denied.resource.clone(),
+                allowed: false,
+                policies: denied.policies().to_vec(),
+            },
+        });
+        decision
+    }
+
+    /// The decisions made while the call ran.
+    pub fn later(&self) -> Vec<SubDecision> {
+        self.later.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A call the policy permitted, bound to its permit: only this call can run under it.
+#[derive(Debug)]
+pub struct Permitted<T> {
+    call: T,
+    permit: Permit,
+}
+
+impl<T> Permitted<T> {
+    pub fn call(&self) -> &T {
+        &self.call
+    }
+    pub fn permit(&self) -> &Permit {
+        &self.permit
+    }
+}
+
+/// The grant to see Secret values in one namespace (or cluster-wide), from its own decision of
+/// `Action::"reveal-secrets"`. Only the policy engine makes one.
+#[derive(Debug, Clone)]
+pub struct RevealSecrets {
+    allowed: Allowed,
+}
+
+impl RevealSecrets {
+    pub fn allowed(&self) -> &Allowed {
+        &self.allowed
     }
 }
 
@@ -226,7 +391,7 @@ pub struct PolicyEngine {
     extension_values: entities::ExtensionValues,
     /// Each policy's `@reason`, read once at load (Cedar parses the key on every lookup).
     reasons: HashMap<PolicyId, String>,
-    cluster: EntityUid,
+    cluster: entities::ClusterId,
 }
 
 impl PolicyEngine {
@@ -324,7 +489,7 @@ impl PolicyEngine {
             authorizer: Authorizer::new(),
             actions,
             extension_values: entities::ExtensionValues::default(),
-            cluster: entities::uid("Cluster", cluster),
+            cluster: entities::ClusterId::new(cluster),
         })
     }
 
@@ -338,38 +503,117 @@ impl PolicyEngine {
         self.len() == 0
     }
 
-    /// Decides whether `caller` may take `action` on `target`, with the call's typed arguments.
-    pub fn authorize(
+    /// The name of the cluster this engine decides for.
+    pub fn cluster(&self) -> &str {
+        self.cluster.name()
+    }
+
+    /// The Cedar uid of a target, e.g. `Namespace::"local/team-a"`.
+    pub fn resource_uid(&self, target: &Target) -> String {
+        self.cluster.uid(target).to_string()
+    }
+
+    /// Decides a call on every resource of its scope. On success the call comes back bound to
+    /// its permit; it cannot be changed afterwards.
+    pub fn authorize<T: Decidable>(
+        &self,
+        caller: &Arc<Caller>,
+        call: T,
+        request: &RequestFacts,
+        namespaces: &dyn NamespaceDirectory,
+    ) -> Result<Permitted<T>, Denied> {
+        let action = call.action();
+        let arguments = call.cedar_arguments();
+        let question = self.ask(caller, action, Some(&arguments), request)?;
+        let allowed = match call.scope(namespaces) {
+            Scope::One(target) => vec![self.decide(&question, &target, namespaces)?],
+            Scope::All(targets) => targets
+                .iter()
+                .map(|t| self.decide(&question, t, namespaces))
+                .collect::<Result<Vec<_>, _>>()?,
+            Scope::Visible(targets) => {
+                let visible: Vec<Allowed> = targets
+                    .iter()
+                    .filter_map(|t| self.decide(&question, t, namespaces).ok())
+                    .collect();
+                if visible.is_empty() {
+                    return Err(Denied {
+                        principal: question.principal.to_string(),
+                        action,
+                        resource: format!("every Namespace of {}", self.cluster.uid_cluster()),
+                        cause: Refusal::NotPermitted,
+                    });
+                }
+                visible
+            }
+        };
+        Ok(Permitted {
+            call,
+            permit: Permit {
+                question,
+                allowed,
+                later: Mutex::new(Vec::new()),
+            },
+        })
+    }
+
+    /// Decides `Action::"reveal-secrets"` for the caller on one target.
+    pub fn reveal_secrets(
+        &self,
+        caller: &Arc<Caller>,
+        target: &Target,
+        request: &RequestFacts,
+        namespaces: &dyn NamespaceDirectory,
+    ) -> Result<RevealSecrets, Denied> {
+        let question = self.ask(caller, REVEAL_SECRETS, None, request)?;
+        self.decide(&question, target, namespaces)
+            .map(|allowed| RevealSecrets { allowed })
+    }
+
+    /// Builds the principal and context of a question, once for all the resources it is decided on.
+    fn ask(
         &self,
         caller: &Arc<Caller>,
         action: &'static str,
-        target: &Target,
         arguments: Option<&Value>,
         request: &RequestFacts,
-        namespaces: &dyn NamespaceDirectory,
-    ) -> Result<Permit, Denied> {
+    ) -> Result<Question, Denied> {
         let principal = entities::uid("User", &caller.username);
-        let resource = match target {
-            Target::Cluster => self.cluster.clone(),
-            Target::Namespace(name) => entities::uid("Namespace", name),
-        };
+        let context = entities::context(arguments, request, &self.extension_values);
+        match context {
+            Ok(context) => Ok(Question {
+                caller: Arc::clone(caller),
+                principal,
+                action,
+                action_uid: entities::uid("Action", action),
+                context,
+            }),
+            Err(error) => Err(Denied {
+                principal: principal.to_string(),
+                action,
+                resource: self.cluster.uid_cluster().to_string(),
+                cause: Refusal::Undecidable {
+                    errors: vec![error],
+                },
+            }),
+        }
+    }
+
+    /// Decides one question on one resource.
+    fn decide(
+        &self,
+        question: &Question,
+        target: &Target,
+        namespaces: &dyn NamespaceDirectory,
+    ) -> Result<Allowed, Denied> {
+        let resource = self.cluster.uid(target);
         let denied = |cause| Denied {
-            principal: principal.to_string(),
-            action,
+            principal: question.principal.to_string(),
+            action: question.action,
             resource: resource.to_string(),
             cause,
         };
-        let action_uid = entities::uid("Action", action);
-        let (request, entities) = match self.request(
-            caller,
-            &principal,
-            &action_uid,
-            &resource,
-            target,
-            arguments,
-            request,
-            namespaces,
-        ) {
+        let (request, entities) = match self.request(question, &resource, target, namespaces) {
             Ok(built) => built,
             Err(error) => {
                 return Err(denied(Refusal::Undecidable {
@@ -396,9 +640,7 @@ impl PolicyEngine {
             .map(|e| e.to_string())
             .collect();
         match (response.decision(), errors.is_empty()) {
-            (Decision::Allow, true) => Ok(Permit {
-                caller: Arc::clone(caller),
-                action,
+            (Decision::Allow, true) => Ok(Allowed {
                 target: target.clone(),
                 resource: resource.to_string(),
                 policies,
@@ -410,43 +652,35 @@ impl PolicyEngine {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn request(
         &self,
-        caller: &Caller,
-        principal: &EntityUid,
-        action: &EntityUid,
+        question: &Question,
         resource: &EntityUid,
         target: &Target,
-        arguments: Option<&Value>,
-        facts: &RequestFacts,
         namespaces: &dyn NamespaceDirectory,
     ) -> Result<(Request, Entities), String> {
-        let context = entities::context(arguments, facts, &self.extension_values)?;
         // Validating each request against the schema costs more than the decision itself, so
         // only debug builds do it. Contexts come only from the tools' typed parsers, and every
-        // tool's requests are built under this validation in the tests; that is the guarantee
-        // that release builds evaluate requests of the schema's types.
+        // catalog entry's arguments are validated against the schema by a unit test that runs
+        // in release builds too; that is the guarantee that release builds evaluate requests of
+        // the schema's types.
         let schema = cfg!(debug_assertions).then_some(&self.schema);
         let request = Request::new(
-            principal.clone(),
-            action.clone(),
+            question.principal.clone(),
+            question.action_uid.clone(),
             resource.clone(),
-            context,
+            question.context.clone(),
             schema,
         )
         .map_err(|e| format!("request: {e}"))?;
         let mut all = self
             .actions
-            .get(action.id().unescaped())
+            .get(question.action)
             .cloned()
-            .ok_or_else(|| format!("the schema has no action {action}"))?;
-        entities::caller(caller, principal, &mut all)?;
-        all.push(entities::cluster(&self.cluster));
-        if let Target::Namespace(name) = target {
-            let facts = namespaces.namespace(name).unwrap_or_default();
-            entities::namespace(name, &facts, &self.cluster, &mut all)?;
-        }
+            .ok_or_else(|| format!("the schema has no action {}", question.action_uid))?;
+        entities::caller(&question.caller, &question.principal, &mut all)?;
+        all.push(self.cluster.entity());
+        entities::target(&self.cluster, target, namespaces, &mut all)?;
         let entities = Entities::from_entities(dedup(all), None).map_err(|e| e.to_string())?;
         Ok((request, entities))
     }

@@ -1,21 +1,52 @@
-//! The MCP tools kubegate serves: a catalog entry each (name, parameters, annotations, Cedar action
-//! group and resource types) and a parsed call each, behind the [`ToolCall`] enum.
+//! The MCP tools kubegate serves. Each tool is one small file: an argument struct (serde and
+//! schemars, so one definition gives the parser, the MCP `inputSchema` and the Cedar context
+//! type) implementing [`Tool`]: its catalog entry, the Cedar resources it targets, and how it
+//! runs with an impersonated client. [`catalog!`] generates the rest: the [`ToolCall`] enum,
+//! parsing by name and dispatch.
 //!
-//! Every call goes through the same steps: [`ToolCall::parse`] its arguments, name its Cedar
-//! action and [`Target`], then [`ToolCall::run`] with the [`Permit`] the policy gave for exactly
-//! that action and target, which builds the client that impersonates the permitted caller.
-//! Adding a tool touches its own file, [`CATALOG`], and one arm in each of `ToolCall`'s matches.
+//! Every call goes the same way: [`ToolCall::parse`] its arguments, let the policy decide it
+//! ([`crate::policy::PolicyEngine::authorize`] consumes the call and returns it bound to its
+//! permit), then [`run`] it from that [`Permitted`] call. Every object a tool returns passes
+//! through [`output`]'s filter: Secret values masked unless `reveal-secrets` is granted,
+//! `managedFields` dropped.
 
-mod arguments;
+mod apply;
+pub mod args;
+mod cleanup;
+mod cluster_info;
+mod delete;
+mod get_logs;
+mod get_resource;
+mod helm;
+mod list_events;
+mod list_namespaces;
 mod list_resources;
+pub mod manifest;
+pub mod resources;
+pub mod output;
+mod scale;
+mod summary;
 
-pub use list_resources::{ListResources, items as list_items};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, LazyLock};
 
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use crate::audit::KubeCall;
-use crate::kube::{Kube, KubeError};
-use crate::policy::{Permit, ResourceType, Target};
+pub use helm::{decode_release, encode_release};
+pub use list_resources::LISTABLE;
+pub use output::{MASK, ToolOutput};
+
+use crate::audit::{AuditGrant, KubeCall, WriteAhead};
+use crate::auth::Caller;
+use crate::kube::{ApiCatalog, Impersonated, Kube, KubeError};
+use crate::policy::{
+    Decidable, Denied, NamespaceDirectory, Permit, Permitted, PolicyEngine, RequestFacts,
+    ResourceType, Scope, Target,
+};
 
 /// The Cedar action group a tool's action belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +65,11 @@ impl ActionGroup {
             ActionGroup::Destructive => "destructive",
         }
     }
+
+    /// Whether calls of this group change the cluster (and so write their audit record first).
+    pub fn changes_cluster(self) -> bool {
+        self != ActionGroup::Read
+    }
 }
 
 /// The MCP tool annotations (hints to clients, never a security boundary).
@@ -45,21 +81,6 @@ pub struct Annotations {
     pub open_world: bool,
 }
 
-/// The type of one tool parameter: its JSON Schema type and its Cedar type follow from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParamType {
-    String,
-}
-
-/// One parameter of a tool.
-#[derive(Debug, Clone, Copy)]
-pub struct Param {
-    pub name: &'static str,
-    pub ty: ParamType,
-    pub required: bool,
-    pub description: &'static str,
-}
-
 /// A tool as the catalog describes it.
 #[derive(Debug)]
 pub struct ToolSpec {
@@ -67,44 +88,24 @@ pub struct ToolSpec {
     pub title: &'static str,
     pub description: &'static str,
     pub group: ActionGroup,
-    pub params: &'static [Param],
     /// The Cedar resource types its calls target.
     pub resources: &'static [ResourceType],
     pub annotations: Annotations,
+    /// The JSON Schema of its `structuredContent`, for tools that answer with one.
+    pub output_schema: Option<fn() -> Value>,
+    /// Example arguments (JSON): the first with only what is required, the last with every
+    /// argument. Tests parse each and check its Cedar context against the schema.
+    pub examples: &'static [&'static str],
 }
 
 impl ToolSpec {
-    /// The tool's MCP `inputSchema` (JSON Schema), made from its parameters.
-    pub fn input_schema(&self) -> Value {
-        let properties: Map<String, Value> = self
-            .params
-            .iter()
-            .map(|p| {
-                let ty = match p.ty {
-                    ParamType::String => "string",
-                };
-                (
-                    p.name.to_owned(),
-                    json!({ "type": ty, "description": p.description }),
-                )
-            })
-            .collect();
-        let required: Vec<&str> = self
-            .params
-            .iter()
-            .filter(|p| p.required)
-            .map(|p| p.name)
-            .collect();
-        json!({ "type": "object", "properties": properties, "required": required })
-    }
-
     /// The tool as `tools/list` shows it.
-    pub fn describe(&self) -> Value {
-        json!({
+    pub fn describe(&self, input_schema: &Value) -> Value {
+        let mut tool = json!({
             "name": self.name,
             "title": self.title,
             "description": self.description,
-            "inputSchema": self.input_schema(),
+            "inputSchema": input_schema,
             "annotations": {
                 "title": self.title,
                 "readOnlyHint": self.annotations.read_only,
@@ -112,110 +113,287 @@ impl ToolSpec {
                 "idempotentHint": self.annotations.idempotent,
                 "openWorldHint": self.annotations.open_world,
             },
-        })
+        });
+        if let Some(schema) = self.output_schema {
+            tool["outputSchema"] = schema();
+        }
+        tool
     }
 }
 
-/// Every tool kubegate serves, in `tools/list` order.
-pub static CATALOG: &[&ToolSpec] = &[&list_resources::SPEC];
+/// Why a tool call could not be parsed or run. Each message tells the model what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("unknown tool `{0}`; tools/list shows the tools you may call")]
+    UnknownTool(String),
+    #[error("invalid arguments for `{tool}`: {message}")]
+    InvalidArguments { tool: &'static str, message: String },
+    #[error("{0}")]
+    Kube(#[from] KubeError),
+    #[error("{0}")]
+    Denied(Denied),
+    /// The object asked for does not exist; the message says how to find what does.
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl ToolError {
+    pub fn invalid(tool: &'static str, message: impl Into<String>) -> ToolError {
+        ToolError::InvalidArguments {
+            tool,
+            message: message.into(),
+        }
+    }
+}
+
+/// One tool: its arguments are this struct.
+pub trait Tool: Sized + DeserializeOwned + Serialize + JsonSchema + Send + Sync {
+    const SPEC: ToolSpec;
+
+    /// Checks what serde cannot (names, ranges, combinations) and resolves what the call names
+    /// against what the API server serves; runs right after parsing.
+    fn check(&mut self, _served: &ApiCatalog) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The Cedar resources the call is decided on.
+    fn scope(&self, namespaces: &dyn NamespaceDirectory) -> Scope;
+
+    /// The arguments as the audit record keeps them (by default, as Cedar saw them). Tools
+    /// whose arguments can carry Secret values redact them here.
+    fn audit_arguments(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// Runs the permitted call.
+    fn run(&self, run: &mut Run<'_>) -> impl Future<Output = Result<ToolOutput, ToolError>> + Send;
+}
+
+fn parse<T: Tool>(arguments: &Map<String, Value>, served: &ApiCatalog) -> Result<T, ToolError> {
+    let mut call: T =
+        args::parse(arguments).map_err(|message| ToolError::invalid(T::SPEC.name, message))?;
+    call.check(served)
+        .map_err(|message| ToolError::invalid(T::SPEC.name, message))?;
+    Ok(call)
+}
+
+/// Generates [`ToolCall`], [`CATALOG`] and the dispatch over every tool.
+macro_rules! catalog {
+    ($($variant:ident($ty:ty)),* $(,)?) => {
+        /// A parsed call of one tool.
+        #[derive(Debug)]
+        pub enum ToolCall {
+            $($variant($ty),)*
+        }
+
+        /// Every tool kubegate serves, in `tools/list` order.
+        pub static CATALOG: &[&ToolSpec] = &[$(&<$ty as Tool>::SPEC,)*];
+
+        /// Each tool's MCP `inputSchema`, made once from its argument struct.
+        static INPUT_SCHEMAS: LazyLock<HashMap<&'static str, Value>> = LazyLock::new(|| {
+            HashMap::from([$((<$ty as Tool>::SPEC.name, args::input_schema::<$ty>()),)*])
+        });
+
+        impl ToolCall {
+            /// Parses `tools/call` parameters: the tool's name and its arguments object, resolving
+            /// what they name against what the API server serves.
+            pub fn parse(
+                name: &str,
+                arguments: &Map<String, Value>,
+                served: &ApiCatalog,
+            ) -> Result<ToolCall, ToolError> {
+                $(if name == <$ty as Tool>::SPEC.name {
+                    return parse::<$ty>(arguments, served).map(ToolCall::$variant);
+                })*
+                Err(ToolError::UnknownTool(name.to_owned()))
+            }
+
+            /// The catalog entry of the called tool.
+            pub fn spec(&self) -> &'static ToolSpec {
+                match self {
+                    $(ToolCall::$variant(_) => &<$ty as Tool>::SPEC,)*
+                }
+            }
+
+            /// The arguments as the audit record keeps them.
+            pub fn audit_arguments(&self) -> Value {
+                match self {
+                    $(ToolCall::$variant(call) => call.audit_arguments(),)*
+                }
+            }
+
+        }
+
+        impl Runnable for ToolCall {
+            async fn run(&self, run: &mut Run<'_>) -> Result<ToolOutput, ToolError> {
+                match self {
+                    $(ToolCall::$variant(call) => call.run(run).await,)*
+                }
+            }
+        }
+
+        impl Decidable for ToolCall {
+            fn action(&self) -> &'static str {
+                self.spec().name
+            }
+            fn scope(&self, namespaces: &dyn NamespaceDirectory) -> Scope {
+                match self {
+                    $(ToolCall::$variant(call) => call.scope(namespaces),)*
+                }
+            }
+            fn cedar_arguments(&self) -> Value {
+                match self {
+                    $(ToolCall::$variant(call) => serde_json::to_value(call).unwrap_or(Value::Null),)*
+                }
+            }
+        }
+    };
+}
+
+catalog! {
+    ClusterInfo(cluster_info::ClusterInfo),
+    ListNamespaces(list_namespaces::ListNamespaces),
+    ListResources(list_resources::ListResources),
+    GetResource(get_resource::GetResource),
+    GetLogs(get_logs::GetLogs),
+    ListEvents(list_events::ListEvents),
+    Apply(apply::Apply),
+    Scale(scale::Scale),
+    DeletePod(delete::DeletePod),
+    DeleteDeployment(delete::DeleteDeployment),
+    DeleteCronJob(delete::DeleteCronJob),
+    DeleteNamespace(delete::DeleteNamespace),
+    UninstallHelmChart(helm::UninstallHelmChart),
+    Cleanup(cleanup::Cleanup),
+}
 
 /// Looks a tool up by its MCP name.
 pub fn spec(name: &str) -> Option<&'static ToolSpec> {
     CATALOG.iter().copied().find(|s| s.name == name)
 }
 
-/// What a permitted call may additionally see, each granted by its own Cedar action.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Grants {
-    /// `Action::"reveal-secrets"`: Secret values are shown instead of masked.
-    pub reveal_secrets: bool,
+/// A tool's MCP `inputSchema`.
+pub fn input_schema(name: &str) -> Option<&'static Value> {
+    INPUT_SCHEMAS.get(name)
 }
 
-/// A tool's answer: the text content of an MCP `CallToolResult`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolOutput {
-    pub text: String,
+/// Something a permit lets run: a tool call, or a resource read.
+pub trait Runnable {
+    fn run(&self, run: &mut Run<'_>) -> impl Future<Output = Result<ToolOutput, ToolError>> + Send;
 }
 
-/// Why a tool call could not be parsed or run.
-#[derive(Debug, thiserror::Error)]
-pub enum ToolError {
-    #[error("unknown tool `{0}`")]
-    UnknownTool(String),
-    #[error("invalid arguments for `{tool}`: {message}")]
-    InvalidArguments { tool: &'static str, message: String },
-    #[error(transparent)]
-    Kube(#[from] KubeError),
-    #[error("a permit for `{permitted}` cannot run `{tool}` (a bug in kubegate; nothing was sent)")]
-    PermitMismatch {
-        tool: &'static str,
-        permitted: String,
-    },
+/// What running a call produced, besides its answer: for the audit record.
+pub struct Ran {
+    pub output: Result<ToolOutput, ToolError>,
+    pub calls: Vec<KubeCall>,
+    pub grants: Vec<AuditGrant>,
 }
 
-/// A parsed call of one tool, ready to be authorised and run.
-#[derive(Debug, Clone)]
-pub enum ToolCall {
-    ListResources(ListResources),
-}
-
-impl ToolCall {
-    /// Parses `tools/call` parameters: the tool's name and its arguments object.
-    pub fn parse(name: &str, arguments: &Map<String, Value>) -> Result<ToolCall, ToolError> {
-        match name {
-            "list-resources" => ListResources::parse(arguments).map(ToolCall::ListResources),
-            other => Err(ToolError::UnknownTool(other.to_owned())),
+/// Runs a permitted call as the caller its permit names. `write_ahead` must be given for calls
+/// that change the cluster: without it their client cannot send a change.
+pub async fn run<T: Runnable>(
+    permitted: &Permitted<T>,
+    policy: &PolicyEngine,
+    kube: &Kube,
+    facts: &RequestFacts,
+    write_ahead: Option<WriteAhead>,
+) -> Ran {
+    let permit = permitted.permit();
+    let mut client = match kube.impersonate(permit) {
+        Ok(client) => client,
+        Err(error) => {
+            return Ran {
+                output: Err(error.into()),
+                calls: Vec::new(),
+                grants: Vec::new(),
+            };
         }
+    };
+    if let Some(write_ahead) = write_ahead {
+        client.journaled(write_ahead);
     }
-
-    /// The catalog entry of the called tool.
-    pub fn spec(&self) -> &'static ToolSpec {
-        match self {
-            ToolCall::ListResources(_) => &list_resources::SPEC,
-        }
-    }
-
-    /// The Cedar resource the call acts on.
-    pub fn target(&self) -> Target {
-        match self {
-            ToolCall::ListResources(call) => call.target(),
-        }
-    }
-
-    /// The arguments as the Cedar context's `arguments` record: typed and normalised (for
-    /// example `resourceType` is always the plural name, whatever alias the caller used).
-    pub fn cedar_arguments(&self) -> Value {
-        match self {
-            ToolCall::ListResources(call) => call.cedar_arguments(),
-        }
-    }
-
-    /// Whether the call may return Secret values, so that `reveal-secrets` must be decided.
-    pub fn touches_secrets(&self) -> bool {
-        match self {
-            ToolCall::ListResources(call) => call.touches_secrets(),
-        }
-    }
-
-    /// Runs the call against Kubernetes as the caller its permit names, noting each API request
-    /// in `calls`. The permit must be for exactly this call's action and target.
-    pub async fn run(
-        &self,
-        permit: &Permit,
-        kube: &Kube,
-        calls: &mut Vec<KubeCall>,
-        grants: Grants,
-    ) -> Result<ToolOutput, ToolError> {
-        let tool = self.spec().name;
-        if !permit.covers(tool, &self.target()) {
-            return Err(ToolError::PermitMismatch {
-                tool,
-                permitted: format!("{} on {}", permit.action(), permit.resource()),
-            });
-        }
-        let mut kube = kube.impersonate(permit, calls)?;
-        match self {
-            ToolCall::ListResources(call) => call.run(&mut kube, grants).await,
-        }
+    let mut run = Run {
+        policy,
+        permit,
+        facts,
+        kube: client,
+        reveals: HashMap::new(),
+        grants: Vec::new(),
+    };
+    let output = permitted.call().run(&mut run).await;
+    Ran {
+        output,
+        calls: run.kube.take_calls(),
+        grants: run.grants,
     }
 }
+
+/// What a running tool works with: the impersonating client, its permit, and the policy for the
+/// decisions it makes on the way (an item's namespace, revealing Secrets).
+pub struct Run<'a> {
+    pub policy: &'a PolicyEngine,
+    pub permit: &'a Permit,
+    pub facts: &'a RequestFacts,
+    pub kube: Impersonated<'a>,
+    /// `reveal-secrets` decisions, by namespace (`None`: cluster-wide).
+    reveals: HashMap<Option<String>, bool>,
+    grants: Vec<AuditGrant>,
+}
+
+impl Run<'_> {
+    /// The caller, as the permit names them.
+    pub fn caller(&self) -> &Caller {
+        self.permit.caller()
+    }
+
+    /// The name of the cluster (the Cedar `Cluster` id).
+    pub fn cluster(&self) -> &str {
+        self.policy.cluster()
+    }
+
+    /// Decides a further resource for this call (same caller, action and arguments).
+    pub fn also(&self, target: &Target) -> Result<(), Denied> {
+        self.permit
+            .also(self.policy, target, self.kube.kube())
+            .map(|_| ())
+    }
+
+    /// Whether Secret values may be shown in `namespace` (`None`: cluster-scoped or cluster-wide),
+    /// decided once per namespace by `Action::"reveal-secrets"`.
+    pub fn reveal(&mut self, namespace: Option<&str>) -> bool {
+        let key = namespace.map(str::to_owned);
+        if let Some(&decided) = self.reveals.get(&key) {
+            return decided;
+        }
+        let target = match namespace {
+            Some(ns) => Target::Namespace(ns.to_owned()),
+            None => Target::Cluster,
+        };
+        let caller = Arc::new(self.permit.caller().clone());
+        let decision = self
+            .policy
+            .reveal_secrets(&caller, &target, self.facts, self.kube.kube());
+        let allowed = decision.is_ok();
+        self.grants.push(AuditGrant {
+            action: crate::policy::REVEAL_SECRETS,
+            resource: self.policy.resource_uid(&target),
+            allowed,
+            policies: match &decision {
+                Ok(grant) => grant.allowed().policies.clone(),
+                Err(denied) => denied.policies().to_vec(),
+            },
+        });
+        self.reveals.insert(key, allowed);
+        allowed
+    }
+
+    /// Filters Kubernetes objects for the caller (see [`output::filter`]).
+    pub fn filter(&mut self, value: &mut Value, kind: Option<&str>) {
+        output::filter(value, kind, &mut |ns| self.reveal(ns));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -57,11 +57,59 @@ impl NamespaceCache {
     }
 }
 
+/// One namespace as `list-namespaces` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceSummary {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// `Active` or `Terminating`.
+    pub phase: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl NamespaceCache {
+    /// The namespace called `name`, as `list-namespaces` shows it.
+    pub fn summary(&self, name: &str) -> Option<NamespaceSummary> {
+        let ns = self.store.get(&ObjectRef::new(name))?;
+        let labels: BTreeMap<String, String> = ns.metadata.labels.clone().unwrap_or_default();
+        Some(NamespaceSummary {
+            name: name.to_owned(),
+            tenant: labels.get(&self.tenant_label).cloned(),
+            phase: ns
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_else(|| "Active".to_owned()),
+            created: ns
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.to_string()),
+            labels,
+        })
+    }
+}
+
 impl NamespaceDirectory for NamespaceCache {
     fn namespace(&self, name: &str) -> Option<NamespaceFacts> {
         let ns = self.store.get(&ObjectRef::new(name))?;
         let labels: BTreeMap<String, String> = ns.metadata.labels.clone().unwrap_or_default();
         let tenant = labels.get(&self.tenant_label).cloned();
         Some(NamespaceFacts { labels, tenant })
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .store
+            .state()
+            .iter()
+            .filter_map(|ns| ns.metadata.name.clone())
+            .collect();
+        names.sort_unstable();
+        names
     }
 }

@@ -11,6 +11,10 @@ pub mod code {
     pub const INTERNAL_ERROR: i64 = -32603;
     /// Not a JSON-RPC code: the MCP-over-HTTP convention for a missing or rejected token.
     pub const UNAUTHENTICATED: i64 = -32001;
+    /// MCP's code for a resource that does not exist.
+    pub const RESOURCE_NOT_FOUND: i64 = -32002;
+    /// kubegate's code (in JSON-RPC's server range) for a request the policy refused.
+    pub const REFUSED: i64 = -32003;
 }
 
 /// One message received from a client.

@@ -1,5 +1,5 @@
 //! Builds the Cedar entities of one request: the calling `User` with its `Group`s and `Tenant`,
-//! the `Cluster`, and a target `Namespace` whose labels are its tags.
+//! the `Cluster`, a target `Namespace` whose labels are its tags, and a target `Object` in it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -9,7 +9,7 @@ use std::sync::{LazyLock, Mutex};
 use cedar_policy::{Context, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
 use serde_json::Value;
 
-use super::{NamespaceFacts, RequestFacts};
+use super::{NamespaceDirectory, ObjectRef, RequestFacts, Target};
 use crate::auth::Caller;
 
 fn type_name(name: &str) -> EntityTypeName {
@@ -22,6 +22,7 @@ static GROUP: LazyLock<EntityTypeName> = LazyLock::new(|| type_name("Group"));
 static TENANT: LazyLock<EntityTypeName> = LazyLock::new(|| type_name("Tenant"));
 static CLUSTER: LazyLock<EntityTypeName> = LazyLock::new(|| type_name("Cluster"));
 static NAMESPACE: LazyLock<EntityTypeName> = LazyLock::new(|| type_name("Namespace"));
+static OBJECT: LazyLock<EntityTypeName> = LazyLock::new(|| type_name("Object"));
 static ACTION: LazyLock<EntityTypeName> = LazyLock::new(|| type_name("Action"));
 
 /// The uid `<ty>::"<id>"` for one of kubegate's entity types.
@@ -32,6 +33,7 @@ pub fn uid(ty: &str, id: &str) -> EntityUid {
         "Tenant" => TENANT.clone(),
         "Cluster" => CLUSTER.clone(),
         "Namespace" => NAMESPACE.clone(),
+        "Object" => OBJECT.clone(),
         "Action" => ACTION.clone(),
         other => type_name(other),
     };
@@ -74,38 +76,142 @@ pub fn caller(caller: &Caller, principal: &EntityUid, out: &mut Vec<Entity>) -> 
     Ok(())
 }
 
-/// The `Cluster` entity.
-pub fn cluster(cluster: &EntityUid) -> Entity {
-    Entity::new_no_attrs(cluster.clone(), Default::default())
+/// The cluster a policy engine decides for: its name and the uids made from it.
+pub struct ClusterId {
+    name: String,
+    uid: EntityUid,
+    entity: Entity,
 }
 
-/// Adds a `Namespace` entity (labels as tags; parents: the cluster and, if labelled, its tenant).
-pub fn namespace(
-    name: &str,
-    facts: &NamespaceFacts,
-    cluster: &EntityUid,
+impl ClusterId {
+    pub fn new(name: &str) -> ClusterId {
+        let uid = uid("Cluster", name);
+        // A string attribute cannot fail to evaluate; the fallback only keeps this total.
+        let entity = Entity::new(
+            uid.clone(),
+            [("name".to_owned(), string(name))].into(),
+            Default::default(),
+        )
+        .unwrap_or_else(|_| Entity::new_no_attrs(uid.clone(), Default::default()));
+        ClusterId {
+            name: name.to_owned(),
+            uid,
+            entity,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `Cluster::"<name>"`.
+    pub fn uid_cluster(&self) -> &EntityUid {
+        &self.uid
+    }
+
+    /// The Cedar uid of a target, qualified by this cluster's name.
+    pub fn uid(&self, target: &Target) -> EntityUid {
+        match target {
+            Target::Cluster => self.uid.clone(),
+            Target::Namespace(ns) => self.namespace_uid(ns),
+            Target::Object(object) => uid("Object", &self.object_id(object)),
+        }
+    }
+
+    fn namespace_uid(&self, namespace: &str) -> EntityUid {
+        uid("Namespace", &format!("{}/{namespace}", self.name))
+    }
+
+    /// `<cluster>/<namespace>/<Kind>/<name>`, or `<cluster>/<Kind>/<name>` for cluster-scoped kinds.
+    fn object_id(&self, object: &ObjectRef) -> String {
+        match &object.namespace {
+            Some(ns) => format!("{}/{ns}/{}/{}", self.name, object.kind, object.name),
+            None => format!("{}/{}/{}", self.name, object.kind, object.name),
+        }
+    }
+
+    /// The `Cluster` entity (attribute `name`).
+    pub fn entity(&self) -> Entity {
+        self.entity.clone()
+    }
+}
+
+/// Adds the entities of a target below the cluster: a `Namespace` (labels as tags; parents: the
+/// cluster and, if labelled, its tenant) and, for an object, the `Object` in it.
+pub fn target(
+    cluster: &ClusterId,
+    target: &Target,
+    namespaces: &dyn NamespaceDirectory,
     out: &mut Vec<Entity>,
 ) -> Result<(), String> {
-    let mut parents = vec![cluster.clone()];
-    let mut attrs = Vec::new();
+    match target {
+        Target::Cluster => Ok(()),
+        Target::Namespace(name) => {
+            namespace(cluster, name, namespaces, out)?;
+            Ok(())
+        }
+        Target::Object(object) => {
+            let mut attrs = vec![
+                ("kind".to_owned(), string(&object.kind)),
+                ("apiGroup".to_owned(), string(&object.api_group)),
+                ("name".to_owned(), string(&object.name)),
+                ("cluster".to_owned(), string(&cluster.name)),
+            ];
+            let parent = match &object.namespace {
+                Some(ns) => {
+                    attrs.push(("namespace".to_owned(), string(ns)));
+                    if let Some(tenant) = namespace(cluster, ns, namespaces, out)? {
+                        attrs.push(("tenant".to_owned(), string(&tenant)));
+                    }
+                    cluster.namespace_uid(ns)
+                }
+                None => cluster.uid.clone(),
+            };
+            out.push(
+                Entity::new(
+                    uid("Object", &cluster.object_id(object)),
+                    attrs.into_iter().collect(),
+                    [parent].into(),
+                )
+                .map_err(|e| format!("object: {e}"))?,
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Adds a `Namespace` entity and its tenant's; returns the tenant.
+fn namespace(
+    cluster: &ClusterId,
+    name: &str,
+    namespaces: &dyn NamespaceDirectory,
+    out: &mut Vec<Entity>,
+) -> Result<Option<String>, String> {
+    let facts = namespaces.namespace(name).unwrap_or_default();
+    let mut parents = vec![cluster.uid.clone()];
+    let mut attrs = vec![
+        ("name".to_owned(), string(name)),
+        ("cluster".to_owned(), string(&cluster.name)),
+    ];
     if let Some(tenant) = &facts.tenant {
         let tenant_uid = uid("Tenant", tenant);
         parents.push(tenant_uid.clone());
         out.push(Entity::new_no_attrs(tenant_uid, Default::default()));
-        attrs.push((
-            "tenant".to_owned(),
-            RestrictedExpression::new_string(tenant.clone()),
-        ));
+        attrs.push(("tenant".to_owned(), string(tenant)));
     }
     let tags = facts
         .labels
         .iter()
         .map(|(k, v)| (k.clone(), RestrictedExpression::new_string(v.clone())));
     out.push(
-        Entity::new_with_tags(uid("Namespace", name), attrs, parents, tags)
+        Entity::new_with_tags(cluster.namespace_uid(name), attrs, parents, tags)
             .map_err(|e| format!("namespace: {e}"))?,
     );
-    Ok(())
+    Ok(facts.tenant)
+}
+
+fn string(value: &str) -> RestrictedExpression {
+    RestrictedExpression::new_string(value.to_owned())
 }
 
 /// Cedar's extension values (`ip(..)`, `datetime(..)`) for the context, kept once made: making

@@ -1,5 +1,6 @@
 //! Generates kubegate's Cedar schema from the tool catalog, so that the schema policies are
-//! validated against always names exactly the tools (actions) and arguments that exist.
+//! validated against always names exactly the tools (actions) and arguments that exist: each
+//! tool's `arguments` record is made from the same argument struct as its MCP `inputSchema`.
 //!
 //! `policies/kubegate.cedarschema` is this output, committed for policy authors and their tools;
 //! a test keeps the file equal to what the code generates (`kubegate schema` rewrites it).
@@ -8,9 +9,10 @@ use std::fmt::Write;
 
 use cedar_policy::Schema;
 
-use crate::tool::{CATALOG, ParamType, ToolSpec};
+use crate::tool::{self, CATALOG, ToolSpec};
 
-/// Entity types and the common `Request` record: the part of the schema tools do not change.
+/// Entity types, the common `Request` record and the actions that are not tools: the part of
+/// the schema tools do not change.
 const PREAMBLE: &str = r#"// kubegate's Cedar schema, generated from its tool catalog by `kubegate schema`.
 // Do not edit by hand: change the catalog (src/tool/) and run `kubegate schema`.
 
@@ -23,12 +25,28 @@ entity User in [Group, Tenant] = {
   "tenant": String,
   "email"?: String,
 } tags String;
-// The cluster: the target of cluster-scoped and all-namespace calls.
-entity Cluster;
-// A namespace: its labels are its tags; `tenant` is its tenant label's value.
+// A cluster kubegate fronts: id = its configured name. The target of cluster-scoped and
+// all-namespace calls.
+entity Cluster = {
+  "name": String,
+};
+// A namespace: id = "<cluster>/<name>"; its labels are its tags; `tenant` is its tenant label's
+// value (then the Tenant is a parent too).
 entity Namespace in [Cluster, Tenant] = {
+  "name": String,
+  "cluster": String,
   "tenant"?: String,
 } tags String;
+// A Kubernetes object: id = "<cluster>/<namespace>/<Kind>/<name>" ("<cluster>/<Kind>/<name>"
+// for cluster-scoped kinds); in its Namespace (or, cluster-scoped, its Cluster).
+entity Object in [Namespace, Cluster] = {
+  "kind": String,
+  "apiGroup": String,
+  "name": String,
+  "namespace"?: String,
+  "cluster": String,
+  "tenant"?: String,
+};
 
 // Facts about the transport of each call.
 type Request = {
@@ -48,6 +66,33 @@ action "reveal-secrets" appliesTo {
   resource: [Cluster, Namespace],
   context: { "request": Request },
 };
+
+// Reading an MCP resource (`cluster-info`, `namespaces`, `active-filters`, `k8s://...`).
+action "read-resource" in ["read"] appliesTo {
+  principal: [User],
+  resource: [Cluster, Namespace, Object],
+  context: {
+    "arguments": {
+      "uri": String,
+    },
+    "request": Request,
+  },
+};
+
+// Getting an MCP prompt (`troubleshoot-pod`, `troubleshoot-deployment`, `troubleshoot-cluster`).
+action "get-prompt" in ["read"] appliesTo {
+  principal: [User],
+  resource: [Cluster, Namespace],
+  context: {
+    "arguments": {
+      "name": String,
+      "podName"?: String,
+      "deploymentName"?: String,
+      "namespace"?: String,
+    },
+    "request": Request,
+  },
+};
 "#;
 
 /// The schema, in Cedar's schema syntax.
@@ -62,6 +107,10 @@ pub fn render() -> String {
 
 fn render_action(out: &mut String, spec: &ToolSpec) {
     let resources: Vec<&str> = spec.resources.iter().map(|r| r.cedar_name()).collect();
+    let arguments = tool::input_schema(spec.name)
+        .ok_or_else(|| format!("no input schema for {}", spec.name))
+        .and_then(|schema| tool::args::cedar_record(schema, 2))
+        .unwrap_or_else(|e| format!("{{}} // kubegate bug: {e}"));
     // Writing to a String cannot fail.
     let _ = writeln!(
         out,
@@ -72,15 +121,7 @@ fn render_action(out: &mut String, spec: &ToolSpec) {
     let _ = writeln!(out, "  principal: [User],");
     let _ = writeln!(out, "  resource: [{}],", resources.join(", "));
     let _ = writeln!(out, "  context: {{");
-    let _ = writeln!(out, "    \"arguments\": {{");
-    for param in spec.params {
-        let ty = match param.ty {
-            ParamType::String => "String",
-        };
-        let optional = if param.required { "" } else { "?" };
-        let _ = writeln!(out, "      \"{}\"{optional}: {ty},", param.name);
-    }
-    let _ = writeln!(out, "    }},");
+    let _ = writeln!(out, "    \"arguments\": {arguments},");
     let _ = writeln!(out, "    \"request\": Request,");
     let _ = writeln!(out, "  }},");
     let _ = writeln!(out, "}};");

@@ -12,6 +12,11 @@ impl NamespaceDirectory for Namespaces {
     fn namespace(&self, name: &str) -> Option<NamespaceFacts> {
         self.0.get(name).cloned()
     }
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.0.keys().cloned().collect();
+        names.sort();
+        names
+    }
 }
 
 fn namespaces() -> Namespaces {
@@ -24,6 +29,7 @@ fn namespaces() -> Namespaces {
     };
     Namespaces(HashMap::from([
         ("team-a".to_owned(), labelled("team-a", "dev")),
+        ("team-a-2".to_owned(), labelled("team-a", "prod")),
         ("team-b".to_owned(), labelled("team-b", "prod")),
         ("shared".to_owned(), NamespaceFacts::default()),
     ]))
@@ -64,6 +70,10 @@ fn shipped() -> PolicyEngine {
             include_str!("../../policies/tenant-isolation.cedar"),
         ),
         (
+            "tenant-edit.cedar",
+            include_str!("../../policies/tenant-edit.cedar"),
+        ),
+        (
             "platform-admins.cedar",
             include_str!("../../policies/platform-admins.cedar"),
         ),
@@ -72,26 +82,64 @@ fn shipped() -> PolicyEngine {
     .unwrap_or_else(|e| panic!("shipped policies must load: {e}"))
 }
 
-fn list_pods(ns: Option<&str>) -> (Target, serde_json::Value) {
-    match ns {
-        Some(ns) => (
-            Target::Namespace(ns.to_owned()),
-            json!({"resourceType": "pods", "namespace": ns}),
-        ),
-        None => (Target::Cluster, json!({"resourceType": "pods"})),
+/// A call as a tool would present it to the policy.
+#[derive(Debug, Clone)]
+struct Call {
+    action: &'static str,
+    scope: Scope,
+    arguments: serde_json::Value,
+}
+
+impl Decidable for Call {
+    fn action(&self) -> &'static str {
+        self.action
+    }
+    fn scope(&self, _: &dyn NamespaceDirectory) -> Scope {
+        self.scope.clone()
+    }
+    fn cedar_arguments(&self) -> serde_json::Value {
+        self.arguments.clone()
     }
 }
 
-fn decide(engine: &PolicyEngine, who: &Arc<Caller>, ns: Option<&str>) -> Result<Permit, Denied> {
-    let (target, args) = list_pods(ns);
-    engine.authorize(
-        who,
-        "list-resources",
-        &target,
-        Some(&args),
-        &facts(),
-        &namespaces(),
-    )
+fn list_pods(ns: Option<&str>) -> Call {
+    match ns {
+        Some(ns) => Call {
+            action: "list-resources",
+            scope: Scope::One(Target::Namespace(ns.to_owned())),
+            arguments: json!({"resourceType": "pods", "namespace": ns}),
+        },
+        None => Call {
+            action: "list-resources",
+            scope: Scope::One(Target::Cluster),
+            arguments: json!({"resourceType": "pods"}),
+        },
+    }
+}
+
+fn pod(ns: &str, name: &str) -> Target {
+    Target::Object(ObjectRef {
+        api_group: String::new(),
+        kind: "Pod".to_owned(),
+        namespace: Some(ns.to_owned()),
+        name: name.to_owned(),
+    })
+}
+
+fn delete_pod(ns: &str) -> Call {
+    Call {
+        action: "delete_pod",
+        scope: Scope::One(pod(ns, "web")),
+        arguments: json!({"name": "web", "namespace": ns}),
+    }
+}
+
+fn ask(engine: &PolicyEngine, who: &Arc<Caller>, call: Call) -> Result<Permitted<Call>, Denied> {
+    engine.authorize(who, call, &facts(), &namespaces())
+}
+
+fn decide(engine: &PolicyEngine, who: &Arc<Caller>, ns: Option<&str>) -> Result<Permitted<Call>, Denied> {
+    ask(engine, who, list_pods(ns))
 }
 
 #[test]
@@ -108,22 +156,24 @@ fn the_committed_schema_is_the_generated_one() {
 fn tenant_members_read_their_own_namespaces_only() {
     let engine = shipped();
     let alice = caller("alice", "team-a", &["team-a-devs"]);
-    let permit = decide(&engine, &alice, Some("team-a"))
+    let permitted = decide(&engine, &alice, Some("team-a"))
         .unwrap_or_else(|d| panic!("alice in team-a must be permitted: {d}"));
+    let permit = permitted.permit();
     assert_eq!(permit.policies(), ["tenant-read-own-namespaces"]);
     assert_eq!(
         permit.reasons(),
         ["a tenant's members may read in their tenant's namespaces"]
     );
     assert_eq!(permit.caller().username, "alice");
-    assert_eq!(permit.resource(), r#"Namespace::"team-a""#);
+    assert_eq!(permit.resource(), r#"Namespace::"local/team-a""#);
+    assert_eq!(permitted.call().arguments["namespace"], "team-a", "the call is bound to its permit");
 
     let denied = decide(&engine, &alice, Some("team-b")).err();
     let denied = denied.unwrap_or_else(|| panic!("alice must not read team-b"));
     assert_eq!(denied.cause, Refusal::NotPermitted);
     assert_eq!(
         denied.to_string(),
-        r#"kubegate refused `list-resources` on Namespace::"team-b" for User::"alice": no policy permits it"#
+        r#"kubegate refused `list-resources` on Namespace::"local/team-b" for User::"alice": no policy permits it"#
     );
     assert!(
         decide(&engine, &alice, None).is_err(),
@@ -145,20 +195,15 @@ fn platform_admins_read_the_whole_cluster() {
     let carol = caller("carol", "platform", &["platform-admins"]);
     let permit = decide(&engine, &carol, None).ok();
     assert_eq!(
-        permit.as_ref().map(|p| p.policies().to_vec()),
+        permit.as_ref().map(|p| p.permit().policies()),
         Some(vec!["platform-admins-read-all".to_owned()])
     );
     assert!(decide(&engine, &carol, Some("team-b")).is_ok());
     // Reading is not revealing: no shipped policy grants reveal-secrets.
-    let reveal = engine.authorize(
-        &carol,
-        "reveal-secrets",
-        &Target::Cluster,
-        None,
-        &facts(),
-        &namespaces(),
-    );
+    let reveal = engine.reveal_secrets(&carol, &Target::Cluster, &facts(), &namespaces());
     assert!(reveal.is_err());
+    // Reading is not changing either.
+    assert!(ask(&engine, &carol, delete_pod("team-b")).is_err());
 }
 
 #[test]
@@ -190,20 +235,144 @@ fn forbid_wins_and_names_itself() {
     assert_eq!(denied.policies(), ["no-prod"]);
     assert_eq!(
         denied.to_string(),
-        r#"kubegate refused `list-resources` on Namespace::"team-b" for User::"bob": forbidden by policy no-prod (production is off limits)"#
+        r#"kubegate refused `list-resources` on Namespace::"local/team-b" for User::"bob": forbidden by policy no-prod (production is off limits)"#
     );
 }
 
 #[test]
 fn the_non_destructive_set_forbids_the_destructive_group() {
-    // Until destructive tools exist, check the policy text is what the seed promises.
-    assert!(
-        NON_DESTRUCTIVE_POLICIES
-            .contains(r#"forbid (principal, action in Action::"destructive", resource);"#)
+    let alice = caller("alice", "team-a", &["team-a-devs"]);
+    let without = engine(&[
+        ("tenant-isolation.cedar", include_str!("../../policies/tenant-isolation.cedar")),
+        ("tenant-edit.cedar", include_str!("../../policies/tenant-edit.cedar")),
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(ask(&without, &alice, delete_pod("team-a")).is_ok(), "tenant-edit lets alice delete");
+    let with = shipped();
+    let denied = ask(&with, &alice, delete_pod("team-a")).err();
+    let denied = denied.unwrap_or_else(|| panic!("non-destructive must forbid"));
+    assert_eq!(denied.policies(), ["non-destructive"]);
+    assert_eq!(
+        denied.to_string(),
+        r#"kubegate refused `delete_pod` on Object::"local/team-a/Pod/web" for User::"alice": forbidden by policy non-destructive (only non-destructive tools are allowed (ALLOW_ONLY_NON_DESTRUCTIVE_TOOLS))"#
     );
-    assert!(NON_DESTRUCTIVE_POLICIES.contains(r#"@id("non-destructive")"#));
+    // Writes and reads still pass.
+    let apply = Call {
+        action: "kubectl_apply",
+        scope: Scope::One(pod("team-a", "web")),
+        arguments: json!({"manifest": "..."}),
+    };
+    assert!(ask(&with, &alice, apply).is_ok());
+    assert!(decide(&with, &alice, Some("team-a")).is_ok());
+}
+
+#[test]
+fn objects_are_in_their_namespace_and_cluster() {
+    let engine = engine(&[(
+        "p.cedar",
+        r#"
+        @id("in-cluster")
+        permit (principal, action == Action::"get-resource", resource in Cluster::"local")
+        when { resource is Object && resource.kind == "Pod" && resource has namespace && resource.namespace == "team-a" };
+        @id("not-in-b")
+        forbid (principal, action, resource in Namespace::"local/team-b");
+        @id("tenant-b-tagged")
+        forbid (principal, action, resource in Tenant::"team-b");
+        "#,
+    )])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let alice = caller("alice", "team-a", &[]);
+    let get = |target: Target| Call {
+        action: "get-resource",
+        scope: Scope::One(target),
+        arguments: json!({"resourceType": "pods", "name": "web"}),
+    };
+    let permitted = ask(&engine, &alice, get(pod("team-a", "web")));
+    assert_eq!(
+        permitted.map(|p| p.permit().resource().to_owned()).map_err(|d| d.to_string()),
+        Ok(r#"Object::"local/team-a/Pod/web""#.to_owned())
+    );
+    let in_b = ask(&engine, &alice, get(pod("team-b", "web"))).err();
+    assert_eq!(
+        in_b.map(|d| d.policies().to_vec()),
+        Some(vec!["not-in-b".to_owned(), "tenant-b-tagged".to_owned()])
+    );
+}
+
+#[test]
+fn all_or_nothing_and_visible_scopes() {
     let engine = shipped();
-    assert_eq!(engine.len(), 3);
+    let alice = caller("alice", "team-a", &["team-a-devs"]);
+    let apply = |targets: Vec<Target>| Call {
+        action: "kubectl_apply",
+        scope: Scope::All(targets),
+        arguments: json!({"manifest": "..."}),
+    };
+    let both = ask(&engine, &alice, apply(vec![pod("team-a", "a"), pod("team-a-2", "b")]));
+    assert_eq!(both.map(|p| p.permit().allowed().len()).ok(), Some(2));
+    let one_foreign = ask(&engine, &alice, apply(vec![pod("team-a", "a"), pod("team-b", "b")]));
+    assert_eq!(
+        one_foreign.err().map(|d| d.resource),
+        Some(r#"Object::"local/team-b/Pod/b""#.to_owned()),
+        "one refused object refuses the whole call"
+    );
+    let list = Call {
+        action: "list-namespaces",
+        scope: Scope::Visible(namespaces().names().into_iter().map(Target::Namespace).collect()),
+        arguments: json!({}),
+    };
+    let visible = ask(&engine, &alice, list.clone()).map(|p| {
+        p.permit().allowed().iter().map(|a| a.resource.clone()).collect::<Vec<_>>()
+    });
+    assert_eq!(
+        visible.ok(),
+        Some(vec![r#"Namespace::"local/team-a""#.to_owned(), r#"Namespace::"local/team-a-2""#.to_owned()])
+    );
+    let nobody = caller("nobody", "none", &[]);
+    assert!(ask(&engine, &nobody, list).is_err(), "nothing visible: refused");
+}
+
+#[test]
+fn later_decisions_use_the_same_question_and_are_recorded() {
+    let engine = engine(&[(
+        "p.cedar",
+        r#"
+        @id("admins")
+        permit (principal in Group::"admins", action in Action::"read", resource);
+        @id("hide-kube-system")
+        forbid (principal, action, resource is Namespace) when { resource.name == "kube-system" };
+        "#,
+    )])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let carol = caller("carol", "platform", &["admins"]);
+    let permitted = decide(&engine, &carol, None).unwrap_or_else(|d| panic!("{d}"));
+    let permit = permitted.permit();
+    assert!(permit.also(&engine, &Target::Namespace("team-a".into()), &namespaces()).is_ok());
+    let hidden = permit.also(&engine, &Target::Namespace("kube-system".into()), &namespaces());
+    assert_eq!(hidden.err().map(|d| d.policies().to_vec()), Some(vec!["hide-kube-system".to_owned()]));
+    let later = permit.later();
+    assert_eq!(later.len(), 2);
+    assert!(later[0].allowed && !later[1].allowed);
+    assert_eq!(later[1].resource, r#"Namespace::"local/kube-system""#);
+}
+
+#[test]
+fn reveal_secrets_is_never_granted_by_a_bare_action() {
+    let engine = engine(&[(
+        "p.cedar",
+        r#"
+        @id("admins-everything")
+        permit (principal in Group::"admins", action in Action::"read", resource);
+        @id("break-glass")
+        permit (principal in Group::"break-glass", action == Action::"reveal-secrets", resource);
+        "#,
+    )])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let carol = caller("carol", "platform", &["admins"]);
+    assert!(engine.reveal_secrets(&carol, &Target::Namespace("team-a".into()), &facts(), &namespaces()).is_err());
+    let dave = caller("dave", "platform", &["break-glass"]);
+    let grant = engine.reveal_secrets(&dave, &Target::Namespace("team-a".into()), &facts(), &namespaces());
+    assert_eq!(grant.map(|g| g.allowed().policies.clone()).ok(), Some(vec!["break-glass".to_owned()]));
 }
 
 #[test]
@@ -253,13 +422,14 @@ fn context_arguments_request_facts_and_claims_are_typed() {
     .unwrap_or_else(|e| panic!("{e}"));
     let alice = caller("alice", "team-a", &[]);
     assert!(decide(&engine, &alice, Some("team-a")).is_ok());
-    let secrets = engine.authorize(
+    let secrets = ask(
+        &engine,
         &alice,
-        "list-resources",
-        &Target::Namespace("team-a".into()),
-        Some(&json!({"resourceType": "secrets", "namespace": "team-a"})),
-        &facts(),
-        &namespaces(),
+        Call {
+            action: "list-resources",
+            scope: Scope::One(Target::Namespace("team-a".into())),
+            arguments: json!({"resourceType": "secrets", "namespace": "team-a"}),
+        },
     );
     assert!(secrets.is_err());
 }
@@ -289,15 +459,15 @@ fn policy_ids_come_from_annotations_or_file_positions_and_must_be_unique() {
     let engine = engine(&[(
         "team.cedar",
         r#"
-        permit (principal, action == Action::"list-resources", resource == Namespace::"x");
-        permit (principal, action == Action::"list-resources", resource == Namespace::"team-a");
+        permit (principal, action == Action::"list-resources", resource == Namespace::"local/x");
+        permit (principal, action == Action::"list-resources", resource == Namespace::"local/team-a");
         "#,
     )])
     .unwrap_or_else(|e| panic!("{e}"));
     let alice = caller("alice", "team-a", &[]);
     let permit = decide(&engine, &alice, Some("team-a")).ok();
     assert_eq!(
-        permit.map(|p| p.policies().to_vec()),
+        permit.map(|p| p.permit().policies()),
         Some(vec!["team.cedar#1".to_owned()])
     );
     let twice = r#"@id("same") permit (principal, action, resource);"#;

@@ -1,0 +1,221 @@
+//! Handles the methods that reach Kubernetes: `tools/call` and `resources/read`. Each goes
+//! parse → policy → (for changes: the write-ahead audit record) → run, and fills the audit
+//! record on the way.
+
+use serde_json::{Map, Value, json};
+
+use super::{Exchange, jsonrpc, tool_result};
+use crate::audit::{AuditDecision, AuditRecord, AuditSubDecision, Outcome};
+use crate::mcp::jsonrpc::code;
+use crate::policy::{Denied, Permit};
+use crate::tool::resources::{self, ResourceRead};
+use crate::tool::{self, ToolCall, ToolError};
+
+pub(super) async fn call_tool(
+    ex: &Exchange<'_>,
+    params: &Map<String, Value>,
+    record: &mut AuditRecord,
+) -> Value {
+    let id = &ex.id;
+    let Some(name) = params.get("name").and_then(Value::as_str) else {
+        let message = "tools/call needs a `name` (string)";
+        record.fail(Outcome::Invalid, message);
+        return jsonrpc::error(Some(id), code::INVALID_PARAMS, message);
+    };
+    record.mcp.tool = Some(name.to_owned());
+    let empty = Map::new();
+    let arguments = match params.get("arguments") {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(arguments)) => arguments,
+        Some(_) => {
+            let message = "tools/call `arguments` must be an object";
+            record.fail(Outcome::Invalid, message);
+            return jsonrpc::error(Some(id), code::INVALID_PARAMS, message);
+        }
+    };
+    let catalog = ex.gateway.kube.catalog();
+    let call = match ToolCall::parse(name, arguments, &catalog) {
+        Ok(call) => call,
+        Err(error) => {
+            // Arguments that did not parse may hold anything (a manifest with a Secret): the
+            // record keeps their names only.
+            record.set_arguments(&names_only(arguments));
+            record.fail(Outcome::Invalid, error.to_string());
+            return match error {
+                ToolError::UnknownTool(_) => {
+                    jsonrpc::error(Some(id), code::INVALID_PARAMS, error.to_string())
+                }
+                // Invalid arguments are a tool error the model can read and correct (MCP 2025-11-25).
+                _ => tool_result(id, error.to_string(), None, true),
+            };
+        }
+    };
+    record.set_arguments(&call.audit_arguments());
+    let changes_cluster = call.spec().group.changes_cluster();
+    let permitted = match ex
+        .gateway
+        .policy
+        .authorize(ex.caller, call, &ex.facts, &ex.gateway.kube)
+    {
+        Ok(permitted) => permitted,
+        Err(denied) => {
+            record.decision = Some(refused(&denied));
+            record.fail(Outcome::Denied, denied.to_string());
+            return tool_result(id, denied.to_string(), None, true);
+        }
+    };
+    record.decision = Some(allowed(permitted.permit()));
+    // A call that changes the cluster leaves its record on disk before anything is sent.
+    let write_ahead = if changes_cluster {
+        match ex.gateway.audit.write_ahead(record) {
+            Ok(proof) => Some(proof),
+            Err(error) => {
+                tracing::error!(%error, audit.id = %record.audit_id, "write-ahead audit record failed; refusing the call");
+                let message = format!(
+                    "kubegate refused the call: it could not write its audit record ({error}), \
+                     and it changes nothing it has not recorded. Nothing was sent to Kubernetes."
+                );
+                record.fail(Outcome::Error, message.clone());
+                return tool_result(id, message, None, true);
+            }
+        }
+    } else {
+        None
+    };
+    let ran = tool::run(
+        &permitted,
+        &ex.gateway.policy,
+        &ex.gateway.kube,
+        &ex.facts,
+        write_ahead,
+    )
+    .await;
+    record.kube = ran.calls;
+    if let Some(decision) = record.decision.as_mut() {
+        decision.later = later(permitted.permit());
+        decision.grants = ran.grants;
+    }
+    match ran.output {
+        Ok(output) => tool_result(id, output.text, output.structured, false),
+        Err(error) => {
+            let message = error.to_string();
+            record.fail(Outcome::Error, message.clone());
+            tool_result(id, message, None, true)
+        }
+    }
+}
+
+pub(super) async fn read_resource(
+    ex: &Exchange<'_>,
+    params: &Map<String, Value>,
+    record: &mut AuditRecord,
+) -> Value {
+    let id = &ex.id;
+    let Some(uri) = params.get("uri").and_then(Value::as_str) else {
+        let message = "resources/read needs a `uri` (string)";
+        record.fail(Outcome::Invalid, message);
+        return jsonrpc::error(Some(id), code::INVALID_PARAMS, message);
+    };
+    record.set_arguments(&json!({ "uri": uri }));
+    let read = match ResourceRead::parse(uri, &ex.gateway.kube.catalog()) {
+        Ok(read) => read,
+        Err(message) => {
+            record.fail(Outcome::Invalid, message.clone());
+            return jsonrpc::error(Some(id), code::RESOURCE_NOT_FOUND, message);
+        }
+    };
+    let permitted = match ex
+        .gateway
+        .policy
+        .authorize(ex.caller, read, &ex.facts, &ex.gateway.kube)
+    {
+        Ok(permitted) => permitted,
+        Err(denied) => {
+            record.decision = Some(refused(&denied));
+            record.fail(Outcome::Denied, denied.to_string());
+            return jsonrpc::error(Some(id), code::REFUSED, denied.to_string());
+        }
+    };
+    record.decision = Some(allowed(permitted.permit()));
+    let ran = tool::run(
+        &permitted,
+        &ex.gateway.policy,
+        &ex.gateway.kube,
+        &ex.facts,
+        None,
+    )
+    .await;
+    record.kube = ran.calls;
+    if let Some(decision) = record.decision.as_mut() {
+        decision.grants = ran.grants;
+    }
+    match ran.output {
+        Ok(output) => jsonrpc::result(id, resources::contents(permitted.call(), &output)),
+        Err(error) => {
+            let message = error.to_string();
+            record.fail(Outcome::Error, message.clone());
+            let code = match error {
+                ToolError::NotFound(_) => code::RESOURCE_NOT_FOUND,
+                _ => code::INTERNAL_ERROR,
+            };
+            jsonrpc::error(Some(id), code, message)
+        }
+    }
+}
+
+/// The argument names of a call whose arguments did not parse.
+fn names_only(arguments: &Map<String, Value>) -> Value {
+    Value::Object(
+        arguments
+            .keys()
+            .map(|k| (k.clone(), Value::from("<not recorded: the arguments did not parse>")))
+            .collect(),
+    )
+}
+
+/// The audit record's view of a permit.
+pub(super) fn allowed(permit: &Permit) -> AuditDecision {
+    let allowed = permit.allowed();
+    AuditDecision {
+        allowed: true,
+        action: permit.action().to_owned(),
+        resource: permit.resource().to_owned(),
+        policies: permit.policies(),
+        reasons: permit.reasons(),
+        errors: Vec::new(),
+        resources: if allowed.len() > 1 {
+            allowed.iter().map(|a| a.resource.clone()).collect()
+        } else {
+            Vec::new()
+        },
+        later: Vec::new(),
+        grants: Vec::new(),
+    }
+}
+
+/// The audit record's view of a refusal.
+pub(super) fn refused(denied: &Denied) -> AuditDecision {
+    AuditDecision {
+        allowed: false,
+        action: denied.action.to_owned(),
+        resource: denied.resource.clone(),
+        policies: denied.policies().to_vec(),
+        reasons: denied.reasons().to_vec(),
+        errors: denied.errors().to_vec(),
+        resources: Vec::new(),
+        later: Vec::new(),
+        grants: Vec::new(),
+    }
+}
+
+fn later(permit: &Permit) -> Vec<AuditSubDecision> {
+    permit
+        .later()
+        .into_iter()
+        .map(|d| AuditSubDecision {
+            resource: d.resource,
+            allowed: d.allowed,
+            policies: d.policies,
+        })
+        .collect()
+}

@@ -1,0 +1,223 @@
+//! What tools answer ([`ToolOutput`]: text for the model, and the full objects as
+//! `structuredContent`), and the one filter every Kubernetes object passes before it leaves
+//! kubegate, by kind:
+//!
+//! - a `Secret`'s `data` and `stringData` values are masked unless `reveal-secrets` is granted
+//!   in its namespace (keys stay, so callers see what exists);
+//! - `kubectl.kubernetes.io/last-applied-configuration`, which repeats an object as it was
+//!   applied, is filtered as the object it holds (a Secret's is masked);
+//! - lists are filtered item by item, whether typed (`SecretList`: the items carry no `kind`)
+//!   or mixed (`List`, each item naming its own kind); events and JSON log lines as objects too;
+//! - `metadata.managedFields` is dropped (field ownership bookkeeping, large and of no use to a
+//!   model).
+
+use serde_json::{Map, Value};
+
+/// The mask that replaces each Secret value.
+pub const MASK: &str = "<masked: grant reveal-secrets to see values>";
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// A tool's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolOutput {
+    /// What the model reads: a summary, a table, a log.
+    pub text: String,
+    /// The full answer as JSON, for tools that declare an `outputSchema`.
+    pub structured: Option<Value>,
+}
+
+impl ToolOutput {
+    pub fn text(text: impl Into<String>) -> ToolOutput {
+        ToolOutput {
+            text: text.into(),
+            structured: None,
+        }
+    }
+}
+
+/// Filters one object, or a list of them, in place. `kind` names the object's kind when the
+/// object itself does not (the items of a typed list); `reveal(namespace)` says whether Secret
+/// values may be shown in that namespace.
+pub fn filter(value: &mut Value, kind: Option<&str>, reveal: &mut dyn FnMut(Option<&str>) -> bool) {
+    let Value::Object(object) = value else {
+        return;
+    };
+    let own_kind = object.get("kind").and_then(Value::as_str).map(str::to_owned);
+    let kind = own_kind.as_deref().or(kind);
+    if let Some(Value::Array(items)) = object.get_mut("items") {
+        // `SecretList` → `Secret`; a mixed `List` leaves each item to name its own kind.
+        let item_kind = kind
+            .and_then(|k| k.strip_suffix("List"))
+            .filter(|k| !k.is_empty());
+        for item in items.iter_mut() {
+            filter(item, item_kind, reveal);
+        }
+    }
+    if let Some(Value::Object(metadata)) = object.get_mut("metadata") {
+        metadata.remove("managedFields");
+    }
+    let namespace = object
+        .get("metadata")
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if kind == Some("Secret") {
+        if !reveal(namespace.as_deref()) {
+            mask_values(object);
+            if let Some(applied) = last_applied(object) {
+                *applied = MASK.to_owned();
+            }
+        }
+    } else {
+        filter_last_applied(object, kind, reveal);
+    }
+}
+
+fn last_applied(object: &mut Map<String, Value>) -> Option<&mut String> {
+    match object
+        .get_mut("metadata")?
+        .get_mut("annotations")?
+        .get_mut(LAST_APPLIED)?
+    {
+        Value::String(applied) => Some(applied),
+        _ => None,
+    }
+}
+
+/// Filters the object kept in the last-applied annotation as the object it is.
+fn filter_last_applied(
+    object: &mut Map<String, Value>,
+    kind: Option<&str>,
+    reveal: &mut dyn FnMut(Option<&str>) -> bool,
+) {
+    let Some(applied) = last_applied(object) else {
+        return;
+    };
+    match serde_json::from_str::<Value>(applied) {
+        Ok(mut inner) => {
+            filter(&mut inner, kind, reveal);
+            *applied = inner.to_string();
+        }
+        // Not JSON: kubegate cannot tell what it holds, so it shows none of it.
+        Err(_) => *applied = MASK.to_owned(),
+    }
+}
+
+fn mask_values(secret: &mut Map<String, Value>) {
+    for field in ["data", "stringData"] {
+        if let Some(Value::Object(values)) = secret.get_mut(field) {
+            values.values_mut().for_each(|v| *v = Value::from(MASK));
+        }
+    }
+}
+
+/// Filters a container log: each line that is a JSON object is filtered as an object (a program
+/// that logs the Secrets it reads logs them as JSON); other lines pass as they are.
+pub fn filter_log(log: &str, reveal: &mut dyn FnMut(Option<&str>) -> bool) -> String {
+    let mut out = String::with_capacity(log.len());
+    for line in log.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let trimmed = body.trim_start();
+        if trimmed.starts_with('{')
+            && let Ok(mut value) = serde_json::from_str::<Value>(trimmed)
+            && contains_secret(&value)
+        {
+            filter(&mut value, None, reveal);
+            out.push_str(&value.to_string());
+            out.push_str(&line[body.len()..]);
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// Whether a JSON value holds an object of kind `Secret` anywhere.
+fn contains_secret(value: &Value) -> bool {
+    match value {
+        Value::Object(object) => {
+            object.get("kind").and_then(Value::as_str) == Some("Secret")
+                || object.get("kind").and_then(Value::as_str) == Some("SecretList")
+                || object.values().any(contains_secret)
+        }
+        Value::Array(items) => items.iter().any(contains_secret),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn masked(mut value: Value, kind: Option<&str>) -> Value {
+        filter(&mut value, kind, &mut |_| false);
+        value
+    }
+
+    const PASSWORD: &str = "aHVudGVyMg==";
+
+    #[test]
+    fn secrets_are_masked_in_every_shape() {
+        let secret = json!({
+            "metadata": {"name": "db", "namespace": "a", "managedFields": [{"manager": "kubectl"}],
+                         "annotations": {LAST_APPLIED: format!("{{\"kind\":\"Secret\",\"data\":{{\"password\":\"{PASSWORD}\"}}}}"), "team": "a"}},
+            "data": {"password": PASSWORD},
+            "stringData": {"user": "admin"},
+        });
+        // A typed list: items name no kind.
+        let list = masked(json!({"kind": "SecretList", "items": [secret.clone()]}), None);
+        let text = list.to_string();
+        assert!(!text.contains(PASSWORD) && !text.contains("admin"), "{text}");
+        assert_eq!(list["items"][0]["data"]["password"], MASK);
+        assert_eq!(list["items"][0]["metadata"]["annotations"]["team"], "a");
+        assert!(list["items"][0]["metadata"].get("managedFields").is_none());
+        // A mixed list, and a single object named by the caller.
+        let mut own = secret.clone();
+        own["kind"] = json!("Secret");
+        let mixed = masked(json!({"kind": "List", "items": [own, {"kind": "ConfigMap", "data": {"k": PASSWORD}}]}), None);
+        assert_eq!(mixed["items"][0]["data"]["password"], MASK);
+        assert_eq!(mixed["items"][1]["data"]["k"], PASSWORD, "ConfigMaps are not Secrets");
+        assert!(!masked(secret, Some("Secret")).to_string().contains(PASSWORD));
+    }
+
+    #[test]
+    fn last_applied_is_filtered_as_the_object_it_holds() {
+        // A ConfigMap's last-applied holding a List with a Secret in it.
+        let applied = json!({"kind": "List", "items": [{"kind": "Secret", "data": {"p": PASSWORD}}]});
+        let config_map = json!({"kind": "ConfigMap", "metadata": {"annotations": {LAST_APPLIED: applied.to_string()}}});
+        let out = masked(config_map, None);
+        assert!(!out.to_string().contains(PASSWORD), "{out}");
+        let garbage = json!({"kind": "ConfigMap", "metadata": {"annotations": {LAST_APPLIED: "not json"}}});
+        assert_eq!(masked(garbage, None)["metadata"]["annotations"][LAST_APPLIED], MASK);
+    }
+
+    #[test]
+    fn reveal_is_asked_per_namespace_and_shows_values() {
+        let list = json!({"kind": "SecretList", "items": [
+            {"metadata": {"name": "x", "namespace": "open"}, "data": {"k": PASSWORD}},
+            {"metadata": {"name": "y", "namespace": "closed"}, "data": {"k": PASSWORD}},
+        ]});
+        let mut asked = Vec::new();
+        let mut out = list;
+        filter(&mut out, None, &mut |ns| {
+            asked.push(ns.map(str::to_owned));
+            ns == Some("open")
+        });
+        assert_eq!(out["items"][0]["data"]["k"], PASSWORD);
+        assert_eq!(out["items"][1]["data"]["k"], MASK);
+        assert_eq!(asked, [Some("open".to_owned()), Some("closed".to_owned())]);
+    }
+
+    #[test]
+    fn json_log_lines_holding_secrets_are_masked() {
+        let log = format!(
+            "starting\n{{\"kind\":\"Secret\",\"data\":{{\"p\":\"{PASSWORD}\"}}}}\r\n{{\"level\":\"info\"}}\nend"
+        );
+        let out = filter_log(&log, &mut |_| false);
+        assert!(!out.contains(PASSWORD), "{out}");
+        assert!(out.starts_with("starting\n") && out.ends_with("{\"level\":\"info\"}\nend"));
+        assert!(out.contains("\r\n"));
+    }
+}

@@ -1,0 +1,149 @@
+//! The MCP resources kubegate serves, each read as the caller and decided by policy as
+//! `Action::"read-resource"` (with the URI in `context.arguments.uri`):
+//!
+//! - `cluster-info`: the cluster's name and version (Cedar resource: the `Cluster`);
+//! - `namespaces`: the namespaces this caller may use (decided on each `Namespace`, as
+//!   `list-namespaces` is);
+//! - `active-filters`: the analyzers in use (none until the analyzers exist);
+//! - `k8s://{namespace}/{resourceType}/{name}`: one object, as `get-resource` reads it (Cedar
+//!   resource: the `Object`).
+
+use serde_json::{Map, Value, json};
+
+use super::cluster_info::ClusterInfo;
+use super::get_resource::GetResource;
+use super::list_namespaces::visible_namespaces;
+use super::{Run, Runnable, Tool, ToolError, ToolOutput, args};
+use crate::kube::ApiCatalog;
+use crate::policy::{Decidable, NamespaceDirectory, Scope, Target};
+
+/// The URI template of objects.
+pub const OBJECT_TEMPLATE: &str = "k8s://{namespace}/{resourceType}/{name}";
+const OBJECT_SCHEME: &str = "k8s://";
+
+/// One `resources/read`, parsed.
+#[derive(Debug)]
+pub enum ResourceRead {
+    ClusterInfo,
+    Namespaces,
+    ActiveFilters,
+    Object { uri: String, get: GetResource },
+}
+
+/// The fixed resources, as `resources/list` shows them.
+pub fn list() -> Value {
+    json!([
+        {"uri": "cluster-info", "name": "cluster-info", "title": "Cluster information",
+         "description": "The cluster's name, Kubernetes version and platform", "mimeType": "application/json"},
+        {"uri": "namespaces", "name": "namespaces", "title": "Namespaces",
+         "description": "The namespaces you may use", "mimeType": "application/json"},
+        {"uri": "active-filters", "name": "active-filters", "title": "Active analyzer filters",
+         "description": "The analyzers `analyze` runs (none yet: the analyzers are not served)", "mimeType": "application/json"},
+    ])
+}
+
+/// The resource templates, as `resources/templates/list` shows them.
+pub fn templates() -> Value {
+    json!([
+        {"uriTemplate": OBJECT_TEMPLATE, "name": "object", "title": "A Kubernetes object",
+         "description": "One namespaced object by namespace, resource type (pods, deployments, \
+                         services, configmaps, ...) and name, as get-resource returns it",
+         "mimeType": "application/json"},
+    ])
+}
+
+impl ResourceRead {
+    /// Parses a resource URI; unknown ones are refused with the list of known ones.
+    pub fn parse(uri: &str, served: &ApiCatalog) -> Result<ResourceRead, String> {
+        match uri {
+            "cluster-info" => return Ok(ResourceRead::ClusterInfo),
+            "namespaces" => return Ok(ResourceRead::Namespaces),
+            "active-filters" => return Ok(ResourceRead::ActiveFilters),
+            _ => {}
+        }
+        let Some(path) = uri.strip_prefix(OBJECT_SCHEME) else {
+            return Err(format!(
+                "unknown resource {uri:?}: kubegate serves cluster-info, namespaces, \
+                 active-filters and {OBJECT_TEMPLATE}"
+            ));
+        };
+        let parts: Vec<&str> = path.split('/').collect();
+        let [namespace, resource_type, name] = parts[..] else {
+            return Err(format!("{uri:?} does not match {OBJECT_TEMPLATE}"));
+        };
+        let arguments: Map<String, Value> = [
+            ("resourceType", resource_type),
+            ("name", name),
+            ("namespace", namespace),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), Value::from(v)))
+        .collect();
+        let mut get: GetResource = args::parse(&arguments)?;
+        get.check(served)?;
+        if !get.resource_type.0.namespaced() {
+            return Err(format!(
+                "{uri:?}: {} are not namespaced; use get-resource for them",
+                get.resource_type.0.plural()
+            ));
+        }
+        Ok(ResourceRead::Object {
+            uri: uri.to_owned(),
+            get,
+        })
+    }
+
+    /// The URI as read.
+    pub fn uri(&self) -> &str {
+        match self {
+            ResourceRead::ClusterInfo => "cluster-info",
+            ResourceRead::Namespaces => "namespaces",
+            ResourceRead::ActiveFilters => "active-filters",
+            ResourceRead::Object { uri, .. } => uri,
+        }
+    }
+}
+
+impl Decidable for ResourceRead {
+    fn action(&self) -> &'static str {
+        "read-resource"
+    }
+
+    fn scope(&self, namespaces: &dyn NamespaceDirectory) -> Scope {
+        match self {
+            ResourceRead::ClusterInfo | ResourceRead::ActiveFilters => Scope::One(Target::Cluster),
+            ResourceRead::Namespaces => {
+                Scope::Visible(namespaces.names().into_iter().map(Target::Namespace).collect())
+            }
+            ResourceRead::Object { get, .. } => get.scope(namespaces),
+        }
+    }
+
+    fn cedar_arguments(&self) -> Value {
+        json!({ "uri": self.uri() })
+    }
+}
+
+impl Runnable for ResourceRead {
+    async fn run(&self, run: &mut Run<'_>) -> Result<ToolOutput, ToolError> {
+        let output = match self {
+            ResourceRead::ClusterInfo => ClusterInfo {}.run(run).await?,
+            ResourceRead::Namespaces => visible_namespaces(run),
+            ResourceRead::ActiveFilters => ToolOutput {
+                text: String::new(),
+                structured: Some(json!({ "activeFilters": [] })),
+            },
+            ResourceRead::Object { get, .. } => get.run(run).await?,
+        };
+        Ok(output)
+    }
+}
+
+/// A resource's contents as `resources/read` answers them: its JSON.
+pub fn contents(read: &ResourceRead, output: &ToolOutput) -> Value {
+    let text = match &output.structured {
+        Some(value) => serde_json::to_string_pretty(value).unwrap_or_default(),
+        None => output.text.clone(),
+    };
+    json!({ "contents": [{ "uri": read.uri(), "mimeType": "application/json", "text": text }] })
+}
