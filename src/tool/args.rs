@@ -206,15 +206,16 @@ pub fn parse<T: for<'de> Deserialize<'de>>(arguments: &Map<String, Value>) -> Re
         .filter(|(_, v)| !matches!(v, Value::Null) && v.as_str() != Some(""))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    serde_json::from_value(Value::Object(cleaned)).map_err(|e| {
-        // serde_json's messages name the field for missing and unknown ones; for a field of
-        // the wrong type it says "invalid type ...", which reads well enough with the tool name.
-        let message = e.to_string();
-        message
-            .split(" at line ")
-            .next()
-            .unwrap_or(&message)
-            .to_owned()
+    serde_path_to_error::deserialize(Value::Object(cleaned)).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        // Missing and unknown fields are named by serde itself; a value of the wrong type is
+        // named by its path.
+        if path == "." || message.contains("field `") {
+            message
+        } else {
+            format!("`{path}`: {message}")
+        }
     })
 }
 
@@ -406,7 +407,12 @@ mod tests {
         let missing: Result<Sample, _> = parse(&object(json!({"tail": 5})));
         assert!(missing.is_err_and(|e| e.contains("missing field `podName`")));
         let fraction: Result<Sample, _> = parse(&object(json!({"podName": "a", "tail": 1.5})));
-        assert!(fraction.is_err_and(|e| e.contains("1.5 is not a whole number")));
+        assert_eq!(fraction.err().as_deref(), Some("`tail`: 1.5 is not a whole number"));
+        let wrong: Result<Sample, _> = parse(&object(json!({"podName": 42})));
+        assert_eq!(
+            wrong.err().as_deref(),
+            Some("`podName`: invalid type: integer `42`, expected a string")
+        );
         let word: Result<Sample, _> = parse(&object(json!({"podName": "a", "previous": "yes"})));
         assert!(word.is_err_and(|e| e.contains("\"yes\" is not true or false")));
         let kind: Result<Sample, _> =

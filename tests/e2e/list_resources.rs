@@ -20,14 +20,9 @@ async fn pod(admin: &kube::Client, ns: &str, name: &str, app: &str) -> Result<()
     Ok(())
 }
 
-fn names(text: &str) -> Vec<String> {
-    let items: Vec<Value> = serde_json::from_str(text).unwrap_or_default();
-    let mut names: Vec<String> = items
-        .iter()
-        .filter_map(|i| i["metadata"]["name"].as_str().map(str::to_owned))
-        .collect();
-    names.sort();
-    names
+/// The names of the objects in a tool result's `structuredContent`.
+fn names(result: &Value) -> Vec<String> {
+    support::item_names(result)
 }
 
 /// The cluster's own audit events with this auditID.
@@ -61,7 +56,10 @@ async fn a_tenant_member_lists_their_pods_as_themselves_and_is_refused_elsewhere
         .await?;
     let (text, is_error) = tool_text(&result);
     assert!(!is_error, "{text}");
-    assert_eq!(names(&text), ["db-1", "web-1"]);
+    assert_eq!(names(&result), ["db-1", "web-1"]);
+    // The text is a table a model can read: a header and a row per pod.
+    assert!(text.starts_with("2 pods in namespace \"lr-a\":\nNAME "), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("web-1 ") && l.contains("Pending")), "{text}");
 
     let selected = client
         .call_tool(
@@ -70,7 +68,7 @@ async fn a_tenant_member_lists_their_pods_as_themselves_and_is_refused_elsewhere
             json!({"resourceType": "po", "namespace": "lr-a", "labelSelector": "app=web"}),
         )
         .await?;
-    assert_eq!(names(&tool_text(&selected).0), ["web-1"]);
+    assert_eq!(names(&selected), ["web-1"]);
 
     // kubegate's record names the deciding policy and the API server's Audit-Id...
     let records = gateway.audit_records();
@@ -83,9 +81,9 @@ async fn a_tenant_member_lists_their_pods_as_themselves_and_is_refused_elsewhere
         allowed["decision"]["policies"],
         json!(["tenant-read-own-namespaces"])
     );
-    assert_eq!(allowed["decision"]["resource"], r#"Namespace::"lr-a""#);
+    assert_eq!(allowed["decision"]["resource"], r#"Namespace::"local/lr-a""#);
     assert_eq!(allowed["kube"][0]["code"], 200);
-    assert_eq!(allowed["kube"][0]["uri"], "/api/v1/namespaces/lr-a/pods");
+    assert_eq!(allowed["kube"][0]["uri"], "/api/v1/namespaces/lr-a/pods?limit=100");
     let audit_id = allowed["kube"][0]["auditID"]
         .as_str()
         .unwrap_or_default()
@@ -120,7 +118,7 @@ async fn a_tenant_member_lists_their_pods_as_themselves_and_is_refused_elsewhere
     assert!(is_error);
     assert_eq!(
         text,
-        r#"kubegate refused `list-resources` on Namespace::"lr-b" for User::"alice": no policy permits it"#
+        r#"kubegate refused `list-resources` on Namespace::"local/lr-b" for User::"alice": no policy permits it"#
     );
     assert!(!text.contains("secret-project"));
     let records = gateway.audit_records();
@@ -221,11 +219,12 @@ async fn platform_admins_list_across_namespaces_and_kinds_resolve_by_discovery()
         .await?;
     let (text, is_error) = tool_text(&listed);
     assert!(!is_error, "{text}");
-    assert_eq!(names(&text), ["nightly-report"]);
+    assert_eq!(names(&listed), ["nightly-report"]);
+    assert!(text.contains("0 3 * * *"), "the schedule column: {text}");
     let record = gateway.audit_records().pop().unwrap_or_default();
     assert_eq!(
         record["kube"][0]["uri"],
-        "/apis/batch/v1beta1/namespaces/disc-a/cronjobs"
+        "/apis/batch/v1beta1/namespaces/disc-a/cronjobs?limit=100"
     );
 
     let everywhere = client
@@ -233,7 +232,9 @@ async fn platform_admins_list_across_namespaces_and_kinds_resolve_by_discovery()
         .await?;
     let (text, is_error) = tool_text(&everywhere);
     assert!(!is_error, "{text}");
-    assert!(names(&text).contains(&"lonely".to_owned()));
+    assert!(names(&everywhere).contains(&"lonely".to_owned()));
+    assert!(text.lines().next().is_some_and(|l| l.contains("across the namespaces")), "{text}");
+    assert!(text.lines().nth(1).is_some_and(|l| l.starts_with("NAMESPACE ")), "{text}");
     let record = gateway.audit_records().pop().unwrap_or_default();
     assert_eq!(record["decision"]["resource"], r#"Cluster::"local""#);
     assert_eq!(
@@ -260,17 +261,17 @@ async fn secret_values_are_masked_unless_reveal_secrets_is_granted() -> Result<(
 
     let masked = TestGateway::start(GatewayOptions::default()).await?;
     let erin = masked.token("erin", &["sec-devs"], "tenant-sec");
-    let (text, is_error) = tool_text(
-        &masked
-            .client()
-            .call_tool(&erin, "list-resources", list.clone())
-            .await?,
-    );
+    let result = masked
+        .client()
+        .call_tool(&erin, "list-resources", list.clone())
+        .await?;
+    let (text, is_error) = tool_text(&result);
     assert!(!is_error, "{text}");
-    assert!(!text.contains(hunter2), "{text}");
-    let items: Vec<Value> = serde_json::from_str(&text)?;
-    let item = items
-        .iter()
+    assert!(!result.to_string().contains(hunter2), "{result}");
+    let item = result["structuredContent"]["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
         .find(|i| i["metadata"]["name"] == "db-password")
         .cloned()
         .unwrap_or_default();
@@ -286,12 +287,14 @@ async fn secret_values_are_masked_unless_reveal_secrets_is_granted() -> Result<(
     ));
     let revealing = TestGateway::start(options).await?;
     let erin = revealing.token("erin", &["sec-devs"], "tenant-sec");
-    let (text, _) = tool_text(
-        &revealing
-            .client()
-            .call_tool(&erin, "list-resources", list)
-            .await?,
-    );
-    assert!(text.contains(hunter2), "{text}");
+    let result = revealing
+        .client()
+        .call_tool(&erin, "list-resources", list)
+        .await?;
+    assert!(result.to_string().contains(hunter2), "{result}");
+    let record = revealing.audit_records().pop().unwrap_or_default();
+    assert_eq!(record["decision"]["grants"][0]["action"], "reveal-secrets");
+    assert_eq!(record["decision"]["grants"][0]["allowed"], true);
+    assert_eq!(record["decision"]["grants"][0]["policies"], json!(["erin-reveals"]));
     Ok(())
 }

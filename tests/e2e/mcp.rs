@@ -203,7 +203,7 @@ async fn broken_messages_get_clear_errors_and_never_reach_kubernetes() -> Result
     assert_eq!(unknown_tool.body["error"]["code"], -32602);
     assert_eq!(
         unknown_tool.body["error"]["message"],
-        "unknown tool `rm-rf`"
+        "unknown tool `rm-rf`; tools/list shows the tools you may call"
     );
 
     // Invalid arguments come back as a tool error the model can read and fix.
@@ -223,7 +223,7 @@ async fn broken_messages_get_clear_errors_and_never_reach_kubernetes() -> Result
     assert!(
         tool_text(&wrong_type)
             .0
-            .contains("`resourceType` must be a string, not a number")
+            .contains("`resourceType`: invalid type: integer `42`, expected a string")
     );
 
     let records = gateway.audit_records();

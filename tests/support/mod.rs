@@ -359,6 +359,18 @@ pub fn tool_text(result: &Value) -> (String, bool) {
     )
 }
 
+/// The sorted names of the objects in a tool result's `structuredContent.items`.
+pub fn item_names(result: &Value) -> Vec<String> {
+    let mut names: Vec<String> = result["structuredContent"]["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["metadata"]["name"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
 /// Creates a namespace labelled for `tenant` and binds `cluster_role` ([`cluster::VIEW_ROLE`],
 /// [`cluster::EDIT_ROLE`]) to `group`
 /// in it (Kubernetes RBAC).
