@@ -262,10 +262,16 @@ impl Impersonated<'_> {
         namespace: Option<&str>,
         query: Query<'_>,
     ) -> Result<Bytes, KubeError> {
-        self.with_kind(kind, |served| {
-            let ns = namespace.filter(|_| served.namespaced);
-            with_query(collection(&served.resource, ns), query)
-        }, Method::GET, "list", None)
+        self.with_kind(
+            kind,
+            |served| {
+                let ns = namespace.filter(|_| served.namespaced);
+                with_query(collection(&served.resource, ns), query)
+            },
+            Method::GET,
+            "list",
+            None,
+        )
         .await
     }
 
@@ -276,9 +282,13 @@ impl Impersonated<'_> {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Bytes, KubeError> {
-        self.with_kind(kind, |served| {
-            object_path(served, namespace, name)
-        }, Method::GET, "get", None)
+        self.with_kind(
+            kind,
+            |served| object_path(served, namespace, name),
+            Method::GET,
+            "get",
+            None,
+        )
         .await
     }
 
@@ -289,7 +299,10 @@ impl Impersonated<'_> {
         pod: &str,
         query: Query<'_>,
     ) -> Result<Bytes, KubeError> {
-        let uri = with_query(format!("/api/v1/namespaces/{namespace}/pods/{pod}/log"), query);
+        let uri = with_query(
+            format!("/api/v1/namespaces/{namespace}/pods/{pod}/log"),
+            query,
+        );
         self.send(Method::GET, "get", &uri, None).await
     }
 
@@ -302,9 +315,13 @@ impl Impersonated<'_> {
         options: &serde_json::Value,
     ) -> Result<Bytes, KubeError> {
         let body = Body::json(options);
-        self.with_kind(kind, |served| {
-            object_path(served, namespace, name)
-        }, Method::DELETE, "delete", Some(body))
+        self.with_kind(
+            kind,
+            |served| object_path(served, namespace, name),
+            Method::DELETE,
+            "delete",
+            Some(body),
+        )
         .await
     }
 
@@ -374,9 +391,18 @@ impl Impersonated<'_> {
             bytes: serde_json::to_vec(patch).unwrap_or_default(),
             content_type: "application/merge-patch+json",
         };
-        self.with_kind(kind, |served| {
-            format!("{}/{subresource}", object_path(served, Some(namespace), name))
-        }, Method::PATCH, "patch", Some(body))
+        self.with_kind(
+            kind,
+            |served| {
+                format!(
+                    "{}/{subresource}",
+                    object_path(served, Some(namespace), name)
+                )
+            },
+            Method::PATCH,
+            "patch",
+            Some(body),
+        )
         .await
     }
 
@@ -393,9 +419,11 @@ impl Impersonated<'_> {
         let served = self.kube.served(kind)?;
         let first = uri(&served);
         match self.send(method.clone(), verb, &first, body.clone()).await {
-            Err(KubeError::Api { code: 404, ref message, .. })
-                if message == KIND_NOT_FOUND && self.kube.discovered.rediscover().await =>
-            {
+            Err(KubeError::Api {
+                code: 404,
+                ref message,
+                ..
+            }) if message == KIND_NOT_FOUND && self.kube.discovered.rediscover().await => {
                 let moved = self.kube.served(kind)?;
                 let second = uri(&moved);
                 if second == first {

@@ -209,7 +209,9 @@ fn tools_list() -> Value {
     let tools: Vec<Value> = tool::CATALOG
         .iter()
         .map(|spec| {
-            let schema = tool::input_schema(spec.name).cloned().unwrap_or(Value::Null);
+            let schema = tool::input_schema(spec.name)
+                .cloned()
+                .unwrap_or(Value::Null);
             spec.describe(&schema)
         })
         .collect();

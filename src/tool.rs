@@ -22,8 +22,8 @@ mod list_events;
 mod list_namespaces;
 mod list_resources;
 pub mod manifest;
-pub mod resources;
 pub mod output;
+pub mod resources;
 mod scale;
 mod summary;
 

@@ -127,8 +127,8 @@ async fn discover(client: &kube::Client) -> Result<ApiCatalog, KubeError> {
     let mut served = Vec::new();
     for group in discovery.groups() {
         let preferred = group.preferred_version_or_latest().to_owned();
-        let versions = std::iter::once(preferred.as_str())
-            .chain(group.versions().filter(|v| *v != preferred));
+        let versions =
+            std::iter::once(preferred.as_str()).chain(group.versions().filter(|v| *v != preferred));
         for version in versions {
             for (resource, capabilities) in group.versioned_resources(version) {
                 served.push(Served {
@@ -169,7 +169,11 @@ impl ApiCatalog {
                 let version = catalog.versions_of(group, builtin.kind()).first()?;
                 catalog
                     .by_gvk
-                    .get(&((*group).to_owned(), version.clone(), builtin.kind().to_owned()))
+                    .get(&(
+                        (*group).to_owned(),
+                        version.clone(),
+                        builtin.kind().to_owned(),
+                    ))
                     .cloned()
             });
             match found {

@@ -168,7 +168,12 @@ fn names_only(arguments: &Map<String, Value>) -> Value {
     Value::Object(
         arguments
             .keys()
-            .map(|k| (k.clone(), Value::from("<not recorded: the arguments did not parse>")))
+            .map(|k| {
+                (
+                    k.clone(),
+                    Value::from("<not recorded: the arguments did not parse>"),
+                )
+            })
             .collect(),
     )
 }

@@ -25,7 +25,9 @@ pub(super) async fn complete(
     let argument = params.get("argument");
     let (Some(name), Some(prefix)) = (
         argument.and_then(|a| a.get("name")).and_then(Value::as_str),
-        argument.and_then(|a| a.get("value")).and_then(Value::as_str),
+        argument
+            .and_then(|a| a.get("value"))
+            .and_then(Value::as_str),
     ) else {
         let message = "completion/complete needs `argument` with `name` and `value`";
         record.fail(Outcome::Invalid, message);
@@ -39,7 +41,10 @@ pub(super) async fn complete(
     record.set_arguments(&json!({ "argument": name, "value": prefix }));
     let mut values = match name {
         "namespace" => namespaces(ex, record),
-        "resourceType" => tool::LISTABLE.iter().map(|k| k.plural().to_owned()).collect(),
+        "resourceType" => tool::LISTABLE
+            .iter()
+            .map(|k| k.plural().to_owned())
+            .collect(),
         "podName" => names(ex, record, "pods", given("namespace")).await,
         "deploymentName" => names(ex, record, "deployments", given("namespace")).await,
         "name" => match given("resourceType") {
@@ -104,8 +109,7 @@ async fn names(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let Ok(call) = ToolCall::parse("list-resources", &arguments, &ex.gateway.kube.catalog())
-    else {
+    let Ok(call) = ToolCall::parse("list-resources", &arguments, &ex.gateway.kube.catalog()) else {
         return Vec::new();
     };
     let Ok(permitted) = ex

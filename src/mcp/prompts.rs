@@ -34,8 +34,14 @@ pub fn list() -> Value {
 /// One `prompts/get`, parsed.
 #[derive(Debug)]
 enum Prompt {
-    Pod { pod: String, namespace: String },
-    Deployment { deployment: String, namespace: String },
+    Pod {
+        pod: String,
+        namespace: String,
+    },
+    Deployment {
+        deployment: String,
+        namespace: String,
+    },
     Cluster,
 }
 
@@ -68,12 +74,18 @@ impl Prompt {
             "troubleshoot-pod" => {
                 let pod = argument("podName")?;
                 check_name("podName", &pod)?;
-                Ok(Prompt::Pod { pod, namespace: namespace()? })
+                Ok(Prompt::Pod {
+                    pod,
+                    namespace: namespace()?,
+                })
             }
             "troubleshoot-deployment" => {
                 let deployment = argument("deploymentName")?;
                 check_name("deploymentName", &deployment)?;
-                Ok(Prompt::Deployment { deployment, namespace: namespace()? })
+                Ok(Prompt::Deployment {
+                    deployment,
+                    namespace: namespace()?,
+                })
             }
             "troubleshoot-cluster" => Ok(Prompt::Cluster),
             other => Err(format!(
@@ -118,7 +130,10 @@ impl Prompt {
                      user wants the fix made."
                 ),
             ),
-            Prompt::Deployment { deployment, namespace } => (
+            Prompt::Deployment {
+                deployment,
+                namespace,
+            } => (
                 format!("Troubleshoot deployment {deployment} in namespace {namespace}"),
                 format!(
                     "Find out why the deployment {deployment:?} in namespace {namespace:?} is not \
@@ -179,7 +194,10 @@ impl Decidable for Prompt {
             Prompt::Pod { pod, namespace } => {
                 json!({"name": self.name(), "podName": pod, "namespace": namespace})
             }
-            Prompt::Deployment { deployment, namespace } => {
+            Prompt::Deployment {
+                deployment,
+                namespace,
+            } => {
                 json!({"name": self.name(), "deploymentName": deployment, "namespace": namespace})
             }
             Prompt::Cluster => json!({"name": self.name()}),
@@ -187,7 +205,11 @@ impl Decidable for Prompt {
     }
 }
 
-pub(super) fn get(ex: &Exchange<'_>, params: &Map<String, Value>, record: &mut AuditRecord) -> Value {
+pub(super) fn get(
+    ex: &Exchange<'_>,
+    params: &Map<String, Value>,
+    record: &mut AuditRecord,
+) -> Value {
     let id = &ex.id;
     let prompt = match Prompt::parse(params) {
         Ok(prompt) => prompt,
@@ -197,18 +219,19 @@ pub(super) fn get(ex: &Exchange<'_>, params: &Map<String, Value>, record: &mut A
         }
     };
     record.set_arguments(&prompt.cedar_arguments());
-    let permitted = match ex
-        .gateway
-        .policy
-        .authorize(ex.caller, prompt, &ex.facts, &ex.gateway.kube)
-    {
-        Ok(permitted) => permitted,
-        Err(denied) => {
-            record.decision = Some(refused(&denied));
-            record.fail(Outcome::Denied, denied.to_string());
-            return jsonrpc::error(Some(id), code::REFUSED, denied.to_string());
-        }
-    };
+    let permitted =
+        match ex
+            .gateway
+            .policy
+            .authorize(ex.caller, prompt, &ex.facts, &ex.gateway.kube)
+        {
+            Ok(permitted) => permitted,
+            Err(denied) => {
+                record.decision = Some(refused(&denied));
+                record.fail(Outcome::Denied, denied.to_string());
+                return jsonrpc::error(Some(id), code::REFUSED, denied.to_string());
+            }
+        };
     record.decision = Some(allowed(permitted.permit()));
     let (description, text) = permitted.call().messages();
     jsonrpc::result(

@@ -138,7 +138,11 @@ fn ask(engine: &PolicyEngine, who: &Arc<Caller>, call: Call) -> Result<Permitted
     engine.authorize(who, call, &facts(), &namespaces())
 }
 
-fn decide(engine: &PolicyEngine, who: &Arc<Caller>, ns: Option<&str>) -> Result<Permitted<Call>, Denied> {
+fn decide(
+    engine: &PolicyEngine,
+    who: &Arc<Caller>,
+    ns: Option<&str>,
+) -> Result<Permitted<Call>, Denied> {
     ask(engine, who, list_pods(ns))
 }
 
@@ -166,7 +170,11 @@ fn tenant_members_read_their_own_namespaces_only() {
     );
     assert_eq!(permit.caller().username, "alice");
     assert_eq!(permit.resource(), r#"Namespace::"local/team-a""#);
-    assert_eq!(permitted.call().arguments["namespace"], "team-a", "the call is bound to its permit");
+    assert_eq!(
+        permitted.call().arguments["namespace"],
+        "team-a",
+        "the call is bound to its permit"
+    );
 
     let denied = decide(&engine, &alice, Some("team-b")).err();
     let denied = denied.unwrap_or_else(|| panic!("alice must not read team-b"));
@@ -243,11 +251,20 @@ fn forbid_wins_and_names_itself() {
 fn the_non_destructive_set_forbids_the_destructive_group() {
     let alice = caller("alice", "team-a", &["team-a-devs"]);
     let without = engine(&[
-        ("tenant-isolation.cedar", include_str!("../../policies/tenant-isolation.cedar")),
-        ("tenant-edit.cedar", include_str!("../../policies/tenant-edit.cedar")),
+        (
+            "tenant-isolation.cedar",
+            include_str!("../../policies/tenant-isolation.cedar"),
+        ),
+        (
+            "tenant-edit.cedar",
+            include_str!("../../policies/tenant-edit.cedar"),
+        ),
     ])
     .unwrap_or_else(|e| panic!("{e}"));
-    assert!(ask(&without, &alice, delete_pod("team-a")).is_ok(), "tenant-edit lets alice delete");
+    assert!(
+        ask(&without, &alice, delete_pod("team-a")).is_ok(),
+        "tenant-edit lets alice delete"
+    );
     let with = shipped();
     let denied = ask(&with, &alice, delete_pod("team-a")).err();
     let denied = denied.unwrap_or_else(|| panic!("non-destructive must forbid"));
@@ -289,7 +306,9 @@ fn objects_are_in_their_namespace_and_cluster() {
     };
     let permitted = ask(&engine, &alice, get(pod("team-a", "web")));
     assert_eq!(
-        permitted.map(|p| p.permit().resource().to_owned()).map_err(|d| d.to_string()),
+        permitted
+            .map(|p| p.permit().resource().to_owned())
+            .map_err(|d| d.to_string()),
         Ok(r#"Object::"local/team-a/Pod/web""#.to_owned())
     );
     let in_b = ask(&engine, &alice, get(pod("team-b", "web"))).err();
@@ -308,9 +327,17 @@ fn all_or_nothing_and_visible_scopes() {
         scope: Scope::All(targets),
         arguments: json!({"manifest": "..."}),
     };
-    let both = ask(&engine, &alice, apply(vec![pod("team-a", "a"), pod("team-a-2", "b")]));
+    let both = ask(
+        &engine,
+        &alice,
+        apply(vec![pod("team-a", "a"), pod("team-a-2", "b")]),
+    );
     assert_eq!(both.map(|p| p.permit().allowed().len()).ok(), Some(2));
-    let one_foreign = ask(&engine, &alice, apply(vec![pod("team-a", "a"), pod("team-b", "b")]));
+    let one_foreign = ask(
+        &engine,
+        &alice,
+        apply(vec![pod("team-a", "a"), pod("team-b", "b")]),
+    );
     assert_eq!(
         one_foreign.err().map(|d| d.resource),
         Some(r#"Object::"local/team-b/Pod/b""#.to_owned()),
@@ -318,18 +345,34 @@ fn all_or_nothing_and_visible_scopes() {
     );
     let list = Call {
         action: "list-namespaces",
-        scope: Scope::Visible(namespaces().names().into_iter().map(Target::Namespace).collect()),
+        scope: Scope::Visible(
+            namespaces()
+                .names()
+                .into_iter()
+                .map(Target::Namespace)
+                .collect(),
+        ),
         arguments: json!({}),
     };
     let visible = ask(&engine, &alice, list.clone()).map(|p| {
-        p.permit().allowed().iter().map(|a| a.resource.clone()).collect::<Vec<_>>()
+        p.permit()
+            .allowed()
+            .iter()
+            .map(|a| a.resource.clone())
+            .collect::<Vec<_>>()
     });
     assert_eq!(
         visible.ok(),
-        Some(vec![r#"Namespace::"local/team-a""#.to_owned(), r#"Namespace::"local/team-a-2""#.to_owned()])
+        Some(vec![
+            r#"Namespace::"local/team-a""#.to_owned(),
+            r#"Namespace::"local/team-a-2""#.to_owned()
+        ])
     );
     let nobody = caller("nobody", "none", &[]);
-    assert!(ask(&engine, &nobody, list).is_err(), "nothing visible: refused");
+    assert!(
+        ask(&engine, &nobody, list).is_err(),
+        "nothing visible: refused"
+    );
 }
 
 #[test]
@@ -347,9 +390,20 @@ fn later_decisions_use_the_same_question_and_are_recorded() {
     let carol = caller("carol", "platform", &["admins"]);
     let permitted = decide(&engine, &carol, None).unwrap_or_else(|d| panic!("{d}"));
     let permit = permitted.permit();
-    assert!(permit.also(&engine, &Target::Namespace("team-a".into()), &namespaces()).is_ok());
-    let hidden = permit.also(&engine, &Target::Namespace("kube-system".into()), &namespaces());
-    assert_eq!(hidden.err().map(|d| d.policies().to_vec()), Some(vec!["hide-kube-system".to_owned()]));
+    assert!(
+        permit
+            .also(&engine, &Target::Namespace("team-a".into()), &namespaces())
+            .is_ok()
+    );
+    let hidden = permit.also(
+        &engine,
+        &Target::Namespace("kube-system".into()),
+        &namespaces(),
+    );
+    assert_eq!(
+        hidden.err().map(|d| d.policies().to_vec()),
+        Some(vec!["hide-kube-system".to_owned()])
+    );
     let later = permit.later();
     assert_eq!(later.len(), 2);
     assert!(later[0].allowed && !later[1].allowed);
@@ -369,10 +423,27 @@ fn reveal_secrets_is_never_granted_by_a_bare_action() {
     )])
     .unwrap_or_else(|e| panic!("{e}"));
     let carol = caller("carol", "platform", &["admins"]);
-    assert!(engine.reveal_secrets(&carol, &Target::Namespace("team-a".into()), &facts(), &namespaces()).is_err());
+    assert!(
+        engine
+            .reveal_secrets(
+                &carol,
+                &Target::Namespace("team-a".into()),
+                &facts(),
+                &namespaces()
+            )
+            .is_err()
+    );
     let dave = caller("dave", "platform", &["break-glass"]);
-    let grant = engine.reveal_secrets(&dave, &Target::Namespace("team-a".into()), &facts(), &namespaces());
-    assert_eq!(grant.map(|g| g.allowed().policies.clone()).ok(), Some(vec!["break-glass".to_owned()]));
+    let grant = engine.reveal_secrets(
+        &dave,
+        &Target::Namespace("team-a".into()),
+        &facts(),
+        &namespaces(),
+    );
+    assert_eq!(
+        grant.map(|g| g.allowed().policies.clone()).ok(),
+        Some(vec!["break-glass".to_owned()])
+    );
 }
 
 #[test]

@@ -195,12 +195,17 @@ impl Tool for Apply {
                     )
                     .await
                     .map_err(|error| {
-                        let done: Vec<String> = bodies[..n].iter().map(|(p, _, _)| describe(p)).collect();
+                        let done: Vec<String> =
+                            bodies[..n].iter().map(|(p, _, _)| describe(p)).collect();
                         ToolError::Failed(format!(
                             "{} was refused by Kubernetes after passing the dry run: {error}. \
                              Already applied: {}",
                             describe(planned),
-                            if done.is_empty() { "nothing".to_owned() } else { done.join(", ") }
+                            if done.is_empty() {
+                                "nothing".to_owned()
+                            } else {
+                                done.join(", ")
+                            }
                         ))
                     })?;
                 results.push(answer);
@@ -246,7 +251,11 @@ fn plan(
                     object.kind, object.api_version
                 )
             } else {
-                let group_prefix = if group.is_empty() { String::new() } else { format!("{group}/") };
+                let group_prefix = if group.is_empty() {
+                    String::new()
+                } else {
+                    format!("{group}/")
+                };
                 format!(
                     "this cluster does not serve {} at {}; it serves it at {}",
                     object.kind,
@@ -359,7 +368,11 @@ pub fn label_value(name: &str) -> String {
 fn describe(planned: &Planned) -> String {
     let kind = planned.served.resource.kind.to_ascii_lowercase();
     let group = &planned.served.resource.group;
-    let kind = if group.is_empty() { kind } else { format!("{kind}.{group}") };
+    let kind = if group.is_empty() {
+        kind
+    } else {
+        format!("{kind}.{group}")
+    };
     match &planned.namespace {
         Some(ns) => format!("{kind}/{} in namespace {ns}", planned.name),
         None => format!("{kind}/{}", planned.name),
@@ -390,7 +403,10 @@ mod tests {
         assert_eq!(label_value("alice"), "alice");
         assert_eq!(label_value("alice.smith_2"), "alice.smith_2");
         let hashed = label_value("oidc:alice@example.com");
-        assert!(hashed.starts_with("sha256-") && hashed.len() == 47, "{hashed}");
+        assert!(
+            hashed.starts_with("sha256-") && hashed.len() == 47,
+            "{hashed}"
+        );
         assert_eq!(hashed, label_value("oidc:alice@example.com"), "stable");
         assert_ne!(hashed, label_value("oidc:bob@example.com"));
         assert!(label_value(&"a".repeat(64)).starts_with("sha256-"));
@@ -398,7 +414,8 @@ mod tests {
 
     #[test]
     fn new_objects_get_the_caller_and_existing_ones_keep_theirs() {
-        let object = json!({"metadata": {"name": "a", "labels": {CREATED_BY: "mallory", "app": "x"}}});
+        let object =
+            json!({"metadata": {"name": "a", "labels": {CREATED_BY: "mallory", "app": "x"}}});
         let new = with_creator(&object, None, "alice");
         assert_eq!(new["metadata"]["labels"][CREATED_BY], "alice");
         assert_eq!(new["metadata"]["labels"]["app"], "x");
@@ -407,6 +424,9 @@ mod tests {
         let updated = with_creator(&object, Some(&existing), "alice");
         assert_eq!(updated["metadata"]["labels"][CREATED_BY], "bob");
         let unowned = with_creator(&object, Some(&json!({"metadata": {}})), "alice");
-        assert!(unowned["metadata"]["labels"].get(CREATED_BY).is_none(), "a manifest cannot name a creator");
+        assert!(
+            unowned["metadata"]["labels"].get(CREATED_BY).is_none(),
+            "a manifest cannot name a creator"
+        );
     }
 }

@@ -407,7 +407,10 @@ mod tests {
         let missing: Result<Sample, _> = parse(&object(json!({"tail": 5})));
         assert!(missing.is_err_and(|e| e.contains("missing field `podName`")));
         let fraction: Result<Sample, _> = parse(&object(json!({"podName": "a", "tail": 1.5})));
-        assert_eq!(fraction.err().as_deref(), Some("`tail`: 1.5 is not a whole number"));
+        assert_eq!(
+            fraction.err().as_deref(),
+            Some("`tail`: 1.5 is not a whole number")
+        );
         let wrong: Result<Sample, _> = parse(&object(json!({"podName": 42})));
         assert_eq!(
             wrong.err().as_deref(),
@@ -419,8 +422,9 @@ mod tests {
             parse(&object(json!({"podName": "a", "resourceType": "widgets"})));
         assert!(kind.is_err_and(|e| e.contains("unknown resourceType \"widgets\"")));
         // Empty strings and nulls are "not given".
-        let empty: Result<Sample, _> =
-            parse(&object(json!({"podName": "a", "tail": "", "previous": null})));
+        let empty: Result<Sample, _> = parse(&object(
+            json!({"podName": "a", "tail": "", "previous": null}),
+        ));
         assert!(empty.is_ok_and(|s| s.tail_lines.is_none() && s.previous.is_none()));
     }
 
@@ -477,7 +481,8 @@ mod tests {
             Just(Value::Null),
             any::<bool>().prop_map(Value::from),
             any::<i64>().prop_map(Value::from),
-            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
             ".{0,12}".prop_map(Value::from),
         ];
         leaf.prop_recursive(depth, 32, 4, |inner| {

@@ -79,7 +79,13 @@ impl Tool for Cleanup {
     fn scope(&self, namespaces: &dyn NamespaceDirectory) -> Scope {
         match &self.namespace {
             Some(ns) => Scope::One(Target::Namespace(ns.clone())),
-            None => Scope::Visible(namespaces.names().into_iter().map(Target::Namespace).collect()),
+            None => Scope::Visible(
+                namespaces
+                    .names()
+                    .into_iter()
+                    .map(Target::Namespace)
+                    .collect(),
+            ),
         }
     }
 
@@ -103,7 +109,11 @@ impl Tool for Cleanup {
             for &kind in CLEANED_KINDS {
                 let body = match run
                     .kube
-                    .list(kind, Some(namespace), &[("labelSelector", selector.clone())])
+                    .list(
+                        kind,
+                        Some(namespace),
+                        &[("labelSelector", selector.clone())],
+                    )
                     .await
                 {
                     Ok(body) => body,
@@ -119,14 +129,18 @@ impl Tool for Cleanup {
                         .pointer("/metadata/annotations")
                         .and_then(|a| a.get(CREATED_BY))
                         .and_then(Value::as_str);
-                    let Some(name) = object.pointer("/metadata/name").and_then(Value::as_str) else {
+                    let Some(name) = object.pointer("/metadata/name").and_then(Value::as_str)
+                    else {
                         continue;
                     };
                     let entry = json!({"kind": kind.kind(), "namespace": namespace, "name": name});
                     if creator != Some(caller.as_str()) {
                         continue;
                     }
-                    if run.also(&object_target(kind, Some(namespace), name)).is_err() {
+                    if run
+                        .also(&object_target(kind, Some(namespace), name))
+                        .is_err()
+                    {
                         kept.push(entry);
                         continue;
                     }
@@ -144,7 +158,11 @@ impl Tool for Cleanup {
                 }
             }
         }
-        let verb = if dry_run { "Dry run: would delete" } else { "Deleted" };
+        let verb = if dry_run {
+            "Dry run: would delete"
+        } else {
+            "Deleted"
+        };
         let mut text = format!(
             "{verb} {} object(s) you created through kubegate: {}.",
             deleted.len(),

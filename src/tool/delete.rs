@@ -93,7 +93,13 @@ macro_rules! namespaced_delete {
     };
 }
 
-namespaced_delete!(DeletePod, "delete_pod", "Delete a pod", BuiltinKind::Pod, "pod");
+namespaced_delete!(
+    DeletePod,
+    "delete_pod",
+    "Delete a pod",
+    BuiltinKind::Pod,
+    "pod"
+);
 namespaced_delete!(
     DeleteDeployment,
     "delete_deployment",
@@ -166,7 +172,9 @@ impl Tool for DeleteNamespace {
 
 fn check_grace(grace: Option<Int>) -> Result<(), String> {
     match grace {
-        Some(Int(n)) if n < 0 => Err(format!("`gracePeriodSeconds` must not be negative, not {n}")),
+        Some(Int(n)) if n < 0 => Err(format!(
+            "`gracePeriodSeconds` must not be negative, not {n}"
+        )),
         _ => Ok(()),
     }
 }
@@ -197,11 +205,15 @@ impl Deletion<'_> {
             .delete(self.kind, self.namespace, self.name, &options)
             .await;
         let (status, text) = match outcome {
-            Ok(_) if self.dry_run => ("would be deleted", format!("Dry run: {what} would be deleted.")),
+            Ok(_) if self.dry_run => (
+                "would be deleted",
+                format!("Dry run: {what} would be deleted."),
+            ),
             Ok(_) => ("deleted", format!("Deleted {what}.")),
-            Err(KubeError::Api { code: 404, .. }) if self.ignore_not_found => {
-                ("not found", format!("{what} does not exist; nothing to delete."))
-            }
+            Err(KubeError::Api { code: 404, .. }) if self.ignore_not_found => (
+                "not found",
+                format!("{what} does not exist; nothing to delete."),
+            ),
             Err(error) => return Err(not_found_hint(error, self.kind, self.namespace, self.name)),
         };
         Ok(ToolOutput {

@@ -98,7 +98,9 @@ impl Tool for GetLogs {
         let mut query = vec![
             (
                 "tailLines",
-                self.tail_lines.map_or(DEFAULT_TAIL_LINES, |n| n.0).to_string(),
+                self.tail_lines
+                    .map_or(DEFAULT_TAIL_LINES, |n| n.0)
+                    .to_string(),
             ),
             ("limitBytes", MAX_LOG_BYTES.to_string()),
         ];

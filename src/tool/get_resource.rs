@@ -68,7 +68,11 @@ impl Tool for GetResource {
     }
 
     fn scope(&self, _: &dyn NamespaceDirectory) -> Scope {
-        Scope::One(object_target(self.resource_type.0, self.namespace.as_deref(), &self.name))
+        Scope::One(object_target(
+            self.resource_type.0,
+            self.namespace.as_deref(),
+            &self.name,
+        ))
     }
 
     async fn run(&self, run: &mut Run<'_>) -> Result<ToolOutput, ToolError> {

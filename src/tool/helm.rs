@@ -75,7 +75,9 @@ impl Tool for UninstallHelmChart {
 
     fn scope(&self, _: &dyn NamespaceDirectory) -> Scope {
         Scope::One(Target::Namespace(
-            self.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+            self.namespace
+                .clone()
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
         ))
     }
 
@@ -84,28 +86,34 @@ impl Tool for UninstallHelmChart {
         let selector = format!("owner=helm,name={}", self.name);
         let body = run
             .kube
-            .list(BuiltinKind::Secret, Some(namespace), &[("labelSelector", selector)])
+            .list(
+                BuiltinKind::Secret,
+                Some(namespace),
+                &[("labelSelector", selector)],
+            )
             .await?;
         let mut list: Value =
             serde_json::from_slice(&body).map_err(|e| KubeError::Decode(e.to_string()))?;
         let records = take_items(&mut list);
-        let latest = records
-            .iter()
-            .max_by_key(|s| revision(s))
-            .ok_or_else(|| {
-                ToolError::Failed(format!(
-                    "there is no Helm release {:?} in namespace {namespace:?} (Helm 3 keeps \
+        let latest = records.iter().max_by_key(|s| revision(s)).ok_or_else(|| {
+            ToolError::Failed(format!(
+                "there is no Helm release {:?} in namespace {namespace:?} (Helm 3 keeps \
                      releases as Secrets labelled owner=helm; list-resources with resourceType \
                      secrets and labelSelector \"owner=helm\" shows them)",
-                    self.name
-                ))
-            })?;
+                self.name
+            ))
+        })?;
         let payload = latest
             .pointer("/data/release")
             .and_then(Value::as_str)
-            .ok_or_else(|| ToolError::Failed("the release record has no `release` data".to_owned()))?;
+            .ok_or_else(|| {
+                ToolError::Failed("the release record has no `release` data".to_owned())
+            })?;
         let release = decode_release(payload).map_err(|e| {
-            ToolError::Failed(format!("the release record of {:?} cannot be read: {e}", self.name))
+            ToolError::Failed(format!(
+                "the release record of {:?} cannot be read: {e}",
+                self.name
+            ))
         })?;
         let catalog = run.kube.kube().catalog();
         let mut plan: Vec<Planned> = Vec::new();
@@ -115,19 +123,32 @@ impl Tool for UninstallHelmChart {
         {
             match catalog.by_api_version(&object.api_version, &object.kind) {
                 Some(served) => {
-                    let ns = served
-                        .namespaced
-                        .then(|| object.namespace.clone().unwrap_or_else(|| namespace.to_owned()));
+                    let ns = served.namespaced.then(|| {
+                        object
+                            .namespace
+                            .clone()
+                            .unwrap_or_else(|| namespace.to_owned())
+                    });
                     plan.push((served.clone(), ns, object.name, object.kind));
                 }
-                None => skipped.push(format!("{} {} ({})", object.kind, object.name, object.api_version)),
+                None => skipped.push(format!(
+                    "{} {} ({})",
+                    object.kind, object.name, object.api_version
+                )),
             }
         }
         let secret = run.kube.kube().served(BuiltinKind::Secret)?;
         let record_plan: Vec<Planned> = records
             .iter()
             .filter_map(|r| r.pointer("/metadata/name").and_then(Value::as_str))
-            .map(|name| (secret.clone(), Some(namespace.to_owned()), name.to_owned(), "Secret".to_owned()))
+            .map(|name| {
+                (
+                    secret.clone(),
+                    Some(namespace.to_owned()),
+                    name.to_owned(),
+                    "Secret".to_owned(),
+                )
+            })
             .collect();
         // Every object is decided before anything is deleted.
         for (served, ns, name, kind) in plan.iter().chain(&record_plan) {
@@ -141,9 +162,8 @@ impl Tool for UninstallHelmChart {
                     name: name.clone(),
                 })
             };
-            run.also(&target).map_err(|denied| {
-                ToolError::Failed(format!("nothing was deleted: {denied}"))
-            })?;
+            run.also(&target)
+                .map_err(|denied| ToolError::Failed(format!("nothing was deleted: {denied}")))?;
         }
         let dry_run = self.dry_run.is_some_and(|f| f.0);
         let options = delete_options(None, dry_run);
@@ -155,8 +175,14 @@ impl Tool for UninstallHelmChart {
                 Some(ns) => format!("{kind} {ns}/{name}"),
                 None => format!("{kind} {name}"),
             };
-            match run.kube.delete_served(served, ns.as_deref(), name, &options).await {
-                Ok(_) => deleted.push(json!({"kind": kind, "namespace": ns, "name": name, "status": "deleted"})),
+            match run
+                .kube
+                .delete_served(served, ns.as_deref(), name, &options)
+                .await
+            {
+                Ok(_) => deleted.push(
+                    json!({"kind": kind, "namespace": ns, "name": name, "status": "deleted"}),
+                ),
                 Err(KubeError::Api { code: 404, .. }) => {
                     deleted.push(json!({"kind": kind, "namespace": ns, "name": name, "status": "already gone"}));
                 }
@@ -168,7 +194,11 @@ impl Tool for UninstallHelmChart {
                 }
             }
         }
-        let verb = if dry_run { "Dry run: would uninstall" } else { "Uninstalled" };
+        let verb = if dry_run {
+            "Dry run: would uninstall"
+        } else {
+            "Uninstalled"
+        };
         let mut text = format!(
             "{verb} Helm release {:?} (revision {}) in namespace {namespace:?}: {}.",
             self.name,
@@ -253,7 +283,9 @@ pub fn decode_release(data: &str) -> Result<Release, String> {
             .read_to_end(&mut out)
             .map_err(|e| format!("not gzip: {e}"))?;
         if out.len() as u64 > MAX_RELEASE_BYTES {
-            return Err(format!("the release is larger than {MAX_RELEASE_BYTES} bytes"));
+            return Err(format!(
+                "the release is larger than {MAX_RELEASE_BYTES} bytes"
+            ));
         }
         out
     } else {
@@ -263,8 +295,14 @@ pub fn decode_release(data: &str) -> Result<Release, String> {
 }
 
 fn trim_ascii(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &bytes[start..end]
 }
 

@@ -84,7 +84,9 @@ impl Tool for ListEvents {
         if let Some(Int(limit)) = self.limit
             && !(1..=WINDOW).contains(&limit)
         {
-            return Err(format!("`limit` must be between 1 and {WINDOW}, not {limit}"));
+            return Err(format!(
+                "`limit` must be between 1 and {WINDOW}, not {limit}"
+            ));
         }
         Ok(())
     }
@@ -128,7 +130,10 @@ impl Tool for ListEvents {
         }
         let mut text = format!("{} event(s), newest first", events.len());
         if total > events.len() {
-            text.push_str(&format!(" ({} more older ones not shown; raise `limit`)", total - events.len()));
+            text.push_str(&format!(
+                " ({} more older ones not shown; raise `limit`)",
+                total - events.len()
+            ));
         }
         text.push_str(":\n");
         text.push_str(&summary::table(

@@ -36,7 +36,13 @@ impl Tool for ListNamespaces {
 
     /// Decided on each namespace: the caller sees those permitted.
     fn scope(&self, namespaces: &dyn NamespaceDirectory) -> Scope {
-        Scope::Visible(namespaces.names().into_iter().map(Target::Namespace).collect())
+        Scope::Visible(
+            namespaces
+                .names()
+                .into_iter()
+                .map(Target::Namespace)
+                .collect(),
+        )
     }
 
     async fn run(&self, run: &mut Run<'_>) -> Result<ToolOutput, ToolError> {
@@ -81,12 +87,25 @@ pub fn visible_namespaces(run: &Run<'_>) -> ToolOutput {
 }
 
 fn table(rows: &[Value], now: jiff::Timestamp) -> String {
-    let mut lines = vec![["NAME", "TENANT", "STATUS", "AGE"].map(str::to_owned).to_vec()];
+    let mut lines = vec![
+        ["NAME", "TENANT", "STATUS", "AGE"]
+            .map(str::to_owned)
+            .to_vec(),
+    ];
     for row in rows {
         lines.push(vec![
-            row.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            row.get("tenant").and_then(Value::as_str).unwrap_or("<none>").to_owned(),
-            row.get("phase").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            row.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            row.get("tenant")
+                .and_then(Value::as_str)
+                .unwrap_or("<none>")
+                .to_owned(),
+            row.get("phase")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
             summary::age(row, "/metadata/creationTimestamp", now),
         ]);
     }

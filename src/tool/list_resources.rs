@@ -97,7 +97,11 @@ impl Tool for ListResources {
             return Err(format!(
                 "unsupported resourceType {:?}; supported: {}",
                 kind.plural(),
-                LISTABLE.iter().map(|k| k.plural()).collect::<Vec<_>>().join(", ")
+                LISTABLE
+                    .iter()
+                    .map(|k| k.plural())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         if let Some(ns) = &self.namespace {
@@ -110,7 +114,9 @@ impl Tool for ListResources {
         if let Some(Int(limit)) = self.limit
             && !(1..=MAX_LIMIT).contains(&limit)
         {
-            return Err(format!("`limit` must be between 1 and {MAX_LIMIT}, not {limit}"));
+            return Err(format!(
+                "`limit` must be between 1 and {MAX_LIMIT}, not {limit}"
+            ));
         }
         Ok(())
     }

@@ -37,7 +37,9 @@ pub fn parse_all(text: &str) -> Result<Vec<ManifestObject>, String> {
     for (n, document) in documents.into_iter().enumerate() {
         flatten(document, n + 1, &mut objects)?;
         if objects.len() > MAX_OBJECTS {
-            return Err(format!("the manifest holds more than {MAX_OBJECTS} objects"));
+            return Err(format!(
+                "the manifest holds more than {MAX_OBJECTS} objects"
+            ));
         }
     }
     Ok(objects)
@@ -126,7 +128,11 @@ fn flatten(document: Value, number: usize, out: &mut Vec<ManifestObject>) -> Res
             check_namespace(ns)?;
             Some(ns.clone())
         }
-        Some(_) => return Err(format!("document {number}: `metadata.namespace` is not a string")),
+        Some(_) => {
+            return Err(format!(
+                "document {number}: `metadata.namespace` is not a string"
+            ));
+        }
     };
     out.push(ManifestObject {
         api_version,
@@ -151,7 +157,13 @@ mod tests {
             .iter()
             .map(|o| (o.kind.as_str(), o.name.as_str(), o.namespace.as_deref()))
             .collect();
-        assert_eq!(names, [("ConfigMap", "a", Some("team-a")), ("Deployment", "web", None)]);
+        assert_eq!(
+            names,
+            [
+                ("ConfigMap", "a", Some("team-a")),
+                ("Deployment", "web", None)
+            ]
+        );
         assert_eq!(objects[0].object["data"]["k"], "v");
         let json = r#"[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"team-a"},"data":{"k":"v"}}]"#;
         assert_eq!(parse(json).unwrap_or_default()[0], objects[0]);
@@ -161,12 +173,27 @@ mod tests {
     fn broken_manifests_say_what_is_wrong() {
         let cases = [
             ("", "holds no object"),
-            ("kind: ConfigMap\nmetadata: {name: a}", "has no `apiVersion`"),
+            (
+                "kind: ConfigMap\nmetadata: {name: a}",
+                "has no `apiVersion`",
+            ),
             ("apiVersion: v1\nkind: ConfigMap", "has no `metadata`"),
-            ("apiVersion: v1\nkind: ConfigMap\nmetadata: {generateName: a-}", "generateName"),
-            ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ../etc}", "not a Kubernetes object name"),
-            ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: Bad}", "not a namespace name"),
-            ("apiVersion: v1\nkind: Config/Map\nmetadata: {name: a}", "not a Kubernetes type"),
+            (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {generateName: a-}",
+                "generateName",
+            ),
+            (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ../etc}",
+                "not a Kubernetes object name",
+            ),
+            (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: Bad}",
+                "not a namespace name",
+            ),
+            (
+                "apiVersion: v1\nkind: Config/Map\nmetadata: {name: a}",
+                "not a Kubernetes type",
+            ),
             ("- 1\n- 2", "is not an object"),
             ("{not json", "not valid JSON"),
             ("a: [unclosed", "not valid YAML"),
@@ -181,13 +208,18 @@ mod tests {
     fn alias_bombs_are_refused() {
         let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for n in 0..12 {
-            let prev = if n == 0 { "a".to_owned() } else { format!("l{}", n - 1) };
+            let prev = if n == 0 {
+                "a".to_owned()
+            } else {
+                format!("l{}", n - 1)
+            };
             bomb.push_str(&format!(
                 "l{n}: &l{n} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
             ));
         }
         assert!(parse(&bomb).is_err());
-        let many = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n".repeat(MAX_OBJECTS + 5);
+        let many =
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n".repeat(MAX_OBJECTS + 5);
         assert!(parse(&many).is_err());
     }
 

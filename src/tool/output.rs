@@ -43,7 +43,10 @@ pub fn filter(value: &mut Value, kind: Option<&str>, reveal: &mut dyn FnMut(Opti
     let Value::Object(object) = value else {
         return;
     };
-    let own_kind = object.get("kind").and_then(Value::as_str).map(str::to_owned);
+    let own_kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let kind = own_kind.as_deref().or(kind);
     if let Some(Value::Array(items)) = object.get_mut("items") {
         // `SecretList` → `Secret`; a mixed `List` leaves each item to name its own kind.
@@ -167,30 +170,51 @@ mod tests {
             "stringData": {"user": "admin"},
         });
         // A typed list: items name no kind.
-        let list = masked(json!({"kind": "SecretList", "items": [secret.clone()]}), None);
+        let list = masked(
+            json!({"kind": "SecretList", "items": [secret.clone()]}),
+            None,
+        );
         let text = list.to_string();
-        assert!(!text.contains(PASSWORD) && !text.contains("admin"), "{text}");
+        assert!(
+            !text.contains(PASSWORD) && !text.contains("admin"),
+            "{text}"
+        );
         assert_eq!(list["items"][0]["data"]["password"], MASK);
         assert_eq!(list["items"][0]["metadata"]["annotations"]["team"], "a");
         assert!(list["items"][0]["metadata"].get("managedFields").is_none());
         // A mixed list, and a single object named by the caller.
         let mut own = secret.clone();
         own["kind"] = json!("Secret");
-        let mixed = masked(json!({"kind": "List", "items": [own, {"kind": "ConfigMap", "data": {"k": PASSWORD}}]}), None);
+        let mixed = masked(
+            json!({"kind": "List", "items": [own, {"kind": "ConfigMap", "data": {"k": PASSWORD}}]}),
+            None,
+        );
         assert_eq!(mixed["items"][0]["data"]["password"], MASK);
-        assert_eq!(mixed["items"][1]["data"]["k"], PASSWORD, "ConfigMaps are not Secrets");
-        assert!(!masked(secret, Some("Secret")).to_string().contains(PASSWORD));
+        assert_eq!(
+            mixed["items"][1]["data"]["k"], PASSWORD,
+            "ConfigMaps are not Secrets"
+        );
+        assert!(
+            !masked(secret, Some("Secret"))
+                .to_string()
+                .contains(PASSWORD)
+        );
     }
 
     #[test]
     fn last_applied_is_filtered_as_the_object_it_holds() {
         // A ConfigMap's last-applied holding a List with a Secret in it.
-        let applied = json!({"kind": "List", "items": [{"kind": "Secret", "data": {"p": PASSWORD}}]});
+        let applied =
+            json!({"kind": "List", "items": [{"kind": "Secret", "data": {"p": PASSWORD}}]});
         let config_map = json!({"kind": "ConfigMap", "metadata": {"annotations": {LAST_APPLIED: applied.to_string()}}});
         let out = masked(config_map, None);
         assert!(!out.to_string().contains(PASSWORD), "{out}");
-        let garbage = json!({"kind": "ConfigMap", "metadata": {"annotations": {LAST_APPLIED: "not json"}}});
-        assert_eq!(masked(garbage, None)["metadata"]["annotations"][LAST_APPLIED], MASK);
+        let garbage =
+            json!({"kind": "ConfigMap", "metadata": {"annotations": {LAST_APPLIED: "not json"}}});
+        assert_eq!(
+            masked(garbage, None)["metadata"]["annotations"][LAST_APPLIED],
+            MASK
+        );
     }
 
     #[test]

@@ -112,9 +112,13 @@ impl Decidable for ResourceRead {
     fn scope(&self, namespaces: &dyn NamespaceDirectory) -> Scope {
         match self {
             ResourceRead::ClusterInfo | ResourceRead::ActiveFilters => Scope::One(Target::Cluster),
-            ResourceRead::Namespaces => {
-                Scope::Visible(namespaces.names().into_iter().map(Target::Namespace).collect())
-            }
+            ResourceRead::Namespaces => Scope::Visible(
+                namespaces
+                    .names()
+                    .into_iter()
+                    .map(Target::Namespace)
+                    .collect(),
+            ),
             ResourceRead::Object { get, .. } => get.scope(namespaces),
         }
     }

@@ -12,19 +12,51 @@ pub fn table(kind: &str, items: &[Value], with_namespace: bool, now: jiff::Times
             &["NAME", "READY", "STATUS", "RESTARTS", "AGE", "NODE"],
             pod_row,
         ),
-        "Deployment" => (&["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], deployment_row),
+        "Deployment" => (
+            &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+            deployment_row,
+        ),
         "ReplicaSet" | "StatefulSet" => (&["NAME", "DESIRED", "READY", "AGE"], replicas_row),
-        "DaemonSet" => (&["NAME", "DESIRED", "CURRENT", "READY", "AVAILABLE", "AGE"], daemonset_row),
+        "DaemonSet" => (
+            &["NAME", "DESIRED", "CURRENT", "READY", "AVAILABLE", "AGE"],
+            daemonset_row,
+        ),
         "Service" => (&["NAME", "TYPE", "CLUSTER-IP", "PORTS", "AGE"], service_row),
         "Node" => (&["NAME", "STATUS", "AGE", "VERSION"], node_row),
         "Job" => (&["NAME", "COMPLETIONS", "STATUS", "AGE"], job_row),
-        "CronJob" => (&["NAME", "SCHEDULE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"], cronjob_row),
+        "CronJob" => (
+            &[
+                "NAME",
+                "SCHEDULE",
+                "SUSPEND",
+                "ACTIVE",
+                "LAST SCHEDULE",
+                "AGE",
+            ],
+            cronjob_row,
+        ),
         "ConfigMap" => (&["NAME", "DATA", "AGE"], configmap_row),
         "Secret" => (&["NAME", "TYPE", "DATA", "AGE"], secret_row),
         "Ingress" => (&["NAME", "CLASS", "HOSTS", "AGE"], ingress_row),
-        "PersistentVolumeClaim" => (&["NAME", "STATUS", "VOLUME", "CAPACITY", "STORAGECLASS", "AGE"], pvc_row),
-        "PersistentVolume" => (&["NAME", "CAPACITY", "STATUS", "CLAIM", "STORAGECLASS", "AGE"], pv_row),
-        "Event" => (&["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], event_row),
+        "PersistentVolumeClaim" => (
+            &[
+                "NAME",
+                "STATUS",
+                "VOLUME",
+                "CAPACITY",
+                "STORAGECLASS",
+                "AGE",
+            ],
+            pvc_row,
+        ),
+        "PersistentVolume" => (
+            &["NAME", "CAPACITY", "STATUS", "CLAIM", "STORAGECLASS", "AGE"],
+            pv_row,
+        ),
+        "Event" => (
+            &["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+            event_row,
+        ),
         _ => (&["NAME", "AGE"], plain_row),
     };
     let mut rows: Vec<Vec<String>> = Vec::with_capacity(items.len() + 1);
@@ -134,7 +166,10 @@ pub fn pod_status(pod: &Value) -> String {
             .unwrap_or_default()
     };
     for status in statuses("initContainerStatuses") {
-        if let Some(reason) = status.pointer("/state/waiting/reason").and_then(Value::as_str) {
+        if let Some(reason) = status
+            .pointer("/state/waiting/reason")
+            .and_then(Value::as_str)
+        {
             return format!("Init:{reason}");
         }
     }
@@ -328,12 +363,22 @@ fn ingress_row(i: &Value, now: jiff::Timestamp) -> Vec<String> {
     let hosts: Vec<String> = i
         .pointer("/spec/rules")
         .and_then(Value::as_array)
-        .map(|rules| rules.iter().map(|r| text(r, "/host")).filter(|h| !h.is_empty()).collect())
+        .map(|rules| {
+            rules
+                .iter()
+                .map(|r| text(r, "/host"))
+                .filter(|h| !h.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     vec![
         name(i),
         or_none(text(i, "/spec/ingressClassName")),
-        if hosts.is_empty() { "*".to_owned() } else { hosts.join(",") },
+        if hosts.is_empty() {
+            "*".to_owned()
+        } else {
+            hosts.join(",")
+        },
         created(i, now),
     ]
 }
@@ -369,10 +414,14 @@ fn pv_row(p: &Value, now: jiff::Timestamp) -> Vec<String> {
 
 /// The time an event last happened: `lastTimestamp`, else `eventTime`, else its creation.
 pub fn event_time(e: &Value) -> Option<jiff::Timestamp> {
-    ["/lastTimestamp", "/eventTime", "/metadata/creationTimestamp"]
-        .iter()
-        .find_map(|p| e.pointer(p).and_then(Value::as_str))
-        .and_then(|t| t.parse().ok())
+    [
+        "/lastTimestamp",
+        "/eventTime",
+        "/metadata/creationTimestamp",
+    ]
+    .iter()
+    .find_map(|p| e.pointer(p).and_then(Value::as_str))
+    .and_then(|t| t.parse().ok())
 }
 
 fn event_row(e: &Value, now: jiff::Timestamp) -> Vec<String> {
@@ -385,7 +434,11 @@ fn event_row(e: &Value, now: jiff::Timestamp) -> Vec<String> {
     vec![
         seen,
         text(e, "/type"),
-        if count > 1 { format!("{reason} (x{count})") } else { reason },
+        if count > 1 {
+            format!("{reason} (x{count})")
+        } else {
+            reason
+        },
         format!(
             "{}/{}",
             text(e, "/involvedObject/kind").to_ascii_lowercase(),
@@ -416,15 +469,37 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 3);
         let cells = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
-        assert_eq!(cells(lines[0]), ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "NODE"]);
-        assert_eq!(cells(lines[1]), ["a", "web-1", "1/2", "CrashLoopBackOff", "5", "60m", "n1"]);
-        assert_eq!(cells(lines[2]), ["b", "pending", "0/1", "Pending", "0", "30s", "<none>"]);
+        assert_eq!(
+            cells(lines[0]),
+            [
+                "NAMESPACE",
+                "NAME",
+                "READY",
+                "STATUS",
+                "RESTARTS",
+                "AGE",
+                "NODE"
+            ]
+        );
+        assert_eq!(
+            cells(lines[1]),
+            ["a", "web-1", "1/2", "CrashLoopBackOff", "5", "60m", "n1"]
+        );
+        assert_eq!(
+            cells(lines[2]),
+            ["b", "pending", "0/1", "Pending", "0", "30s", "<none>"]
+        );
     }
 
     #[test]
     fn unknown_kinds_and_missing_fields_still_make_a_table() {
         let now = jiff::Timestamp::now();
-        let table = table("Widget", &[json!({"metadata": {"name": "w\nx"}})], false, now);
+        let table = table(
+            "Widget",
+            &[json!({"metadata": {"name": "w\nx"}})],
+            false,
+            now,
+        );
         assert_eq!(table, "NAME   AGE\nw x    <unknown>\n");
     }
 }

@@ -14,7 +14,10 @@ use crate::kube::Served;
 /// What a 1.20 API server serves of the kinds the examples use.
 pub fn catalog() -> ApiCatalog {
     let kind = |group: &str, version: &str, kind: &str, plural: &str, namespaced: bool| Served {
-        resource: ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural),
+        resource: ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(group, version, kind),
+            plural,
+        ),
         namespaced,
     };
     ApiCatalog::of([
@@ -26,7 +29,13 @@ pub fn catalog() -> ApiCatalog {
         kind("apps", "v1", "Deployment", "deployments", true),
         kind("batch", "v1", "Job", "jobs", true),
         kind("batch", "v1beta1", "CronJob", "cronjobs", true),
-        kind("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false),
+        kind(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+            false,
+        ),
     ])
 }
 
@@ -44,10 +53,10 @@ fn restricted(value: &Value) -> RestrictedExpression {
         Value::Bool(b) => RestrictedExpression::new_bool(*b),
         Value::Number(n) => RestrictedExpression::new_long(n.as_i64().unwrap_or_default()),
         Value::Array(items) => RestrictedExpression::new_set(items.iter().map(restricted)),
-        Value::Object(fields) => RestrictedExpression::new_record(
-            fields.iter().map(|(k, v)| (k.clone(), restricted(v))),
-        )
-        .unwrap_or_else(|e| panic!("record: {e}")),
+        Value::Object(fields) => {
+            RestrictedExpression::new_record(fields.iter().map(|(k, v)| (k.clone(), restricted(v))))
+                .unwrap_or_else(|e| panic!("record: {e}"))
+        }
         Value::Null => panic!("Cedar has no null"),
     }
 }
@@ -57,16 +66,34 @@ fn every_example_parses_and_its_context_matches_the_schema() {
     let schema = crate::policy::schema::schema().unwrap_or_else(|e| panic!("schema: {e}"));
     let served = catalog();
     for spec in CATALOG {
-        assert!(spec.examples.len() >= 2 || spec.name.contains("info") || spec.name.contains("namespaces"), "{}: give a minimal and a full example", spec.name);
+        assert!(
+            spec.examples.len() >= 2
+                || spec.name.contains("info")
+                || spec.name.contains("namespaces"),
+            "{}: give a minimal and a full example",
+            spec.name
+        );
         for example in spec.examples {
             let call = ToolCall::parse(spec.name, &object(example), &served)
                 .unwrap_or_else(|e| panic!("{}: example {example} does not parse: {e}", spec.name));
             let arguments = call.cedar_arguments();
             let request = RestrictedExpression::new_record([
-                ("transport".to_owned(), RestrictedExpression::new_string("stdio".into())),
-                ("sourceIp".to_owned(), RestrictedExpression::new_ip("127.0.0.1")),
-                ("protocolVersion".to_owned(), RestrictedExpression::new_string("2025-06-18".into())),
-                ("time".to_owned(), RestrictedExpression::new_datetime("2026-01-01T00:00:00Z")),
+                (
+                    "transport".to_owned(),
+                    RestrictedExpression::new_string("stdio".into()),
+                ),
+                (
+                    "sourceIp".to_owned(),
+                    RestrictedExpression::new_ip("127.0.0.1"),
+                ),
+                (
+                    "protocolVersion".to_owned(),
+                    RestrictedExpression::new_string("2025-06-18".into()),
+                ),
+                (
+                    "time".to_owned(),
+                    RestrictedExpression::new_datetime("2026-01-01T00:00:00Z"),
+                ),
             ])
             .unwrap_or_else(|e| panic!("request record: {e}"));
             let context = Context::from_pairs([
@@ -74,7 +101,10 @@ fn every_example_parses_and_its_context_matches_the_schema() {
                 ("request".to_owned(), request),
             ])
             .unwrap_or_else(|e| panic!("context: {e}"));
-            let uid = |text: &str| text.parse::<EntityUid>().unwrap_or_else(|e| panic!("{text}: {e}"));
+            let uid = |text: &str| {
+                text.parse::<EntityUid>()
+                    .unwrap_or_else(|e| panic!("{text}: {e}"))
+            };
             for resource in spec.resources {
                 let id = match resource.cedar_name() {
                     "Cluster" => r#"Cluster::"local""#,
@@ -108,7 +138,11 @@ fn every_example_parses_and_its_context_matches_the_schema() {
                     Target::Namespace(_) => ResourceType::Namespace,
                     Target::Object(_) => ResourceType::Object,
                 };
-                assert!(spec.resources.contains(&ty), "{} targets {ty:?} undeclared", spec.name);
+                assert!(
+                    spec.resources.contains(&ty),
+                    "{} targets {ty:?} undeclared",
+                    spec.name
+                );
             }
         }
     }
@@ -130,12 +164,20 @@ fn every_tool_is_described_honestly() {
     let mut names = std::collections::HashSet::new();
     for spec in CATALOG {
         assert!(names.insert(spec.name), "{} twice", spec.name);
-        let schema = input_schema(spec.name).unwrap_or_else(|| panic!("{} has no schema", spec.name));
+        let schema =
+            input_schema(spec.name).unwrap_or_else(|| panic!("{} has no schema", spec.name));
         assert_eq!(schema["type"], "object", "{}", spec.name);
-        assert_eq!(schema["additionalProperties"], false, "{}: unknown keys must be refused", spec.name);
+        assert_eq!(
+            schema["additionalProperties"], false,
+            "{}: unknown keys must be refused",
+            spec.name
+        );
         for (name, property) in schema["properties"].as_object().into_iter().flatten() {
             assert!(
-                property.get("description").and_then(Value::as_str).is_some_and(|d| d.len() > 10),
+                property
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .is_some_and(|d| d.len() > 10),
                 "{}.{name} needs a description a model can use",
                 spec.name
             );
@@ -149,7 +191,12 @@ fn every_tool_is_described_honestly() {
         let described = spec.describe(schema);
         assert_eq!(described["annotations"]["destructiveHint"], a.destructive);
         if let Some(output) = spec.output_schema {
-            assert_eq!(output()["type"], "object", "{}: structuredContent is an object", spec.name);
+            assert_eq!(
+                output()["type"],
+                "object",
+                "{}: structuredContent is an object",
+                spec.name
+            );
         }
     }
     // The seed's six destructive tools, and only they, are destructive.
@@ -157,7 +204,14 @@ fn every_tool_is_described_honestly() {
         .iter()
         .map(|s| (s.name, s.group == ActionGroup::Destructive))
         .collect();
-    for name in ["delete_pod", "delete_deployment", "delete_namespace", "delete_cronjob", "uninstall_helm_chart", "cleanup"] {
+    for name in [
+        "delete_pod",
+        "delete_deployment",
+        "delete_namespace",
+        "delete_cronjob",
+        "uninstall_helm_chart",
+        "cleanup",
+    ] {
         assert_eq!(destructive.get(name), Some(&true), "{name}");
     }
     assert_eq!(destructive.values().filter(|d| **d).count(), 6);
@@ -168,13 +222,23 @@ fn k8sgpt_and_seed_spellings_are_accepted() {
     let served = catalog();
     let parse = |tool: &str, args: &str| ToolCall::parse(tool, &object(args), &served);
     // The seed's curl sends tail as a string; k8sgpt's code calls it tailLines.
-    let seed = parse("get-logs", r#"{"podName": "nginx-abc123", "namespace": "default", "tail": "100"}"#);
-    let code = parse("get-logs", r#"{"podName": "nginx-abc123", "namespace": "default", "tailLines": 100}"#);
-    let args = |c: Result<ToolCall, ToolError>| c.map(|c| c.cedar_arguments()).map_err(|e| e.to_string());
+    let seed = parse(
+        "get-logs",
+        r#"{"podName": "nginx-abc123", "namespace": "default", "tail": "100"}"#,
+    );
+    let code = parse(
+        "get-logs",
+        r#"{"podName": "nginx-abc123", "namespace": "default", "tailLines": 100}"#,
+    );
+    let args =
+        |c: Result<ToolCall, ToolError>| c.map(|c| c.cedar_arguments()).map_err(|e| e.to_string());
     assert_eq!(args(seed), args(code));
     // resourceType aliases normalise to the plural name for Cedar.
     for alias in ["pods", "pod", "po", "Pods"] {
-        let call = parse("list-resources", &format!(r#"{{"resourceType": "{alias}", "namespace": "team-a"}}"#));
+        let call = parse(
+            "list-resources",
+            &format!(r#"{{"resourceType": "{alias}", "namespace": "team-a"}}"#),
+        );
         assert_eq!(
             args(call),
             Ok(serde_json::json!({"resourceType": "pods", "namespace": "team-a"})),
@@ -182,7 +246,10 @@ fn k8sgpt_and_seed_spellings_are_accepted() {
         );
     }
     // Empty namespaces are absent, as k8sgpt treats them.
-    let all = parse("list-resources", r#"{"resourceType": "pods", "namespace": ""}"#);
+    let all = parse(
+        "list-resources",
+        r#"{"resourceType": "pods", "namespace": ""}"#,
+    );
     assert!(all.is_ok_and(|c| c.scope(&NoNamespaces) == Scope::One(Target::Cluster)));
 }
 
@@ -195,21 +262,65 @@ fn bad_arguments_are_refused_with_a_reason() {
             .map(|e| e.to_string())
             .unwrap_or_default()
     };
-    assert!(error("list-resources", r#"{"resourceType": "widgets"}"#).contains("unknown resourceType \"widgets\""));
-    assert!(error("list-resources", r#"{"resourceType": "namespaces"}"#).contains("unsupported resourceType"));
-    assert!(error("list-resources", r#"{"resourceType": "pods", "namespace": "../kube-system"}"#).contains("not a namespace name"));
-    assert!(error("list-resources", r#"{"resourceType": "pods", "limit": 0}"#).contains("between 1 and 1000"));
+    assert!(
+        error("list-resources", r#"{"resourceType": "widgets"}"#)
+            .contains("unknown resourceType \"widgets\"")
+    );
+    assert!(
+        error("list-resources", r#"{"resourceType": "namespaces"}"#)
+            .contains("unsupported resourceType")
+    );
+    assert!(
+        error(
+            "list-resources",
+            r#"{"resourceType": "pods", "namespace": "../kube-system"}"#
+        )
+        .contains("not a namespace name")
+    );
+    assert!(
+        error("list-resources", r#"{"resourceType": "pods", "limit": 0}"#)
+            .contains("between 1 and 1000")
+    );
     assert_eq!(
         error("list-resources", r#"{"namespace": "a"}"#),
         "invalid arguments for `list-resources`: missing field `resourceType`"
     );
-    assert!(error("get-logs", r#"{"podName": "a", "tailLines": -1}"#).contains("must not be negative"));
-    assert!(error("get-resource", r#"{"resourceType": "pods", "name": "a/../b"}"#).contains("not a Kubernetes object name"));
-    assert!(error("kubectl_scale", r#"{"name": "a", "replicas": 2, "resourceType": "pods"}"#).contains("deployment, statefulset or replicaset"));
-    assert!(error("kubectl_apply", r#"{"manifest": "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: a}"}"#).contains("does not serve the kind Widget"));
-    assert!(error("kubectl_apply", r#"{"manifest": "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: a}"}"#).contains("it serves it at batch/v1beta1"));
+    assert!(
+        error("get-logs", r#"{"podName": "a", "tailLines": -1}"#).contains("must not be negative")
+    );
+    assert!(
+        error(
+            "get-resource",
+            r#"{"resourceType": "pods", "name": "a/../b"}"#
+        )
+        .contains("not a Kubernetes object name")
+    );
+    assert!(
+        error(
+            "kubectl_scale",
+            r#"{"name": "a", "replicas": 2, "resourceType": "pods"}"#
+        )
+        .contains("deployment, statefulset or replicaset")
+    );
+    assert!(
+        error(
+            "kubectl_apply",
+            r#"{"manifest": "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: a}"}"#
+        )
+        .contains("does not serve the kind Widget")
+    );
+    assert!(
+        error(
+            "kubectl_apply",
+            r#"{"manifest": "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: a}"}"#
+        )
+        .contains("it serves it at batch/v1beta1")
+    );
     assert!(error("kubectl_apply", r#"{"manifest": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: b}", "namespace": "c"}"#).contains("names namespace \"b\""));
-    assert!(error("list-resources", r#"{"resourceType": "pods", "extra": 1}"#).contains("unknown field `extra`"));
+    assert!(
+        error("list-resources", r#"{"resourceType": "pods", "extra": 1}"#)
+            .contains("unknown field `extra`")
+    );
     assert!(error("no-such-tool", "{}").contains("unknown tool"));
 }
 
@@ -241,7 +352,8 @@ fn apply_decides_each_object_where_it_lands() {
         ]
     );
     // The audit keeps objects, not the manifest's text, and masks Secrets in them.
-    let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {password: hunter2}\n";
+    let secret =
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {password: hunter2}\n";
     let mut args = Map::new();
     args.insert("manifest".into(), Value::from(secret));
     let call = ToolCall::parse("kubectl_apply", &args, &served).unwrap_or_else(|e| panic!("{e}"));

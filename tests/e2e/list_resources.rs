@@ -58,8 +58,15 @@ async fn a_tenant_member_lists_their_pods_as_themselves_and_is_refused_elsewhere
     assert!(!is_error, "{text}");
     assert_eq!(names(&result), ["db-1", "web-1"]);
     // The text is a table a model can read: a header and a row per pod.
-    assert!(text.starts_with("2 pods in namespace \"lr-a\":\nNAME "), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("web-1 ") && l.contains("Pending")), "{text}");
+    assert!(
+        text.starts_with("2 pods in namespace \"lr-a\":\nNAME "),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("web-1 ") && l.contains("Pending")),
+        "{text}"
+    );
 
     let selected = client
         .call_tool(
@@ -81,9 +88,15 @@ async fn a_tenant_member_lists_their_pods_as_themselves_and_is_refused_elsewhere
         allowed["decision"]["policies"],
         json!(["tenant-read-own-namespaces"])
     );
-    assert_eq!(allowed["decision"]["resource"], r#"Namespace::"local/lr-a""#);
+    assert_eq!(
+        allowed["decision"]["resource"],
+        r#"Namespace::"local/lr-a""#
+    );
     assert_eq!(allowed["kube"][0]["code"], 200);
-    assert_eq!(allowed["kube"][0]["uri"], "/api/v1/namespaces/lr-a/pods?limit=100");
+    assert_eq!(
+        allowed["kube"][0]["uri"],
+        "/api/v1/namespaces/lr-a/pods?limit=100"
+    );
     let audit_id = allowed["kube"][0]["auditID"]
         .as_str()
         .unwrap_or_default()
@@ -233,8 +246,18 @@ async fn platform_admins_list_across_namespaces_and_kinds_resolve_by_discovery()
     let (text, is_error) = tool_text(&everywhere);
     assert!(!is_error, "{text}");
     assert!(names(&everywhere).contains(&"lonely".to_owned()));
-    assert!(text.lines().next().is_some_and(|l| l.contains("across the namespaces")), "{text}");
-    assert!(text.lines().nth(1).is_some_and(|l| l.starts_with("NAMESPACE ")), "{text}");
+    assert!(
+        text.lines()
+            .next()
+            .is_some_and(|l| l.contains("across the namespaces")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("NAMESPACE ")),
+        "{text}"
+    );
     let record = gateway.audit_records().pop().unwrap_or_default();
     assert_eq!(record["decision"]["resource"], r#"Cluster::"local""#);
     assert_eq!(
@@ -295,6 +318,9 @@ async fn secret_values_are_masked_unless_reveal_secrets_is_granted() -> Result<(
     let record = revealing.audit_records().pop().unwrap_or_default();
     assert_eq!(record["decision"]["grants"][0]["action"], "reveal-secrets");
     assert_eq!(record["decision"]["grants"][0]["allowed"], true);
-    assert_eq!(record["decision"]["grants"][0]["policies"], json!(["erin-reveals"]));
+    assert_eq!(
+        record["decision"]["grants"][0]["policies"],
+        json!(["erin-reveals"])
+    );
     Ok(())
 }

@@ -10,4 +10,6 @@ mod kubelet;
 mod list_resources;
 mod mcp;
 mod sdk;
+mod tools_read;
+mod tools_write;
 mod transport;

@@ -82,27 +82,47 @@ pub struct GatewayOptions {
     pub policies: Vec<(String, String)>,
     pub non_destructive: bool,
     pub audit_level: &'static str,
+    /// Where the audit log goes, if not `audit.log` in the configuration's folder.
+    pub audit_path: Option<PathBuf>,
+}
+
+/// A policy file shipped in `policies/`, as (file name, Cedar text).
+pub fn shipped_policy(name: &str) -> (String, String) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("policies")
+        .join(name);
+    (
+        name.to_owned(),
+        std::fs::read_to_string(path).unwrap_or_default(),
+    )
+}
+
+impl GatewayOptions {
+    /// The defaults plus the shipped `tenant-edit.cedar` (tenants may change their namespaces).
+    pub fn with_tenant_edit() -> GatewayOptions {
+        let mut options = GatewayOptions::default();
+        options.policies.push(shipped_policy("tenant-edit.cedar"));
+        options
+    }
+
+    /// Adds a policy file.
+    pub fn policy(mut self, name: &str, text: &str) -> GatewayOptions {
+        self.policies.push((name.to_owned(), text.to_owned()));
+        self
+    }
 }
 
 impl Default for GatewayOptions {
     /// The shipped tenant-isolation and platform-admin policies.
     fn default() -> Self {
-        let shipped = |name: &str| -> (String, String) {
-            let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("policies")
-                .join(name);
-            (
-                name.to_owned(),
-                std::fs::read_to_string(path).unwrap_or_default(),
-            )
-        };
         GatewayOptions {
             policies: vec![
-                shipped("tenant-isolation.cedar"),
-                shipped("platform-admins.cedar"),
+                shipped_policy("tenant-isolation.cedar"),
+                shipped_policy("platform-admins.cedar"),
             ],
             non_destructive: false,
             audit_level: "request",
+            audit_path: None,
         }
     }
 }
@@ -161,9 +181,13 @@ files = [{files}]
 non_destructive = {non_destructive}
 
 [audit]
-path = "audit.log"
+path = "{audit_path}"
 level = "{level}"
 "#,
+                audit_path = options
+                    .audit_path
+                    .as_ref()
+                    .map_or("audit.log".to_owned(), |p| p.display().to_string()),
                 issuer = dev::DEV_ISSUER,
                 audience = dev::DEV_AUDIENCE,
                 files = policy_files.join(", "),
@@ -328,6 +352,40 @@ impl McpClient {
         .await
     }
 
+    /// Sends one JSON-RPC request (statelessly) and returns the whole answer's body.
+    pub async fn request(&self, token: &str, method: &str, params: Value) -> Result<Value> {
+        let answer = self
+            .post(
+                Some(token),
+                &json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
+            )
+            .await?;
+        if answer.status != reqwest::StatusCode::OK {
+            bail!("{method} answered {}: {}", answer.status, answer.text);
+        }
+        Ok(answer.body)
+    }
+
+    /// Calls a tool that must succeed; returns the JSON-RPC `result`.
+    pub async fn call_ok(&self, token: &str, name: &str, arguments: Value) -> Result<Value> {
+        let result = self.call_tool(token, name, arguments.clone()).await?;
+        let (text, is_error) = tool_text(&result);
+        if is_error {
+            bail!("{name} {arguments} failed: {text}");
+        }
+        Ok(result)
+    }
+
+    /// Calls a tool that must fail; returns its error text.
+    pub async fn call_err(&self, token: &str, name: &str, arguments: Value) -> Result<String> {
+        let result = self.call_tool(token, name, arguments.clone()).await?;
+        let (text, is_error) = tool_text(&result);
+        if !is_error {
+            bail!("{name} {arguments} succeeded, but should not have: {text}");
+        }
+        Ok(text)
+    }
+
     /// Calls a tool (statelessly) and returns the JSON-RPC `result`.
     pub async fn call_tool(&self, token: &str, name: &str, arguments: Value) -> Result<Value> {
         let answer = self
@@ -405,9 +463,14 @@ pub async fn tenant_namespace(
 
 /// Lets `group` view the whole cluster (idempotent: tests share the control plane).
 pub async fn cluster_view_for_group(admin: &kube::Client, group: &str) -> Result<()> {
+    cluster_role_for_group(admin, group, cluster::VIEW_ROLE).await
+}
+
+/// Binds a ClusterRole to `group` cluster-wide (idempotent: tests share the control plane).
+pub async fn cluster_role_for_group(admin: &kube::Client, group: &str, role: &str) -> Result<()> {
     let binding: k8s_openapi::api::rbac::v1::ClusterRoleBinding = serde_json::from_value(json!({
-        "metadata": {"name": format!("{group}-view")},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster::VIEW_ROLE},
+        "metadata": {"name": format!("{group}-{role}")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
     }))?;
     match Api::all(admin.clone())
@@ -418,6 +481,24 @@ pub async fn cluster_view_for_group(admin: &kube::Client, group: &str) -> Result
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
         Err(error) => Err(error.into()),
     }
+}
+
+/// The API server's own audit events (JSON lines) that satisfy `keep`, read now.
+pub fn kube_audit_events(keep: impl Fn(&Value) -> bool) -> Vec<Value> {
+    std::fs::read_to_string(&cluster().audit_log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| keep(e))
+        .collect()
+}
+
+/// The API server's audit events of requests kubegate made as `user` to a URI containing `path`.
+pub fn impersonated_requests(user: &str, path: &str) -> Vec<Value> {
+    kube_audit_events(|e| {
+        e["impersonatedUser"]["username"] == user
+            && e["requestURI"].as_str().is_some_and(|u| u.contains(path))
+    })
 }
 
 /// Waits until `check` holds, polling (for caches fed by watches).

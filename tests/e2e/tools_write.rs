@@ -1,0 +1,362 @@
+//! The write tools (`kubectl_apply`, `kubectl_scale`) against the real API server, as the caller:
+//! server-side apply with the creator's label, all or nothing, dry runs, RBAC through
+//! impersonation, and the audit record on disk before anything reaches Kubernetes.
+
+use anyhow::Result;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+use serde_json::json;
+
+use crate::support::cluster::{EDIT_ROLE, VIEW_ROLE};
+use crate::support::{self, GatewayOptions, TestGateway, tenant_namespace};
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: registry.example/web:1}]
+";
+
+#[tokio::test]
+async fn apply_creates_and_updates_as_the_caller_with_their_label() -> Result<()> {
+    let admin = support::cluster().client("admin").await?;
+    tenant_namespace(&admin, "wr-a", Some("tenant-wr-a"), "wr-a-devs", EDIT_ROLE).await?;
+    let gateway = TestGateway::start(GatewayOptions::with_tenant_edit()).await?;
+    let client = gateway.client();
+    let alice = gateway.token("alice", &["wr-a-devs"], "tenant-wr-a");
+    let manifest = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  labels: {{kubegate.io/created-by: mallory}}\ndata:\n  color: blue\n---\n{DEPLOYMENT}"
+    );
+
+    let applied = client
+        .call_ok(
+            &alice,
+            "kubectl_apply",
+            json!({"manifest": manifest, "namespace": "wr-a"}),
+        )
+        .await?;
+    assert_eq!(
+        support::tool_text(&applied).0,
+        "configmap/settings in namespace wr-a created\ndeployment.apps/web in namespace wr-a created\n"
+    );
+    let configmaps = Api::<ConfigMap>::namespaced(admin.clone(), "wr-a");
+    let settings = configmaps.get("settings").await?;
+    let labels = settings.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels.get("kubegate.io/created-by").map(String::as_str),
+        Some("alice"),
+        "the manifest cannot name another creator"
+    );
+    assert_eq!(
+        settings.metadata.managed_fields.unwrap_or_default()[0]
+            .manager
+            .as_deref(),
+        Some("kubegate"),
+        "server-side apply with field manager kubegate"
+    );
+    assert!(
+        Api::<Deployment>::namespaced(admin.clone(), "wr-a")
+            .get("web")
+            .await
+            .is_ok()
+    );
+    // The API server saw alice, through kubegate.
+    let patches = support::impersonated_requests("alice", "/namespaces/wr-a/configmaps/settings");
+    assert!(
+        patches
+            .iter()
+            .any(|e| e["verb"] == "patch" && e["user"]["username"] == "kubegate"),
+        "{patches:?}"
+    );
+
+    // The record was on disk before the change: RequestReceived, then ResponseComplete.
+    let records = gateway.audit_records();
+    let stages: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["auditID"].as_str().unwrap_or_default(),
+                r["stage"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let id = stages[0].0;
+    assert_eq!(stages, [(id, "RequestReceived"), (id, "ResponseComplete")]);
+    assert_eq!(records[0]["decision"]["allowed"], true);
+    assert!(
+        records[0].get("kube").is_none(),
+        "written before any request"
+    );
+    assert_eq!(
+        records[1]["decision"]["resources"],
+        json!([
+            r#"Object::"local/wr-a/ConfigMap/settings""#,
+            r#"Object::"local/wr-a/Deployment/web""#
+        ])
+    );
+    // get (does it exist?), dry run, apply: for each of the two objects.
+    let verbs: Vec<&str> = records[1]["kube"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["verb"].as_str())
+        .collect();
+    assert_eq!(verbs, ["get", "get", "patch", "patch", "patch", "patch"]);
+
+    // Applied again with a change: configured, and the creator stays.
+    let changed = manifest.replace("color: blue", "color: green");
+    let again = client
+        .call_ok(
+            &alice,
+            "kubectl_apply",
+            json!({"manifest": changed, "namespace": "wr-a"}),
+        )
+        .await?;
+    assert!(
+        support::tool_text(&again)
+            .0
+            .starts_with("configmap/settings in namespace wr-a configured")
+    );
+    let settings = configmaps.get("settings").await?;
+    assert_eq!(
+        settings
+            .data
+            .unwrap_or_default()
+            .get("color")
+            .map(String::as_str),
+        Some("green")
+    );
+
+    // A dry run changes nothing.
+    let dry = client
+        .call_ok(&alice, "kubectl_apply", json!({"manifest": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: draft, namespace: wr-a}\n", "dryRun": true}))
+        .await?;
+    assert_eq!(
+        support::tool_text(&dry).0,
+        "configmap/draft in namespace wr-a would be created (dry run)\n"
+    );
+    assert_eq!(
+        dry["structuredContent"]["objects"][0]["metadata"]["name"],
+        "draft"
+    );
+    assert!(configmaps.get_opt("draft").await?.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn apply_is_all_or_nothing() -> Result<()> {
+    let admin = support::cluster().client("admin").await?;
+    tenant_namespace(
+        &admin,
+        "aon-a",
+        Some("tenant-aon-a"),
+        "aon-a-devs",
+        EDIT_ROLE,
+    )
+    .await?;
+    tenant_namespace(
+        &admin,
+        "aon-b",
+        Some("tenant-aon-b"),
+        "aon-b-devs",
+        EDIT_ROLE,
+    )
+    .await?;
+    let gateway = TestGateway::start(GatewayOptions::with_tenant_edit()).await?;
+    let client = gateway.client();
+    let alice = gateway.token("alice", &["aon-a-devs"], "tenant-aon-a");
+
+    // One object in another tenant's namespace: the policy refuses the whole manifest.
+    let across = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mine, namespace: aon-a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: theirs, namespace: aon-b}\n";
+    let refused = client
+        .call_err(&alice, "kubectl_apply", json!({"manifest": across}))
+        .await?;
+    assert_eq!(
+        refused,
+        r#"kubegate refused `kubectl_apply` on Object::"local/aon-b/ConfigMap/theirs" for User::"alice": no policy permits it"#
+    );
+    assert!(
+        support::impersonated_requests("alice", "/namespaces/aon-a/").is_empty(),
+        "nothing was sent"
+    );
+    let records = gateway.audit_records();
+    assert_eq!(records.len(), 1, "a refusal writes no write-ahead record");
+    assert_eq!(records[0]["outcome"], "denied");
+
+    // One object Kubernetes rejects (a Deployment without a selector): nothing is applied.
+    let invalid = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: first}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: broken}}\nspec: {{template: {{spec: {{containers: []}}}}}}\n"
+    );
+    let error = client
+        .call_err(
+            &alice,
+            "kubectl_apply",
+            json!({"manifest": invalid, "namespace": "aon-a"}),
+        )
+        .await?;
+    assert!(error.starts_with("nothing was changed: deployment.apps/broken in namespace aon-a was refused by Kubernetes"), "{error}");
+    assert!(
+        Api::<ConfigMap>::namespaced(admin.clone(), "aon-a")
+            .get_opt("first")
+            .await?
+            .is_none()
+    );
+
+    // Kinds the cluster does not serve are refused before anything is asked.
+    let unknown = client
+        .call_err(
+            &alice,
+            "kubectl_apply",
+            json!({"manifest": "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n"}),
+        )
+        .await?;
+    assert!(
+        unknown.contains("this cluster does not serve the kind Widget (example.com/v1)"),
+        "{unknown}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn rbac_judges_the_impersonated_writer() -> Result<()> {
+    let admin = support::cluster().client("admin").await?;
+    // The policy lets alice write in her tenant's namespace; Kubernetes only lets her view it.
+    tenant_namespace(&admin, "ro-a", Some("tenant-ro-a"), "ro-a-devs", VIEW_ROLE).await?;
+    let gateway = TestGateway::start(GatewayOptions::with_tenant_edit()).await?;
+    let alice = gateway.token("alice", &["ro-a-devs"], "tenant-ro-a");
+    let error = gateway
+        .client()
+        .call_err(&alice, "kubectl_apply", json!({"manifest": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", "namespace": "ro-a"}))
+        .await?;
+    assert!(
+        error.contains(
+            r#"configmaps "c" is forbidden: User "alice" cannot patch resource "configmaps""#
+        ),
+        "{error}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_change_is_refused_when_its_audit_record_cannot_be_written() -> Result<()> {
+    let admin = support::cluster().client("admin").await?;
+    tenant_namespace(
+        &admin,
+        "full-a",
+        Some("tenant-full-a"),
+        "full-a-devs",
+        EDIT_ROLE,
+    )
+    .await?;
+    let mut options = GatewayOptions::with_tenant_edit();
+    // Every write to /dev/full fails with ENOSPC: a full disk.
+    options.audit_path = Some("/dev/full".into());
+    let gateway = TestGateway::start(options).await?;
+    let alice = gateway.token("alice", &["full-a-devs"], "tenant-full-a");
+    let answer = gateway
+        .client()
+        .post(
+            Some(&alice),
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+                "name": "kubectl_apply",
+                "arguments": {"manifest": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: unrecorded}\n", "namespace": "full-a"}}}),
+        )
+        .await?;
+    // kubegate answers nothing it has not recorded: a 500, and no ConfigMap.
+    assert_eq!(answer.status, 500, "{}", answer.text);
+    assert!(
+        answer.text.contains("could not write its audit record"),
+        "{}",
+        answer.text
+    );
+    assert!(
+        Api::<ConfigMap>::namespaced(admin.clone(), "full-a")
+            .get_opt("unrecorded")
+            .await?
+            .is_none()
+    );
+    assert!(
+        support::impersonated_requests("alice", "/namespaces/full-a/").is_empty(),
+        "nothing reached the API server"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn scale_sets_replicas_through_the_scale_subresource() -> Result<()> {
+    let admin = support::cluster().client("admin").await?;
+    tenant_namespace(&admin, "sc-a", Some("tenant-sc-a"), "sc-a-devs", EDIT_ROLE).await?;
+    let gateway = TestGateway::start(GatewayOptions::with_tenant_edit()).await?;
+    let client = gateway.client();
+    let alice = gateway.token("alice", &["sc-a-devs"], "tenant-sc-a");
+    client
+        .call_ok(
+            &alice,
+            "kubectl_apply",
+            json!({"manifest": DEPLOYMENT, "namespace": "sc-a"}),
+        )
+        .await?;
+
+    let scaled = client
+        .call_ok(
+            &alice,
+            "kubectl_scale",
+            json!({"name": "web", "namespace": "sc-a", "replicas": "3"}),
+        )
+        .await?;
+    assert_eq!(
+        support::tool_text(&scaled).0,
+        "Scaled deployment \"web\" in namespace \"sc-a\" to 3 replica(s)."
+    );
+    assert_eq!(scaled["structuredContent"]["replicas"], 3);
+    let deployment = Api::<Deployment>::namespaced(admin.clone(), "sc-a")
+        .get("web")
+        .await?;
+    assert_eq!(deployment.spec.and_then(|s| s.replicas), Some(3));
+    let record = gateway.audit_records().pop().unwrap_or_default();
+    assert_eq!(
+        record["decision"]["resource"],
+        r#"Object::"local/sc-a/Deployment/web""#
+    );
+    assert_eq!(
+        record["kube"][0]["uri"],
+        "/apis/apps/v1/namespaces/sc-a/deployments/web/scale"
+    );
+
+    let missing = client
+        .call_err(
+            &alice,
+            "kubectl_scale",
+            json!({"name": "nope", "namespace": "sc-a", "replicas": 1}),
+        )
+        .await?;
+    assert!(
+        missing.starts_with("Deployment \"nope\" was not found"),
+        "{missing}"
+    );
+    // Another tenant's deployment: refused before Kubernetes.
+    let bob = gateway.token("bob", &["x"], "tenant-other");
+    let refused = client
+        .call_err(
+            &bob,
+            "kubectl_scale",
+            json!({"name": "web", "namespace": "sc-a", "replicas": 0}),
+        )
+        .await?;
+    assert!(
+        refused.starts_with("kubegate refused `kubectl_scale`"),
+        "{refused}"
+    );
+    let deployment = Api::<Deployment>::namespaced(admin, "sc-a")
+        .get("web")
+        .await?;
+    assert_eq!(deployment.spec.and_then(|s| s.replicas), Some(3));
+    Ok(())
+}
