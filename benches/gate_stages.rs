@@ -11,12 +11,14 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use kube::core::{ApiResource, GroupVersionKind};
 use kubegate::audit::{AuditLog, AuditRecord, KubeCall};
 use kubegate::auth::Authenticator;
 use kubegate::config::{AuditLevel, AuthConfig, KeyConfig};
 use kubegate::dev::{self, IssuerKey, TokenRequest};
-use kubegate::policy::{NamespaceDirectory, NamespaceFacts, PolicyEngine, RequestFacts, Target};
-use kubegate::tool::ToolCall;
+use kubegate::kube::{ApiCatalog, Served};
+use kubegate::policy::{NamespaceDirectory, NamespaceFacts, PolicyEngine, RequestFacts};
+use kubegate::tool::{ListResources, ToolCall};
 use serde_json::{Value, json};
 
 struct OneNamespace;
@@ -28,6 +30,20 @@ impl NamespaceDirectory for OneNamespace {
             tenant: Some("bench".to_owned()),
         })
     }
+    fn names(&self) -> Vec<String> {
+        vec!["bench-a".to_owned()]
+    }
+}
+
+/// What a 1.20 API server serves of pods.
+fn served() -> ApiCatalog {
+    ApiCatalog::of([Served {
+        resource: ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("", "v1", "Pod"),
+            "pods",
+        ),
+        namespaced: true,
+    }])
 }
 
 fn main() -> Result<()> {
@@ -84,10 +100,12 @@ fn main() -> Result<()> {
         "local",
     )?;
     let arguments = json!({"resourceType": "pods", "namespace": "bench-a"});
-    let call = match &arguments {
-        Value::Object(args) => ToolCall::parse("list-resources", args)?,
-        _ => unreachable!(),
+    let served = served();
+    let parse = |arguments: &Value| match arguments {
+        Value::Object(args) => ToolCall::parse("list-resources", args, &served),
+        _ => unreachable!("the arguments are an object"),
     };
+    let list_call: ListResources = serde_json::from_value(arguments.clone())?;
     let facts = RequestFacts {
         transport: "streamable-http",
         source_ip: IpAddr::from([127, 0, 0, 1]),
@@ -117,26 +135,25 @@ fn main() -> Result<()> {
         black_box(auth.authenticate(Some(black_box(&header))).is_ok());
     });
     stage("Cedar decision (shipped policies)", || {
-        let target = Target::Namespace("bench-a".into());
-        let permit = policy.authorize(
-            &caller,
-            "list-resources",
-            &target,
-            Some(&call.cedar_arguments()),
-            &facts,
-            &OneNamespace,
-        );
-        black_box(permit.is_ok());
+        let call =
+            parse(&arguments).map(|call| policy.authorize(&caller, call, &facts, &OneNamespace));
+        black_box(matches!(call, Ok(Ok(_))));
     });
     stage("parse tools/call + arguments", || {
         let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list-resources","arguments":{"resourceType":"pods","namespace":"bench-a"}}}"#;
         let message = kubegate::mcp::jsonrpc::parse(black_box(body));
-        black_box(message.is_ok());
+        black_box(message.is_ok() && parse(&arguments).is_ok());
     });
-    stage("list items + MCP response encoding", || {
-        let items = kubegate::tool::list_items(black_box(&list)).map(|raw| raw.get().to_owned());
+    stage("list answer (filter, table) + encoding", || {
+        let answer = list_call.answer(
+            black_box(&list),
+            |_| true,
+            |item| kubegate::tool::output::filter(item, Some("Pod"), &mut |_| false),
+        );
+        let answer = answer.unwrap_or_else(|_| kubegate::tool::ToolOutput::text(""));
         let response = json!({"jsonrpc": "2.0", "id": 1, "result": {
-            "content": [{"type": "text", "text": items.unwrap_or_default()}], "isError": false}});
+            "content": [{"type": "text", "text": answer.text}],
+            "structuredContent": answer.structured, "isError": false}});
         black_box(serde_json::to_vec(&response).map(|v| v.len()).unwrap_or(0));
     });
     stage("audit record (encode + write)", || {

@@ -188,6 +188,9 @@ impl Permit {
     pub fn caller(&self) -> &Caller {
         &self.question.caller
     }
+    pub fn caller_arc(&self) -> &Arc<Caller> {
+        &self.question.caller
+    }
     pub fn action(&self) -> &'static str {
         self.question.action
     }
@@ -532,16 +535,29 @@ impl PolicyEngine {
                 .map(|t| self.decide(&question, t, namespaces))
                 .collect::<Result<Vec<_>, _>>()?,
             Scope::Visible(targets) => {
-                let visible: Vec<Allowed> = targets
-                    .iter()
-                    .filter_map(|t| self.decide(&question, t, namespaces).ok())
-                    .collect();
+                let mut visible = Vec::new();
+                let (mut policies, mut reasons) = (Vec::new(), Vec::new());
+                for target in &targets {
+                    match self.decide(&question, target, namespaces) {
+                        Ok(allowed) => visible.push(allowed),
+                        Err(denied) => {
+                            merge(&mut policies, denied.policies());
+                            merge(&mut reasons, denied.reasons());
+                        }
+                    }
+                }
                 if visible.is_empty() {
+                    // Say which forbids refused, never which namespaces exist.
+                    let cause = if policies.is_empty() {
+                        Refusal::NotPermitted
+                    } else {
+                        Refusal::Forbidden { policies, reasons }
+                    };
                     return Err(Denied {
                         principal: question.principal.to_string(),
                         action,
                         resource: format!("every Namespace of {}", self.cluster.uid_cluster()),
-                        cause: Refusal::NotPermitted,
+                        cause,
                     });
                 }
                 visible
@@ -683,6 +699,15 @@ impl PolicyEngine {
         entities::target(&self.cluster, target, namespaces, &mut all)?;
         let entities = Entities::from_entities(dedup(all), None).map_err(|e| e.to_string())?;
         Ok((request, entities))
+    }
+}
+
+/// Appends the strings of `more` not yet in `into`.
+fn merge(into: &mut Vec<String>, more: &[String]) {
+    for item in more {
+        if !into.contains(item) {
+            into.push(item.clone());
+        }
     }
 }
 

@@ -20,7 +20,7 @@ mod get_resource;
 mod helm;
 mod list_events;
 mod list_namespaces;
-mod list_resources;
+pub mod list_resources;
 pub mod manifest;
 pub mod output;
 pub mod resources;
@@ -29,7 +29,7 @@ mod summary;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, LazyLock};
+use std::sync::{LazyLock, Mutex};
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -37,7 +37,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 pub use helm::{decode_release, encode_release};
-pub use list_resources::LISTABLE;
+pub use list_resources::{LISTABLE, ListResources};
 pub use output::{MASK, ToolOutput};
 
 use crate::audit::{AuditGrant, KubeCall, WriteAhead};
@@ -319,14 +319,14 @@ pub async fn run<T: Runnable>(
         permit,
         facts,
         kube: client,
-        reveals: HashMap::new(),
-        grants: Vec::new(),
+        reveals: Mutex::new(HashMap::new()),
+        grants: Mutex::new(Vec::new()),
     };
     let output = permitted.call().run(&mut run).await;
     Ran {
         output,
         calls: run.kube.take_calls(),
-        grants: run.grants,
+        grants: run.grants.into_inner().unwrap_or_else(|e| e.into_inner()),
     }
 }
 
@@ -338,8 +338,8 @@ pub struct Run<'a> {
     pub facts: &'a RequestFacts,
     pub kube: Impersonated<'a>,
     /// `reveal-secrets` decisions, by namespace (`None`: cluster-wide).
-    reveals: HashMap<Option<String>, bool>,
-    grants: Vec<AuditGrant>,
+    reveals: Mutex<HashMap<Option<String>, bool>>,
+    grants: Mutex<Vec<AuditGrant>>,
 }
 
 impl Run<'_> {
@@ -362,21 +362,25 @@ impl Run<'_> {
 
     /// Whether Secret values may be shown in `namespace` (`None`: cluster-scoped or cluster-wide),
     /// decided once per namespace by `Action::"reveal-secrets"`.
-    pub fn reveal(&mut self, namespace: Option<&str>) -> bool {
+    pub fn reveal(&self, namespace: Option<&str>) -> bool {
         let key = namespace.map(str::to_owned);
-        if let Some(&decided) = self.reveals.get(&key) {
+        let mut reveals = self.reveals.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&decided) = reveals.get(&key) {
             return decided;
         }
         let target = match namespace {
             Some(ns) => Target::Namespace(ns.to_owned()),
             None => Target::Cluster,
         };
-        let caller = Arc::new(self.permit.caller().clone());
-        let decision = self
-            .policy
-            .reveal_secrets(&caller, &target, self.facts, self.kube.kube());
+        let decision = self.policy.reveal_secrets(
+            self.permit.caller_arc(),
+            &target,
+            self.facts,
+            self.kube.kube(),
+        );
         let allowed = decision.is_ok();
-        self.grants.push(AuditGrant {
+        let mut grants = self.grants.lock().unwrap_or_else(|e| e.into_inner());
+        grants.push(AuditGrant {
             action: crate::policy::REVEAL_SECRETS,
             resource: self.policy.resource_uid(&target),
             allowed,
@@ -385,12 +389,12 @@ impl Run<'_> {
                 Err(denied) => denied.policies().to_vec(),
             },
         });
-        self.reveals.insert(key, allowed);
+        reveals.insert(key, allowed);
         allowed
     }
 
     /// Filters Kubernetes objects for the caller (see [`output::filter`]).
-    pub fn filter(&mut self, value: &mut Value, kind: Option<&str>) {
+    pub fn filter(&self, value: &mut Value, kind: Option<&str>) {
         output::filter(value, kind, &mut |ns| self.reveal(ns));
     }
 }

@@ -142,16 +142,43 @@ impl Tool for ListResources {
             .kube
             .list(kind, self.namespace.as_deref(), &query)
             .await?;
+        let mut decided: HashMap<String, bool> = HashMap::new();
+        let run = &*run;
+        self.answer(
+            &body,
+            |ns| {
+                *decided
+                    .entry(ns.to_owned())
+                    .or_insert_with(|| run.also(&Target::Namespace(ns.to_owned())).is_ok())
+            },
+            |item| run.filter(item, Some(kind.kind())),
+        )
+    }
+}
+
+impl ListResources {
+    /// Builds the answer from the list the API server returned: the items in namespaces `keep`
+    /// allows (asked only for lists across namespaces), each passed through `filter`, as a
+    /// table and as structured content.
+    pub fn answer(
+        &self,
+        body: &[u8],
+        mut keep: impl FnMut(&str) -> bool,
+        mut filter: impl FnMut(&mut Value),
+    ) -> Result<ToolOutput, ToolError> {
+        let kind = self.resource_type.0;
         let mut list: Value =
-            serde_json::from_slice(&body).map_err(|e| KubeError::Decode(e.to_string()))?;
+            serde_json::from_slice(body).map_err(|e| KubeError::Decode(e.to_string()))?;
         let mut items = take_items(&mut list);
         let across_namespaces = self.namespace.is_none() && kind.namespaced();
         if across_namespaces {
-            keep_readable(run, &mut items);
+            items.retain(|item| {
+                item.pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .is_none_or(&mut keep)
+            });
         }
-        for item in &mut items {
-            run.filter(item, Some(kind.kind()));
-        }
+        items.iter_mut().for_each(&mut filter);
         let page = Page::of(&list);
         let where_ = match &self.namespace {
             Some(ns) => format!("in namespace {ns:?}"),

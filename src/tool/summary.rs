@@ -4,10 +4,13 @@
 
 use serde_json::Value;
 
+/// Makes one row's cells from an object.
+type Row = fn(&Value, jiff::Timestamp) -> Vec<String>;
+
 /// A table of `items` of one kind (`kind` as the API writes it: `Pod`, `Deployment`, ...).
 /// `with_namespace` adds a NAMESPACE column (for lists across namespaces).
 pub fn table(kind: &str, items: &[Value], with_namespace: bool, now: jiff::Timestamp) -> String {
-    let (headers, row): (&[&str], fn(&Value, jiff::Timestamp) -> Vec<String>) = match kind {
+    let (headers, row): (&[&str], Row) = match kind {
         "Pod" => (
             &["NAME", "READY", "STATUS", "RESTARTS", "AGE", "NODE"],
             pod_row,

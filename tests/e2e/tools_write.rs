@@ -191,9 +191,7 @@ async fn apply_is_all_or_nothing() -> Result<()> {
     assert_eq!(records[0]["outcome"], "denied");
 
     // One object Kubernetes rejects (a Deployment without a selector): nothing is applied.
-    let invalid = format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: first}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: broken}}\nspec: {{template: {{spec: {{containers: []}}}}}}\n"
-    );
+    let invalid = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: first}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: broken}\nspec: {template: {spec: {containers: []}}}\n";
     let error = client
         .call_err(
             &alice,
