@@ -1,11 +1,18 @@
-//! Measures `tools/call list-resources` (the 20 pods of one namespace) through kubegate, with TLS,
-//! JWT verification, the Cedar decision and the audit log all on, against the same list sent
-//! directly with kube-rs to the same API server as the same user, in the same run. Prints, for 1,
-//! 16 and 64 concurrent callers: throughput, median and p99 latency, the ratios, and the latency
-//! kubegate adds.
+//! Measures read tools through kubegate, with TLS, JWT verification, the Cedar decision and the
+//! audit log all on, against the same request sent directly with kube-rs to the same API server
+//! as the same user, in the same run:
+//!
+//! - `list-resources`: the 20 pods of one namespace (`GET .../pods?limit=100`);
+//! - `get-resource`: one of those pods (`GET .../pods/<name>`);
+//! - `get-logs`: the last 100 lines of one container's log (`GET .../pods/<name>/log?...`),
+//!   served by the kubelet stand-in through the API server.
+//!
+//! Prints, for 1, 16 and 64 concurrent callers: throughput, median and p99 latency, the ratios,
+//! and the latency kubegate adds.
 //!
 //! `cargo bench --bench list_resources` (it starts its own local control plane). kubegate runs as
-//! its own process, the release binary, as in production.
+//! its own process, the release binary, as in production. `KUBEGATE_BENCH_TOOLS=get-logs`
+//! measures a subset of the tools, `KUBEGATE_BENCH_CALLERS=1,16` of the concurrencies.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -18,7 +25,7 @@ use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use serde_json::json;
-use support::cluster::VIEW_ROLE;
+use support::cluster::{NODE_NAME, VIEW_ROLE};
 use support::{GatewayFiles, GatewayOptions, McpClient, tenant_namespace};
 
 const NAMESPACE: &str = "bench-a";
@@ -36,6 +43,50 @@ fn requests(callers: usize) -> usize {
     if callers == 1 { 2_000 } else { 6_000 }
 }
 const ROUNDS: usize = 2;
+/// The pod whose object and log `get-resource` and `get-logs` read.
+const LOG_POD: &str = "web-7d4b9c6f5-00000";
+const LOG_LINES: usize = 100;
+
+/// One measured tool: its call through kubegate and the same request sent directly.
+struct Workload {
+    tool: &'static str,
+    arguments: serde_json::Value,
+    direct_path: String,
+    what: String,
+}
+
+fn workloads() -> Vec<Workload> {
+    let all = vec![
+        Workload {
+            tool: "list-resources",
+            arguments: json!({"resourceType": "pods", "namespace": NAMESPACE}),
+            // kubegate pages lists (limit 100 unless asked); the direct request asks the same.
+            direct_path: format!("/api/v1/namespaces/{NAMESPACE}/pods?limit=100"),
+            what: format!("{PODS} pods of one namespace"),
+        },
+        Workload {
+            tool: "get-resource",
+            arguments: json!({"resourceType": "pods", "name": LOG_POD, "namespace": NAMESPACE}),
+            direct_path: format!("/api/v1/namespaces/{NAMESPACE}/pods/{LOG_POD}"),
+            what: "one pod".to_owned(),
+        },
+        Workload {
+            tool: "get-logs",
+            arguments: json!({"podName": LOG_POD, "namespace": NAMESPACE, "container": "web", "tail": "100"}),
+            direct_path: format!(
+                "/api/v1/namespaces/{NAMESPACE}/pods/{LOG_POD}/log?tailLines={LOG_LINES}&limitBytes=524288&container=web"
+            ),
+            what: format!("the last {LOG_LINES} lines of one container's log"),
+        },
+    ];
+    match std::env::var("KUBEGATE_BENCH_TOOLS") {
+        Ok(only) => all
+            .into_iter()
+            .filter(|w| only.split(',').any(|t| t.trim() == w.tool))
+            .collect(),
+        Err(_) => all,
+    }
+}
 
 fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -91,36 +142,62 @@ async fn run() -> Result<()> {
     wait_ready(&mcp, &url).await?;
 
     let token = files.token("alice", &["team-a-devs"], "bench");
+    let direct = plane.client("alice").await?;
+    let mut audited = 0;
+    for workload in workloads() {
+        audited = measure_workload(&workload, &mcp, &token, &direct, &files, audited).await?;
+    }
+    Ok(())
+}
+
+/// Checks that both paths answer the same, then measures both at each concurrency.
+async fn measure_workload(
+    workload: &Workload,
+    mcp: &McpClient,
+    token: &str,
+    direct: &kube::Client,
+    files: &GatewayFiles,
+    mut audited: usize,
+) -> Result<usize> {
     let body = Arc::new(serde_json::to_vec(&json!({
         "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": "list-resources", "arguments": {"resourceType": "pods", "namespace": NAMESPACE}},
+        "params": {"name": workload.tool, "arguments": workload.arguments},
     }))?);
-    let direct = plane.client("alice").await?;
-    let path = format!("/api/v1/namespaces/{NAMESPACE}/pods");
-
-    // Both paths answer the same 20 pods before anything is timed.
+    // Both paths answer the same thing before anything is timed.
     let first = mcp
-        .call_tool(
-            &token,
-            "list-resources",
-            json!({"resourceType": "pods", "namespace": NAMESPACE}),
-        )
+        .call_tool(token, workload.tool, workload.arguments.clone())
         .await?;
-    let listed: Vec<serde_json::Value> =
-        serde_json::from_str(first["content"][0]["text"].as_str().unwrap_or("[]"))?;
     ensure!(
-        listed.len() == PODS,
-        "kubegate listed {} pods, not {PODS}: {first}",
-        listed.len()
+        first["isError"] == false,
+        "{} failed: {first}",
+        workload.tool
     );
-    let raw: serde_json::Value = serde_json::from_str(&direct.request_text(get(&path)?).await?)?;
-    ensure!(
-        raw["items"].as_array().map(Vec::len) == Some(PODS),
-        "direct list is not {PODS} pods"
-    );
+    let raw = direct.request_text(get(&workload.direct_path)?).await?;
+    match workload.tool {
+        "list-resources" => {
+            let listed = first["structuredContent"]["items"].as_array().map(Vec::len);
+            let direct: serde_json::Value = serde_json::from_str(&raw)?;
+            ensure!(
+                listed == Some(PODS) && direct["items"].as_array().map(Vec::len) == Some(PODS),
+                "kubegate listed {listed:?} pods, not {PODS}"
+            );
+        }
+        "get-resource" => {
+            let direct: serde_json::Value = serde_json::from_str(&raw)?;
+            ensure!(first["structuredContent"]["metadata"]["uid"] == direct["metadata"]["uid"]);
+        }
+        _ => {
+            let text = first["content"][0]["text"].as_str().unwrap_or_default();
+            ensure!(
+                text == raw && raw.lines().count() == LOG_LINES,
+                "logs differ"
+            );
+        }
+    }
 
     let gateway_call = {
         let mcp = mcp.clone();
+        let token = token.to_owned();
         move || {
             let mcp = mcp.clone();
             let token = token.clone();
@@ -150,7 +227,8 @@ async fn run() -> Result<()> {
         }
     };
     let direct_call = {
-        let path = path.clone();
+        let path = workload.direct_path.clone();
+        let direct = direct.clone();
         move || {
             let direct = direct.clone();
             let path = path.clone();
@@ -162,7 +240,8 @@ async fn run() -> Result<()> {
     };
 
     println!(
-        "list-resources, {PODS} pods of one namespace; kubegate (TLS + ES256 JWT + Cedar + audit) vs kube-rs direct, same API server, same run"
+        "\n{}, {}; kubegate (TLS + ES256 JWT + Cedar + audit) vs kube-rs direct, same API server, same run",
+        workload.tool, workload.what
     );
     println!(
         "{:>7} | {:>10} {:>10} {:>6} | {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}",
@@ -177,7 +256,6 @@ async fn run() -> Result<()> {
         "p99 gate",
         "added"
     );
-    let mut audited = 0;
     for callers in callers() {
         // Warm both paths (connections, caches) at this concurrency.
         measure(callers, 200, direct_call.clone()).await?;
@@ -204,9 +282,9 @@ async fn run() -> Result<()> {
             ms(g.percentile(0.99)),
             signed_ms(g.percentile(0.99), d.percentile(0.99)),
         );
-        audited = audit_summary(&files, audited)?;
+        audited = audit_summary(files, audited)?;
     }
-    Ok(())
+    Ok(audited)
 }
 
 /// From kubegate's audit records since `skip` lines: every tools/call made exactly one API request;
@@ -339,15 +417,26 @@ fn signed_ms(a: Duration, b: Duration) -> String {
     format!("{:+.3}ms", (a.as_secs_f64() - b.as_secs_f64()) * 1e3)
 }
 
-/// 20 pods shaped like real ones: labels, two containers, probes, a running status.
+/// 20 pods shaped like real ones: labels, two containers, probes, a running status; bound to
+/// the kubelet stand-in's node, the first with a 1,000-line log.
 async fn seed_pods(admin: &kube::Client) -> Result<()> {
+    let dir = support::cluster()
+        .container_logs
+        .join(NAMESPACE)
+        .join(LOG_POD);
+    std::fs::create_dir_all(&dir)?;
+    let now = jiff::Timestamp::now();
+    let log: String = (0..1000)
+        .map(|n| format!("{now} 10.244.0.{} - - \"GET /api/orders/{n} HTTP/1.1\" 200 512 \"-\" \"checkout/2.4\" rt=0.004\n", n % 250))
+        .collect();
+    std::fs::write(dir.join("web.log"), log)?;
     let pods = Api::<Pod>::namespaced(admin.clone(), NAMESPACE);
     for i in 0..PODS {
         let name = format!("web-7d4b9c6f5-{i:05}");
         let pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": name, "labels": {"app": "web", "tier": "frontend", "pod-template-hash": "7d4b9c6f5"},
                          "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9090"}},
-            "spec": {"containers": [
+            "spec": {"nodeName": NODE_NAME, "containers": [
                 {"name": "web", "image": "registry.example/shop/web:2.4.1",
                  "ports": [{"containerPort": 8080, "name": "http"}],
                  "env": [{"name": "LISTEN_ADDR", "value": ":8080"}, {"name": "LOG_LEVEL", "value": "info"}],

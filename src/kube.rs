@@ -183,6 +183,11 @@ impl Kube {
         self.discovered.catalog()
     }
 
+    /// Runs discovery again, unless it ran moments ago; whether it ran.
+    pub async fn rediscover(&self) -> bool {
+        self.discovered.rediscover().await
+    }
+
     /// A built-in kind as served (group, preferred served version, plural, scope).
     pub fn served(&self, kind: BuiltinKind) -> Result<Served, KubeError> {
         self.catalog()

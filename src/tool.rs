@@ -128,6 +128,9 @@ pub enum ToolError {
     UnknownTool(String),
     #[error("invalid arguments for `{tool}`: {message}")]
     InvalidArguments { tool: &'static str, message: String },
+    /// The call names a kind the API server does not serve (as last discovered).
+    #[error("invalid arguments for `{tool}`: {message}")]
+    NotServed { tool: &'static str, message: String },
     #[error("{0}")]
     Kube(#[from] KubeError),
     #[error("{0}")]
@@ -171,11 +174,23 @@ pub trait Tool: Sized + DeserializeOwned + Serialize + JsonSchema + Send + Sync 
     fn run(&self, run: &mut Run<'_>) -> impl Future<Output = Result<ToolOutput, ToolError>> + Send;
 }
 
+/// How a `check` says that the call names a kind the API server does not serve (so that the
+/// caller of [`ToolCall::parse`] may discover again and retry).
+pub const NOT_SERVED: &str = "this cluster does not serve";
+
 fn parse<T: Tool>(arguments: &Map<String, Value>, served: &ApiCatalog) -> Result<T, ToolError> {
     let mut call: T =
         args::parse(arguments).map_err(|message| ToolError::invalid(T::SPEC.name, message))?;
-    call.check(served)
-        .map_err(|message| ToolError::invalid(T::SPEC.name, message))?;
+    call.check(served).map_err(|message| {
+        if message.contains(NOT_SERVED) {
+            ToolError::NotServed {
+                tool: T::SPEC.name,
+                message,
+            }
+        } else {
+            ToolError::invalid(T::SPEC.name, message)
+        }
+    })?;
     Ok(call)
 }
 

@@ -33,8 +33,12 @@ pub(super) async fn call_tool(
             return jsonrpc::error(Some(id), code::INVALID_PARAMS, message);
         }
     };
-    let catalog = ex.gateway.kube.catalog();
-    let call = match ToolCall::parse(name, arguments, &catalog) {
+    let mut parsed = ToolCall::parse(name, arguments, &ex.gateway.kube.catalog());
+    // A kind installed since the last discovery (a new CRD): discover again, once, and retry.
+    if matches!(parsed, Err(ToolError::NotServed { .. })) && ex.gateway.kube.rediscover().await {
+        parsed = ToolCall::parse(name, arguments, &ex.gateway.kube.catalog());
+    }
+    let call = match parsed {
         Ok(call) => call,
         Err(error) => {
             // Arguments that did not parse may hold anything (a manifest with a Secret): the

@@ -22,7 +22,9 @@ use sha2::{Digest, Sha256};
 
 use super::args::{Flag, check_namespace};
 use super::get_resource::DEFAULT_NAMESPACE;
-use super::{ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, manifest};
+use super::{
+    ActionGroup, Annotations, NOT_SERVED, Run, Tool, ToolError, ToolOutput, ToolSpec, manifest,
+};
 use crate::kube::{ApiCatalog, KubeError, Served, split_api_version};
 use crate::policy::{NamespaceDirectory, ObjectRef, ResourceType, Scope, Target};
 
@@ -247,7 +249,7 @@ fn plan(
             let versions = served.versions_of(group, &object.kind);
             if versions.is_empty() {
                 format!(
-                    "this cluster does not serve the kind {} ({})",
+                    "{NOT_SERVED} the kind {} ({})",
                     object.kind, object.api_version
                 )
             } else {
@@ -257,7 +259,7 @@ fn plan(
                     format!("{group}/")
                 };
                 format!(
-                    "this cluster does not serve {} at {}; it serves it at {}",
+                    "{NOT_SERVED} {} at {}; it serves it at {}",
                     object.kind,
                     object.api_version,
                     versions

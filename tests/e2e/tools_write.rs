@@ -358,3 +358,88 @@ async fn scale_sets_replicas_through_the_scale_subresource() -> Result<()> {
     assert_eq!(deployment.spec.and_then(|s| s.replicas), Some(3));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_kind_installed_after_start_is_found_by_discovering_again() -> Result<()> {
+    use k8s_openapi::api::rbac::v1::Role;
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let admin = support::cluster().client("admin").await?;
+    tenant_namespace(
+        &admin,
+        "crd-a",
+        Some("tenant-crd-a"),
+        "crd-a-devs",
+        EDIT_ROLE,
+    )
+    .await?;
+    let gateway = TestGateway::start(GatewayOptions::with_tenant_edit()).await?;
+    let client = gateway.client();
+    let alice = gateway.token("alice", &["crd-a-devs"], "tenant-crd-a");
+    let manifest =
+        "apiVersion: gadgets.example.com/v1\nkind: Gadget\nmetadata: {name: g1}\nspec: {size: 3}\n";
+    let before = client
+        .call_err(
+            &alice,
+            "kubectl_apply",
+            json!({"manifest": manifest, "namespace": "crd-a"}),
+        )
+        .await?;
+    assert!(
+        before.contains("this cluster does not serve the kind Gadget"),
+        "{before}"
+    );
+
+    // Installed while kubegate runs.
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "metadata": {"name": "gadgets.gadgets.example.com"},
+        "spec": {"group": "gadgets.example.com", "scope": "Namespaced",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]},
+    }))?;
+    Api::<CustomResourceDefinition>::all(admin.clone())
+        .create(&kube::api::PostParams::default(), &crd)
+        .await?;
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": "gadgets"},
+        "rules": [{"apiGroups": ["gadgets.example.com"], "resources": ["gadgets"], "verbs": ["get", "patch", "create"]}],
+    }))?;
+    Api::<Role>::namespaced(admin.clone(), "crd-a")
+        .create(&kube::api::PostParams::default(), &role)
+        .await?;
+    let binding: k8s_openapi::api::rbac::v1::RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "gadgets"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "gadgets"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "crd-a-devs"}],
+    }))?;
+    Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(admin.clone(), "crd-a")
+        .create(&kube::api::PostParams::default(), &binding)
+        .await?;
+    // Discovery runs again at most every 10 s; the CRD also needs a moment to be served.
+    let mut applied = None;
+    for _ in 0..30 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let result = client
+            .call_tool(
+                &alice,
+                "kubectl_apply",
+                json!({"manifest": manifest, "namespace": "crd-a"}),
+            )
+            .await?;
+        if !support::tool_text(&result).1 {
+            applied = Some(result);
+            break;
+        }
+    }
+    let applied = applied.ok_or_else(|| anyhow::anyhow!("the new kind was never found"))?;
+    assert_eq!(
+        support::tool_text(&applied).0,
+        "gadget.gadgets.example.com/g1 in namespace crd-a created\n"
+    );
+    let record = gateway.audit_records().pop().unwrap_or_default();
+    assert_eq!(
+        record["decision"]["resource"],
+        r#"Object::"local/crd-a/Gadget/g1""#
+    );
+    Ok(())
+}
