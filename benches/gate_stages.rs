@@ -145,15 +145,14 @@ fn main() -> Result<()> {
         black_box(message.is_ok() && parse(&arguments).is_ok());
     });
     stage("list answer (filter, table) + encoding", || {
-        let answer = list_call.answer(
-            black_box(&list),
-            |_| true,
-            |item| kubegate::tool::output::filter(item, Some("Pod"), &mut |_| false),
-        );
+        let answer = list_call.answer(black_box(&list), |_| true, |_| false);
         let answer = answer.unwrap_or_else(|_| kubegate::tool::ToolOutput::text(""));
-        let response = json!({"jsonrpc": "2.0", "id": 1, "result": {
-            "content": [{"type": "text", "text": answer.text}],
-            "structuredContent": answer.structured, "isError": false}});
+        let response = kubegate::mcp::tool_result(
+            &json!(1),
+            &answer.text,
+            answer.structured.as_deref(),
+            false,
+        );
         black_box(serde_json::to_vec(&response).map(|v| v.len()).unwrap_or(0));
     });
     stage("audit record (encode + write)", || {

@@ -22,7 +22,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
-use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -343,7 +342,7 @@ fn error_response(error: &HttpError) -> Response<Body> {
     }
 }
 
-fn json(status: StatusCode, body: &Value) -> Response<Body> {
+fn json(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     response(status, "application/json", Bytes::from(bytes))
 }

@@ -12,13 +12,19 @@
 //!    where errors become HTTP statuses.
 //! 3. [`auth`] verifies the bearer JWT and turns it into a [`auth::Caller`], or a 401.
 //! 4. [`mcp`] parses the JSON-RPC message, negotiates the protocol version, keeps sessions and
-//!    dispatches the method; for `tools/call` it parses the arguments into a [`tool::ToolCall`].
-//! 5. [`policy`] decides the call with Cedar and returns a [`policy::Permit`] (or a
-//!    [`policy::Denied`] carrying the deciding policies and their reasons).
-//! 6. [`tool`] runs the call; only a `Permit` lets it reach Kubernetes.
-//! 7. [`kube`] sends the request through one shared connection pool, impersonating the caller,
+//!    dispatches the method; for `tools/call` it parses the arguments into a [`tool::ToolCall`]
+//!    (each tool's typed argument struct, checked against what the API server serves).
+//! 5. [`policy`] decides the call with Cedar on every resource of its scope and returns the call
+//!    bound to its [`policy::Permit`] as a [`policy::Permitted`] (or a [`policy::Denied`]
+//!    carrying the deciding policies and their reasons).
+//! 6. For a call that changes the cluster, [`audit`] writes its `RequestReceived` record to disk
+//!    first and hands back the [`audit::WriteAhead`] proof a change needs.
+//! 7. [`tool`] runs the permitted call, passing every object it returns through one filter
+//!    (Secret values masked unless `reveal-secrets` is granted).
+//! 8. [`kube`] sends each request through one shared connection pool, impersonating the caller,
 //!    and notes each request's API server `Audit-Id`.
-//! 8. [`audit`] writes one JSON line per MCP request, shaped after `audit.k8s.io/v1` `Event`.
+//! 9. [`audit`] writes the `ResponseComplete` record, shaped after `audit.k8s.io/v1` `Event`,
+//!    before the answer leaves.
 //!
 //! [`gateway`] holds the running parts together and builds them from [`config`]; [`dev`] makes
 //! the local CA, certificates and dev tokens that the demo and the tests use.

@@ -15,6 +15,8 @@ pub mod session;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::audit::{AuditRecord, AuditUser, Outcome};
@@ -46,7 +48,7 @@ pub struct Incoming<'a> {
 pub enum Reply {
     /// A JSON-RPC response; `session_id` is set when this response opened a session.
     Message {
-        body: Value,
+        body: jsonrpc::Response,
         session_id: Option<String>,
     },
     /// A notification or response was received; nothing to answer.
@@ -218,12 +220,34 @@ fn tools_list() -> Value {
     json!({ "tools": tools })
 }
 
-/// A tool result the model can read: text content, structured content if any, flagged as an
-/// error or not.
-fn tool_result(id: &Value, text: String, structured: Option<Value>, is_error: bool) -> Value {
-    let mut result = json!({ "content": [{ "type": "text", "text": text }], "isError": is_error });
-    if let Some(structured) = structured {
-        result["structuredContent"] = structured;
+/// A tool result the model can read: text content, structured content if any (already
+/// encoded: spliced in, not encoded again), flagged as an error or not.
+pub fn tool_result(
+    id: &Value,
+    text: &str,
+    structured: Option<&RawValue>,
+    is_error: bool,
+) -> jsonrpc::Response {
+    #[derive(Serialize)]
+    struct Text<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        text: &'a str,
     }
-    jsonrpc::result(id, result)
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct CallToolResult<'a> {
+        content: [Text<'a>; 1],
+        #[serde(rename = "structuredContent", skip_serializing_if = "Option::is_none")]
+        structured: Option<&'a RawValue>,
+        is_error: bool,
+    }
+    jsonrpc::result(
+        id,
+        CallToolResult {
+            content: [Text { kind: "text", text }],
+            structured,
+            is_error,
+        },
+    )
 }

@@ -15,7 +15,7 @@ pub(super) async fn call_tool(
     ex: &Exchange<'_>,
     params: &Map<String, Value>,
     record: &mut AuditRecord,
-) -> Value {
+) -> jsonrpc::Response {
     let id = &ex.id;
     let Some(name) = params.get("name").and_then(Value::as_str) else {
         let message = "tools/call needs a `name` (string)";
@@ -50,7 +50,7 @@ pub(super) async fn call_tool(
                     jsonrpc::error(Some(id), code::INVALID_PARAMS, error.to_string())
                 }
                 // Invalid arguments are a tool error the model can read and correct (MCP 2025-11-25).
-                _ => tool_result(id, error.to_string(), None, true),
+                _ => tool_result(id, &error.to_string(), None, true),
             };
         }
     };
@@ -65,7 +65,7 @@ pub(super) async fn call_tool(
         Err(denied) => {
             record.decision = Some(refused(&denied));
             record.fail(Outcome::Denied, denied.to_string());
-            return tool_result(id, denied.to_string(), None, true);
+            return tool_result(id, &denied.to_string(), None, true);
         }
     };
     record.decision = Some(allowed(permitted.permit()));
@@ -80,7 +80,7 @@ pub(super) async fn call_tool(
                      and it changes nothing it has not recorded. Nothing was sent to Kubernetes."
                 );
                 record.fail(Outcome::Error, message.clone());
-                return tool_result(id, message, None, true);
+                return tool_result(id, &message, None, true);
             }
         }
     } else {
@@ -100,11 +100,11 @@ pub(super) async fn call_tool(
         decision.grants = ran.grants;
     }
     match ran.output {
-        Ok(output) => tool_result(id, output.text, output.structured, false),
+        Ok(output) => tool_result(id, &output.text, output.structured.as_deref(), false),
         Err(error) => {
             let message = error.to_string();
             record.fail(Outcome::Error, message.clone());
-            tool_result(id, message, None, true)
+            tool_result(id, &message, None, true)
         }
     }
 }
@@ -113,7 +113,7 @@ pub(super) async fn read_resource(
     ex: &Exchange<'_>,
     params: &Map<String, Value>,
     record: &mut AuditRecord,
-) -> Value {
+) -> jsonrpc::Response {
     let id = &ex.id;
     let Some(uri) = params.get("uri").and_then(Value::as_str) else {
         let message = "resources/read needs a `uri` (string)";

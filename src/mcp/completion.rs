@@ -20,7 +20,7 @@ pub(super) async fn complete(
     ex: &Exchange<'_>,
     params: &Map<String, Value>,
     record: &mut AuditRecord,
-) -> Value {
+) -> jsonrpc::Response {
     let id = &ex.id;
     let argument = params.get("argument");
     let (Some(name), Some(prefix)) = (
@@ -132,6 +132,7 @@ async fn names(
     ran.output
         .ok()
         .and_then(|o| o.structured)
+        .and_then(|s| serde_json::from_str::<Value>(s.get()).ok())
         .and_then(|s| s.get("items").and_then(Value::as_array).cloned())
         .unwrap_or_default()
         .iter()

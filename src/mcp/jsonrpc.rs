@@ -1,5 +1,7 @@
 //! Reads JSON-RPC 2.0 messages and writes their responses, as MCP carries them.
 
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 /// JSON-RPC error codes kubegate answers with.
@@ -86,17 +88,40 @@ pub fn parse(body: &[u8]) -> Result<Message, EnvelopeError> {
     }
 }
 
+/// An encoded response.
+pub type Response = Box<RawValue>;
+
 /// A successful response.
-pub fn result(id: &Value, result: Value) -> Value {
-    json!({ "jsonrpc": "2.0", "id": id, "result": result })
+pub fn result(id: &Value, result: impl Serialize) -> Response {
+    #[derive(Serialize)]
+    struct Success<'a, T> {
+        jsonrpc: &'static str,
+        id: &'a Value,
+        result: T,
+    }
+    encode(&Success {
+        jsonrpc: "2.0",
+        id,
+        result,
+    })
 }
 
 /// An error response (`id` is null when the request's id could not be read).
-pub fn error(id: Option<&Value>, code: i64, message: impl Into<String>) -> Value {
-    json!({
+pub fn error(id: Option<&Value>, code: i64, message: impl Into<String>) -> Response {
+    encode(&json!({
         "jsonrpc": "2.0",
         "id": id.cloned().unwrap_or(Value::Null),
         "error": { "code": code, "message": message.into() },
+    }))
+}
+
+fn encode(response: &impl Serialize) -> Response {
+    serde_json::value::to_raw_value(response).unwrap_or_else(|error| {
+        // Only a map with non-string keys fails to encode, and kubegate makes none.
+        tracing::error!(%error, "a response could not be encoded");
+        serde_json::value::to_raw_value(&json!({"jsonrpc": "2.0", "id": null,
+            "error": {"code": code::INTERNAL_ERROR, "message": "kubegate could not encode its answer"}}))
+        .unwrap_or_default()
     })
 }
 

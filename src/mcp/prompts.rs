@@ -209,7 +209,7 @@ pub(super) fn get(
     ex: &Exchange<'_>,
     params: &Map<String, Value>,
     record: &mut AuditRecord,
-) -> Value {
+) -> jsonrpc::Response {
     let id = &ex.id;
     let prompt = match Prompt::parse(params) {
         Ok(prompt) => prompt,

@@ -24,6 +24,7 @@ use super::args::{Flag, check_namespace};
 use super::get_resource::DEFAULT_NAMESPACE;
 use super::{
     ActionGroup, Annotations, NOT_SERVED, Run, Tool, ToolError, ToolOutput, ToolSpec, manifest,
+    output,
 };
 use crate::kube::{ApiCatalog, KubeError, Served, split_api_version};
 use crate::policy::{NamespaceDirectory, ObjectRef, ResourceType, Scope, Target};
@@ -229,7 +230,7 @@ impl Tool for Apply {
         }
         Ok(ToolOutput {
             text: lines.join("\n") + "\n",
-            structured: Some(json!({ "dryRun": dry_run, "objects": objects })),
+            structured: output::raw(&json!({ "dryRun": dry_run, "objects": objects })),
         })
     }
 }

@@ -18,7 +18,7 @@ use super::args::{Flag, check_namespace};
 use super::delete::delete_options;
 use super::get_resource::object_target;
 use super::list_resources::take_items;
-use super::{ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec};
+use super::{ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, output};
 use crate::kube::{ApiCatalog, BuiltinKind, KubeError};
 use crate::policy::{NamespaceDirectory, ResourceType, Scope, Target};
 
@@ -176,7 +176,9 @@ impl Tool for Cleanup {
         }
         Ok(ToolOutput {
             text,
-            structured: Some(json!({ "dryRun": dry_run, "deleted": deleted, "kept": kept })),
+            structured: output::raw(
+                &json!({ "dryRun": dry_run, "deleted": deleted, "kept": kept }),
+            ),
         })
     }
 }

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec};
+use super::{ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, output};
 use crate::policy::{NamespaceDirectory, ResourceType, Scope, Target};
 
 /// A `cluster-info` call (no arguments).
@@ -46,7 +46,7 @@ impl Tool for ClusterInfo {
         );
         Ok(ToolOutput {
             text,
-            structured: Some(json!({
+            structured: output::raw(&json!({
                 "cluster": run.cluster(),
                 "version": version,
             })),

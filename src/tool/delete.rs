@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::args::{Flag, Int, check_name, check_namespace};
 use super::get_resource::{DEFAULT_NAMESPACE, not_found_hint, object_target};
-use super::{ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec};
+use super::{ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, output};
 use crate::kube::{ApiCatalog, BuiltinKind, KubeError};
 use crate::policy::{NamespaceDirectory, ResourceType, Scope};
 
@@ -218,7 +218,7 @@ impl Deletion<'_> {
         };
         Ok(ToolOutput {
             text,
-            structured: Some(json!({
+            structured: output::raw(&json!({
                 "success": true,
                 "status": status,
                 "kind": self.kind.kind(),

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::args::{Kind, check_name, check_namespace};
-use super::{ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec};
+use super::{ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, output};
 use crate::kube::{ApiCatalog, BuiltinKind, KubeError};
 use crate::policy::{NamespaceDirectory, ObjectRef, ResourceType, Scope, Target};
 
@@ -89,7 +89,7 @@ impl Tool for GetResource {
         let text = serde_json::to_string_pretty(&object).unwrap_or_default();
         Ok(ToolOutput {
             text,
-            structured: Some(object),
+            structured: output::raw(&object),
         })
     }
 }

@@ -21,7 +21,9 @@ use super::args::{Flag, check_name, check_namespace};
 use super::delete::delete_options;
 use super::get_resource::DEFAULT_NAMESPACE;
 use super::list_resources::take_items;
-use super::{ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, manifest};
+use super::{
+    ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, manifest, output,
+};
 use crate::kube::{ApiCatalog, BuiltinKind, KubeError, Served};
 use crate::policy::{NamespaceDirectory, ObjectRef, ResourceType, Scope, Target};
 
@@ -213,7 +215,7 @@ impl Tool for UninstallHelmChart {
         }
         Ok(ToolOutput {
             text,
-            structured: Some(json!({
+            structured: output::raw(&json!({
                 "release": self.name,
                 "namespace": namespace,
                 "revision": release.version,

@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 
 use super::args::{Int, check_name, check_namespace};
 use super::list_resources::{Page, keep_readable, take_items};
-use super::{ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, summary};
+use super::{
+    ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, output, summary,
+};
 use crate::kube::{ApiCatalog, BuiltinKind, KubeError};
 use crate::policy::{NamespaceDirectory, ResourceType, Scope, Target};
 
@@ -150,7 +152,7 @@ impl Tool for ListEvents {
         }
         Ok(ToolOutput {
             text,
-            structured: Some(json!({ "kind": "EventList", "items": events })),
+            structured: output::raw(&json!({ "kind": "EventList", "items": events })),
         })
     }
 }

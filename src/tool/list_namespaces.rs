@@ -9,7 +9,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, summary};
+use super::{
+    ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, output, summary,
+};
 use crate::policy::{NamespaceDirectory, ResourceType, Scope, Target};
 
 /// A `list-namespaces` call (no arguments).
@@ -82,7 +84,7 @@ pub fn visible_namespaces(run: &Run<'_>) -> ToolOutput {
     text.push_str(&table(&rows, now));
     ToolOutput {
         text,
-        structured: Some(json!({ "namespaces": summaries })),
+        structured: output::raw(&json!({ "namespaces": summaries })),
     }
 }
 

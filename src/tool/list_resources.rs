@@ -16,10 +16,13 @@ use std::collections::HashMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::args::{Int, Kind, check_namespace};
-use super::{ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, summary};
+use super::{
+    ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, output, summary,
+};
 use crate::kube::{ApiCatalog, BuiltinKind, KubeError};
 use crate::policy::{NamespaceDirectory, ResourceType, Scope, Target};
 
@@ -151,7 +154,7 @@ impl Tool for ListResources {
                     .entry(ns.to_owned())
                     .or_insert_with(|| run.also(&Target::Namespace(ns.to_owned())).is_ok())
             },
-            |item| run.filter(item, Some(kind.kind())),
+            |ns| run.reveal(ns),
         )
     }
 }
@@ -164,22 +167,31 @@ impl ListResources {
         &self,
         body: &[u8],
         mut keep: impl FnMut(&str) -> bool,
-        mut filter: impl FnMut(&mut Value),
+        mut reveal: impl FnMut(Option<&str>) -> bool,
     ) -> Result<ToolOutput, ToolError> {
         let kind = self.resource_type.0;
-        let mut list: Value =
+        let list: RawList<'_> =
             serde_json::from_slice(body).map_err(|e| KubeError::Decode(e.to_string()))?;
-        let mut items = take_items(&mut list);
         let across_namespaces = self.namespace.is_none() && kind.namespaced();
-        if across_namespaces {
-            items.retain(|item| {
-                item.pointer("/metadata/namespace")
-                    .and_then(Value::as_str)
-                    .is_none_or(&mut keep)
-            });
+        let mut views = Vec::with_capacity(list.items.len());
+        let mut items = Vec::with_capacity(list.items.len());
+        for item in list.items {
+            let view = summary::row_view(item, kind.kind());
+            if across_namespaces
+                && let Some(ns) = view.pointer("/metadata/namespace").and_then(Value::as_str)
+                && !keep(ns)
+            {
+                continue;
+            }
+            let filtered = output::filter_raw(item, Some(kind.kind()), &mut reveal)
+                .map_err(|e| KubeError::Decode(e.to_string()))?;
+            items.push(filtered);
+            views.push(view);
         }
-        items.iter_mut().for_each(&mut filter);
-        let page = Page::of(&list);
+        let page = Page {
+            continue_token: list.metadata.continue_token.filter(|t| !t.is_empty()),
+            remaining: list.metadata.remaining_item_count,
+        };
         let where_ = match &self.namespace {
             Some(ns) => format!("in namespace {ns:?}"),
             None if kind.namespaced() => "across the namespaces you may read".to_owned(),
@@ -192,18 +204,59 @@ impl ListResources {
         text.push_str(":\n");
         text.push_str(&summary::table(
             kind.kind(),
-            &items,
+            &views,
             across_namespaces,
             jiff::Timestamp::now(),
         ));
         text.push_str(&page.note("list-resources"));
-        let mut structured = json!({ "kind": format!("{}List", kind.kind()), "items": items });
-        page.annotate(&mut structured);
+        let structured = RawAnswer {
+            kind: format!("{}List", kind.kind()),
+            items: &items,
+            continue_token: page.continue_token.as_deref(),
+            remaining_item_count: page.remaining,
+        };
         Ok(ToolOutput {
             text,
-            structured: Some(structured),
+            structured: output::raw(&structured),
         })
     }
+}
+
+/// A list answer as the API server writes it, its items left unparsed.
+#[derive(Deserialize)]
+struct RawList<'a> {
+    #[serde(default)]
+    metadata: ListMeta,
+    #[serde(borrow, default, deserialize_with = "null_as_empty")]
+    items: Vec<&'a RawValue>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ListMeta {
+    #[serde(default, rename = "continue")]
+    continue_token: Option<String>,
+    #[serde(default)]
+    remaining_item_count: Option<i64>,
+}
+
+/// `"items": null` is an empty list, as the API server sometimes writes it.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<&'de RawValue>, D::Error> {
+    Ok(Option::<Vec<&'de RawValue>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// `list-resources`' structured answer.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RawAnswer<'a> {
+    kind: String,
+    items: &'a [Box<RawValue>],
+    #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
+    continue_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remaining_item_count: Option<i64>,
 }
 
 /// Removes the items of a list answer (an empty list if it has none).
@@ -262,15 +315,6 @@ impl Page {
                  arguments and \"continue\": {token:?} for the next page.\n"
             ),
             (None, _) => String::new(),
-        }
-    }
-
-    pub fn annotate(&self, structured: &mut Value) {
-        if let Some(token) = &self.continue_token {
-            structured["continue"] = Value::from(token.as_str());
-        }
-        if let Some(n) = self.remaining {
-            structured["remainingItemCount"] = Value::from(n);
         }
     }
 }

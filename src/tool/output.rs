@@ -10,7 +10,18 @@
 //!   or mixed (`List`, each item naming its own kind); events and JSON log lines as objects too;
 //! - `metadata.managedFields` is dropped (field ownership bookkeeping, large and of no use to a
 //!   model).
+//!
+//! [`filter_raw`] applies the same filter to an object still in the API server's JSON: an object
+//! that holds nothing to mask (most of them) is copied through with `managedFields` cut out,
+//! without being parsed into a tree; the rest take [`filter`]'s path. A property test holds the
+//! two paths to the same answer.
 
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Serialize;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// The mask that replaces each Secret value.
@@ -19,12 +30,17 @@ pub const MASK: &str = "<masked: grant reveal-secrets to see values>";
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// A tool's answer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ToolOutput {
     /// What the model reads: a summary, a table, a log.
     pub text: String,
-    /// The full answer as JSON, for tools that declare an `outputSchema`.
-    pub structured: Option<Value>,
+    /// The full answer as JSON (already encoded), for tools that declare an `outputSchema`.
+    pub structured: Option<Box<RawValue>>,
+}
+
+/// Encodes a tool's structured answer.
+pub fn raw(value: &impl Serialize) -> Option<Box<RawValue>> {
+    serde_json::value::to_raw_value(value).ok()
 }
 
 impl ToolOutput {
@@ -115,6 +131,102 @@ fn mask_values(secret: &mut Map<String, Value>) {
     }
 }
 
+/// The members of a JSON object, in order, their values left unparsed.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Members<'a>, D::Error> {
+        struct MembersVisitor;
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(entry) = map.next_entry::<Cow<'de, str>, &'de RawValue>()? {
+                    members.push(entry);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+impl<'a> Members<'a> {
+    fn parse(raw: &'a RawValue) -> Option<Members<'a>> {
+        serde_json::from_str(raw.get()).ok()
+    }
+
+    /// The value of `key`; of its last occurrence if it repeats, as a parser keeps it.
+    fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+}
+
+/// A JSON string's value, if `raw` is one.
+fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    serde_json::from_str(raw.get()).ok()
+}
+
+/// Filters one object given as the API server's JSON (see [`filter`]). An object that is not a
+/// Secret, holds no `items` and carries no last-applied annotation is copied member by member,
+/// `metadata.managedFields` left out; any other object is parsed and filtered as a tree.
+pub fn filter_raw(
+    raw: &RawValue,
+    kind: Option<&str>,
+    reveal: &mut dyn FnMut(Option<&str>) -> bool,
+) -> Result<Box<RawValue>, serde_json::Error> {
+    let Some(members) = Members::parse(raw) else {
+        return Ok(raw.to_owned());
+    };
+    let own_kind = members.get("kind").and_then(raw_str);
+    let is_secret = own_kind.as_deref().or(kind) == Some("Secret");
+    let metadata = members.get("metadata").and_then(Members::parse);
+    let last_applied = metadata
+        .as_ref()
+        .and_then(|m| m.get("annotations"))
+        .and_then(Members::parse)
+        .is_some_and(|a| a.get(LAST_APPLIED).is_some());
+    if is_secret || last_applied || members.get("items").is_some() {
+        let mut value: Value = serde_json::from_str(raw.get())?;
+        filter(&mut value, kind, reveal);
+        return serde_json::value::to_raw_value(&value);
+    }
+    let mut out = String::with_capacity(raw.get().len());
+    out.push('{');
+    for (n, (key, value)) in members.0.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        push_key(&mut out, key);
+        match (key.as_ref(), &metadata) {
+            ("metadata", Some(metadata)) => {
+                out.push('{');
+                let kept = metadata.0.iter().filter(|(k, _)| k != "managedFields");
+                for (m, (key, value)) in kept.enumerate() {
+                    if m > 0 {
+                        out.push(',');
+                    }
+                    push_key(&mut out, key);
+                    out.push_str(value.get());
+                }
+                out.push('}');
+            }
+            _ => out.push_str(value.get()),
+        }
+    }
+    out.push('}');
+    RawValue::from_string(out)
+}
+
+fn push_key(out: &mut String, key: &str) {
+    // A string always encodes.
+    out.push_str(&serde_json::to_string(key).unwrap_or_default());
+    out.push(':');
+}
+
 /// Filters a container log: each line that is a JSON object is filtered as an object (a program
 /// that logs the Secrets it reads logs them as JSON); other lines pass as they are.
 pub fn filter_log(log: &str, reveal: &mut dyn FnMut(Option<&str>) -> bool) -> String {
@@ -152,6 +264,7 @@ fn contains_secret(value: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn masked(mut value: Value, kind: Option<&str>) -> Value {
@@ -232,6 +345,86 @@ mod tests {
         assert_eq!(out["items"][0]["data"]["k"], PASSWORD);
         assert_eq!(out["items"][1]["data"]["k"], MASK);
         assert_eq!(asked, [Some("open".to_owned()), Some("closed".to_owned())]);
+    }
+
+    fn through_raw(value: &Value, kind: Option<&str>, reveal: bool) -> Value {
+        let raw = serde_json::value::to_raw_value(value).unwrap_or_default();
+        let filtered = filter_raw(&raw, kind, &mut |_| reveal).unwrap_or_default();
+        serde_json::from_str(filtered.get()).unwrap_or_default()
+    }
+
+    fn through_tree(value: &Value, kind: Option<&str>, reveal: bool) -> Value {
+        let mut value = value.clone();
+        filter(&mut value, kind, &mut |_| reveal);
+        value
+    }
+
+    #[test]
+    fn the_raw_path_cuts_managed_fields_and_leaves_the_rest() {
+        let pod = json!({"kind": "Pod", "metadata": {"name": "a", "managedFields": [{"m": 1}], "labels": {"x": "y"}},
+                         "spec": {"containers": [{"name": "c", "env": [{"name": "E", "value": "\"quoted\" é"}]}]}});
+        let out = through_raw(&pod, None, false);
+        assert!(out["metadata"].get("managedFields").is_none());
+        assert_eq!(out["metadata"]["labels"]["x"], "y");
+        assert_eq!(out["spec"], pod["spec"]);
+        let secret = json!({"metadata": {"name": "s", "namespace": "a"}, "data": {"k": PASSWORD}});
+        assert_eq!(
+            through_raw(&secret, Some("Secret"), false)["data"]["k"],
+            MASK
+        );
+        assert_eq!(
+            through_raw(&secret, Some("Secret"), true)["data"]["k"],
+            PASSWORD
+        );
+    }
+
+    /// Kubernetes-shaped objects: optional kind, metadata with managed fields, labels and
+    /// annotations (sometimes last-applied), data, and nested lists.
+    fn object() -> impl Strategy<Value = Value> {
+        let text = "[a-zA-Z0-9 \"\\\\é{}:,]{0,12}";
+        let kind = prop_oneof![
+            Just(None),
+            Just(Some("Secret")),
+            Just(Some("Pod")),
+            Just(Some("ConfigMap")),
+            Just(Some("List"))
+        ];
+        let map = prop::collection::btree_map("[a-z./-]{1,8}", text, 0..3);
+        (kind, map.clone(), map.clone(), any::<bool>(), any::<bool>(), map).prop_map(
+            |(kind, labels, data, managed, applied, annotations)| {
+                let mut annotations: Map<String, Value> = annotations.into_iter().map(|(k, v)| (k, Value::from(v))).collect();
+                if applied {
+                    let inner = json!({"kind": kind.unwrap_or("Secret"), "data": data.clone()});
+                    annotations.insert(LAST_APPLIED.to_owned(), Value::from(inner.to_string()));
+                }
+                let mut object = json!({"metadata": {"name": "x", "namespace": "ns", "labels": labels, "annotations": annotations},
+                                        "data": data});
+                if managed {
+                    object["metadata"]["managedFields"] = json!([{"manager": "kubectl"}]);
+                }
+                if let Some(kind) = kind {
+                    object["kind"] = Value::from(kind);
+                }
+                if kind == Some("List") {
+                    object["items"] = json!([object.clone()]);
+                }
+                object
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn the_raw_and_tree_paths_agree(object in object(), hint in prop_oneof![Just(None), Just(Some("Secret")), Just(Some("Pod"))], reveal in any::<bool>()) {
+            prop_assert_eq!(through_raw(&object, hint, reveal), through_tree(&object, hint, reveal));
+        }
+
+        #[test]
+        fn any_bytes_are_answered_without_panic(text in "(?s).{0,200}") {
+            if let Ok(raw) = serde_json::from_str::<Box<RawValue>>(&text) {
+                let _ = filter_raw(&raw, None, &mut |_| false);
+            }
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::cluster_info::ClusterInfo;
 use super::get_resource::GetResource;
 use super::list_namespaces::visible_namespaces;
-use super::{Run, Runnable, Tool, ToolError, ToolOutput, args};
+use super::{Run, Runnable, Tool, ToolError, ToolOutput, args, output};
 use crate::kube::ApiCatalog;
 use crate::policy::{Decidable, NamespaceDirectory, Scope, Target};
 
@@ -135,7 +135,7 @@ impl Runnable for ResourceRead {
             ResourceRead::Namespaces => visible_namespaces(run),
             ResourceRead::ActiveFilters => ToolOutput {
                 text: String::new(),
-                structured: Some(json!({ "activeFilters": [] })),
+                structured: output::raw(&json!({ "activeFilters": [] })),
             },
             ResourceRead::Object { get, .. } => get.run(run).await?,
         };
@@ -145,8 +145,12 @@ impl Runnable for ResourceRead {
 
 /// A resource's contents as `resources/read` answers them: its JSON.
 pub fn contents(read: &ResourceRead, output: &ToolOutput) -> Value {
-    let text = match &output.structured {
-        Some(value) => serde_json::to_string_pretty(value).unwrap_or_default(),
+    let text = match output
+        .structured
+        .as_deref()
+        .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+    {
+        Some(value) => serde_json::to_string_pretty(&value).unwrap_or_default(),
         None => output.text.clone(),
     };
     json!({ "contents": [{ "uri": read.uri(), "mimeType": "application/json", "text": text }] })

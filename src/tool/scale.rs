@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::args::{Int, Kind, check_name, check_namespace};
 use super::get_resource::{DEFAULT_NAMESPACE, not_found_hint, object_target};
-use super::{ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec};
+use super::{ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, output};
 use crate::kube::{ApiCatalog, BuiltinKind, KubeError};
 use crate::policy::{NamespaceDirectory, ResourceType, Scope};
 
@@ -118,7 +118,7 @@ impl Tool for Scale {
                 kind.kind().to_ascii_lowercase(),
                 self.name
             ),
-            structured: Some(json!({
+            structured: output::raw(&json!({
                 "success": true,
                 "kind": kind.kind(),
                 "name": self.name,

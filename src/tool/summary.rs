@@ -1,8 +1,18 @@
 //! Summarises Kubernetes objects as a compact table, one row per object with the columns a
 //! person looks at first (as `kubectl get` shows them), so a model reads a list at a glance and
 //! asks `get-resource` for the whole object when it needs it.
+//!
+//! [`row_view`] reads from an object only what its kind's columns show ([`columns`]), skipping the
+//! rest without building it, so a table costs little more than reading the list once.
 
-use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::LazyLock;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 /// Makes one row's cells from an object.
 type Row = fn(&Value, jiff::Timestamp) -> Vec<String>;
@@ -163,10 +173,10 @@ pub fn pod_status(pod: &Value) -> String {
         return "Terminating".to_owned();
     }
     let statuses = |field: &str| {
-        pod.pointer(&format!("/status/{field}"))
+        pod.get("status")
+            .and_then(|s| s.get(field))
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
+            .map_or(&[][..], Vec::as_slice)
     };
     for status in statuses("initContainerStatuses") {
         if let Some(reason) = status
@@ -193,8 +203,7 @@ fn pod_row(pod: &Value, now: jiff::Timestamp) -> Vec<String> {
     let statuses = pod
         .pointer("/status/containerStatuses")
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+        .map_or(&[][..], Vec::as_slice);
     let total = pod
         .pointer("/spec/containers")
         .and_then(Value::as_array)
@@ -451,6 +460,365 @@ fn event_row(e: &Value, now: jiff::Timestamp) -> Vec<String> {
     ]
 }
 
+/// The paths each kind's columns read (segments separated by `/`; `*` is any key or list
+/// element; a trailing `/` keeps an object's keys without their values).
+pub fn columns(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "Pod" => &[
+            "metadata/name",
+            "metadata/namespace",
+            "metadata/creationTimestamp",
+            "metadata/deletionTimestamp",
+            "spec/nodeName",
+            "spec/containers/*/name",
+            "status/phase",
+            "status/reason",
+            "status/containerStatuses/*/ready",
+            "status/containerStatuses/*/restartCount",
+            "status/containerStatuses/*/state",
+            "status/initContainerStatuses/*/state",
+        ],
+        "Deployment" => &[
+            "metadata/name",
+            "metadata/namespace",
+            "metadata/creationTimestamp",
+            "spec/replicas",
+            "status/readyReplicas",
+            "status/updatedReplicas",
+            "status/availableReplicas",
+        ],
+        "ReplicaSet" | "StatefulSet" => &[
+            "metadata/name",
+            "metadata/namespace",
+            "metadata/creationTimestamp",
+            "spec/replicas",
+            "status/readyReplicas",
+        ],
+        "DaemonSet" => &[
+            "metadata/name",
+            "metadata/namespace",
+            "metadata/creationTimestamp",
+            "status/desiredNumberScheduled",
+            "status/currentNumberScheduled",
+            "status/numberReady",
+            "status/numberAvailable",
+        ],
+        "Service" => &[
+            "metadata/name",
+            "metadata/namespace",
+            "metadata/creationTimestamp",
+            "spec/type",
+            "spec/clusterIP",
+            "spec/ports",
+        ],
+        "Node" => &[
+            "metadata/name",
+            "metadata/creationTimestamp",
+            "status/conditions",
+            "status/nodeInfo/kubeletVersion",
+        ],
+        "Job" => &[
+            "metadata/name",
+            "metadata/namespace",
+            "metadata/creationTimestamp",
+            "spec/completions",
+            "status/succeeded",
+            "status/conditions",
+        ],
+        "CronJob" => &[
+            "metadata/name",
+            "metadata/namespace",
+            "metadata/creationTimestamp",
+            "spec/schedule",
+            "spec/suspend",
+            "status/active",
+            "status/lastScheduleTime",
+        ],
+        "ConfigMap" => &[
+            "metadata/name",
+            "metadata/namespace",
+            "metadata/creationTimestamp",
+            "data/",
+            "binaryData/",
+        ],
+        "Secret" => &[
+            "metadata/name",
+            "metadata/namespace",
+            "metadata/creationTimestamp",
+            "type",
+            "data/",
+        ],
+        "Ingress" => &[
+            "metadata/name",
+            "metadata/namespace",
+            "metadata/creationTimestamp",
+            "spec/ingressClassName",
+            "spec/rules/*/host",
+        ],
+        "PersistentVolumeClaim" => &[
+            "metadata/name",
+            "metadata/namespace",
+            "metadata/creationTimestamp",
+            "status/phase",
+            "spec/volumeName",
+            "status/capacity/storage",
+            "spec/storageClassName",
+        ],
+        "PersistentVolume" => &[
+            "metadata/name",
+            "metadata/creationTimestamp",
+            "spec/capacity/storage",
+            "status/phase",
+            "spec/claimRef/namespace",
+            "spec/claimRef/name",
+            "spec/storageClassName",
+        ],
+        "Event" => &[
+            "metadata/namespace",
+            "metadata/creationTimestamp",
+            "lastTimestamp",
+            "eventTime",
+            "type",
+            "reason",
+            "count",
+            "involvedObject/kind",
+            "involvedObject/name",
+            "message",
+        ],
+        _ => &[
+            "metadata/name",
+            "metadata/namespace",
+            "metadata/creationTimestamp",
+        ],
+    }
+}
+
+/// The parts of an object its kind's table shows (see [`columns`]); `Null` if it is not JSON.
+pub fn row_view(raw: &RawValue, kind: &str) -> Value {
+    let paths = PATHS.get(kind).unwrap_or(&PATHS[""]);
+    let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+    Pruned(paths)
+        .deserialize(&mut deserializer)
+        .unwrap_or(Value::Null)
+}
+
+/// The kinds with columns of their own, and `""` for the rest.
+const KINDS: &[&str] = &[
+    "Pod",
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "DaemonSet",
+    "Service",
+    "Node",
+    "Job",
+    "CronJob",
+    "ConfigMap",
+    "Secret",
+    "Ingress",
+    "PersistentVolumeClaim",
+    "PersistentVolume",
+    "Event",
+    "",
+];
+
+/// Each kind's [`columns`] as a tree of paths, made once.
+static PATHS: LazyLock<HashMap<&'static str, Paths>> = LazyLock::new(|| {
+    KINDS
+        .iter()
+        .map(|kind| {
+            let mut paths = Paths::default();
+            for pattern in columns(kind) {
+                paths.insert(pattern);
+            }
+            (*kind, paths)
+        })
+        .collect()
+});
+
+/// A tree of the paths a view keeps: each node is one key (or `*`, any key or element).
+#[derive(Debug, Default)]
+struct Paths {
+    children: Vec<(&'static str, Paths)>,
+    any: Option<Box<Paths>>,
+    /// Keep this value whole.
+    whole: bool,
+    /// Keep this object's keys, without their values.
+    keys: bool,
+}
+
+impl Paths {
+    fn insert(&mut self, pattern: &'static str) {
+        let (body, keys_only) = match pattern.strip_suffix('/') {
+            Some(body) => (body, true),
+            None => (pattern, false),
+        };
+        let mut node = self;
+        for segment in body.split('/') {
+            node = if segment == "*" {
+                node.any.get_or_insert_with(Box::default)
+            } else {
+                match node.children.iter().position(|(s, _)| *s == segment) {
+                    Some(at) => &mut node.children[at].1,
+                    None => {
+                        node.children.push((segment, Paths::default()));
+                        let last = node.children.len() - 1;
+                        &mut node.children[last].1
+                    }
+                }
+            };
+        }
+        if keys_only {
+            node.keys = true;
+        } else {
+            node.whole = true;
+        }
+    }
+
+    fn child(&self, segment: &str) -> Option<&Paths> {
+        self.children
+            .iter()
+            .find(|(s, _)| *s == segment)
+            .map(|(_, p)| p)
+            .or(self.any.as_deref())
+    }
+
+    fn visit(&self) -> Visit {
+        if self.whole {
+            Visit::Whole
+        } else if self.keys {
+            Visit::Keys
+        } else {
+            Visit::Enter
+        }
+    }
+}
+
+/// What to do with one value while reading a view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Visit {
+    Enter,
+    Keys,
+    Whole,
+}
+
+/// Reads a value keeping only the paths below this node; the rest is skipped unbuilt.
+struct Pruned<'p>(&'p Paths);
+
+impl<'de> DeserializeSeed<'de> for Pruned<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+/// An object's keys, each with `null` for its value.
+struct KeysOnly;
+
+impl<'de> DeserializeSeed<'de> for KeysOnly {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeysOnly {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut keys = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value::<IgnoredAny>()?;
+            keys.insert(key, Value::Null);
+        }
+        Ok(Value::Object(keys))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Value::Null)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+}
+
+impl<'de> Visitor<'de> for Pruned<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut kept = Map::new();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let value = match self.0.child(&key) {
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                Some(node) => match node.visit() {
+                    Visit::Whole => map.next_value::<Value>()?,
+                    Visit::Keys => map.next_value_seed(KeysOnly)?,
+                    Visit::Enter => map.next_value_seed(Pruned(node))?,
+                },
+            };
+            kept.insert(key.into_owned(), value);
+        }
+        Ok(Value::Object(kept))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut kept = Vec::new();
+        let next = |seq: &mut A| match self.0.any.as_deref() {
+            None => seq
+                .next_element::<IgnoredAny>()
+                .map(|e| e.map(|_| Value::Null)),
+            Some(node) => match node.visit() {
+                Visit::Whole => seq.next_element::<Value>(),
+                Visit::Keys => seq.next_element_seed(KeysOnly),
+                Visit::Enter => seq.next_element_seed(Pruned(node)),
+            },
+        };
+        while let Some(value) = next(&mut seq)? {
+            kept.push(value);
+        }
+        Ok(Value::Array(kept))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,6 +859,35 @@ mod tests {
         assert_eq!(
             cells(lines[2]),
             ["b", "pending", "0/1", "Pending", "0", "30s", "<none>"]
+        );
+    }
+
+    #[test]
+    fn a_view_holds_what_the_columns_read_and_the_table_is_the_same() {
+        let now = jiff::Timestamp::now();
+        let pod = json!({"metadata": {"name": "web-1", "namespace": "a", "creationTimestamp": "2026-01-01T00:00:00Z",
+                                      "managedFields": [{"big": "x"}], "labels": {"app": "web"}},
+                         "spec": {"nodeName": "n1", "containers": [{"name": "a", "env": [{"name": "X"}]}, {"name": "b"}]},
+                         "status": {"phase": "Running", "podIP": "10.0.0.1", "containerStatuses": [
+                             {"ready": true, "restartCount": 2, "image": "i", "state": {"running": {}}}]}});
+        let raw = serde_json::value::to_raw_value(&pod).unwrap_or_default();
+        let view = row_view(&raw, "Pod");
+        assert_eq!(
+            view,
+            json!({"metadata": {"name": "web-1", "namespace": "a", "creationTimestamp": "2026-01-01T00:00:00Z"},
+                   "spec": {"nodeName": "n1", "containers": [{"name": "a"}, {"name": "b"}]},
+                   "status": {"phase": "Running", "containerStatuses": [{"ready": true, "restartCount": 2, "state": {"running": {}}}]}})
+        );
+        assert_eq!(
+            table("Pod", std::slice::from_ref(&view), true, now),
+            table("Pod", &[pod], true, now)
+        );
+        let cm =
+            json!({"metadata": {"name": "c"}, "data": {"big": "x".repeat(1000), "small": "y"}});
+        let raw = serde_json::value::to_raw_value(&cm).unwrap_or_default();
+        assert_eq!(
+            row_view(&raw, "ConfigMap")["data"],
+            json!({"big": null, "small": null})
         );
     }
 
