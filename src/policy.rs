@@ -640,15 +640,13 @@ impl PolicyEngine {
         let response = self
             .authorizer
             .is_authorized(&request, &self.policies, &entities);
-        let policies: Vec<String> = response
-            .diagnostics()
-            .reason()
-            .map(|id| id.to_string())
-            .collect();
-        let reasons: Vec<String> = response
-            .diagnostics()
-            .reason()
-            .filter_map(|id| self.reasons.get(id).cloned())
+        // Cedar reports the deciding policies as a set; sorted by id, answers are stable.
+        let mut deciding: Vec<&PolicyId> = response.diagnostics().reason().collect();
+        deciding.sort_unstable_by_key(|id| id.to_string());
+        let policies: Vec<String> = deciding.iter().map(|id| id.to_string()).collect();
+        let reasons: Vec<String> = deciding
+            .iter()
+            .filter_map(|id| self.reasons.get(*id).cloned())
             .collect();
         let errors: Vec<String> = response
             .diagnostics()
