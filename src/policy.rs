@@ -87,6 +87,16 @@ pub enum Target {
     Object(ObjectRef),
 }
 
+impl Target {
+    /// A namespace, or the cluster for a call across all namespaces.
+    pub fn namespace_or_cluster(namespace: Option<&str>) -> Target {
+        match namespace {
+            Some(ns) => Target::Namespace(ns.to_owned()),
+            None => Target::Cluster,
+        }
+    }
+}
+
 /// Which resources a call's decision covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -97,6 +107,19 @@ pub enum Scope {
     /// The call sees those of these resources that are permitted and is refused if none is
     /// (`list-namespaces`: the namespaces a caller may use).
     Visible(Vec<Target>),
+}
+
+impl Scope {
+    /// Every namespace the cluster has, each decided: the call sees those permitted.
+    pub fn every_namespace(namespaces: &dyn NamespaceDirectory) -> Scope {
+        Scope::Visible(
+            namespaces
+                .names()
+                .into_iter()
+                .map(Target::Namespace)
+                .collect(),
+        )
+    }
 }
 
 /// What a call must tell the policy engine about itself.
@@ -222,6 +245,14 @@ impl Permit {
             .cloned()
             .collect()
     }
+    /// The namespaces among the permitted resources, in order.
+    pub fn namespaces(&self) -> impl Iterator<Item = &str> {
+        self.allowed.iter().filter_map(|a| match &a.target {
+            Target::Namespace(ns) => Some(ns.as_str()),
+            _ => None,
+        })
+    }
+
     /// Whether `target` is one of the resources this permit was decided for.
     pub fn covers(&self, target: &Target) -> bool {
         self.allowed.iter().any(|a| &a.target == target)

@@ -81,6 +81,30 @@ pub struct Annotations {
     pub open_world: bool,
 }
 
+impl Annotations {
+    /// Reads the cluster and changes nothing.
+    pub const READ: Annotations = Annotations {
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        open_world: false,
+    };
+    /// Creates or changes objects; the same call twice leaves the same state.
+    pub const WRITE: Annotations = Annotations {
+        read_only: false,
+        destructive: false,
+        idempotent: true,
+        open_world: false,
+    };
+    /// Deletes objects; the same call twice leaves the same state.
+    pub const DESTRUCTIVE: Annotations = Annotations {
+        read_only: false,
+        destructive: true,
+        idempotent: true,
+        open_world: false,
+    };
+}
+
 /// A tool as the catalog describes it.
 #[derive(Debug)]
 pub struct ToolSpec {

@@ -5,11 +5,11 @@
 use serde_json::{Map, Value, json};
 
 use super::{Exchange, jsonrpc, tool_result};
-use crate::audit::{AuditDecision, AuditRecord, AuditSubDecision, Outcome};
+use crate::audit::{AuditDecision, AuditRecord, AuditSubDecision, Outcome, WriteAhead};
 use crate::mcp::jsonrpc::code;
-use crate::policy::{Denied, Permit};
+use crate::policy::{Decidable, Denied, Permit, Permitted};
 use crate::tool::resources::{self, ResourceRead};
-use crate::tool::{self, ToolCall, ToolError};
+use crate::tool::{self, Runnable, ToolCall, ToolError, ToolOutput};
 
 pub(super) async fn call_tool(
     ex: &Exchange<'_>,
@@ -56,19 +56,10 @@ pub(super) async fn call_tool(
     };
     record.set_arguments(&call.audit_arguments());
     let changes_cluster = call.spec().group.changes_cluster();
-    let permitted = match ex
-        .gateway
-        .policy
-        .authorize(ex.caller, call, &ex.facts, &ex.gateway.kube)
-    {
+    let permitted = match ex.authorize(call, record) {
         Ok(permitted) => permitted,
-        Err(denied) => {
-            record.decision = Some(refused(&denied));
-            record.fail(Outcome::Denied, denied.to_string());
-            return tool_result(id, &denied.to_string(), None, true);
-        }
+        Err(denied) => return tool_result(id, &denied.to_string(), None, true),
     };
-    record.decision = Some(allowed(permitted.permit()));
     // A call that changes the cluster leaves its record on disk before anything is sent.
     let write_ahead = if changes_cluster {
         match ex.gateway.audit.write_ahead(record) {
@@ -86,20 +77,7 @@ pub(super) async fn call_tool(
     } else {
         None
     };
-    let ran = tool::run(
-        &permitted,
-        &ex.gateway.policy,
-        &ex.gateway.kube,
-        &ex.facts,
-        write_ahead,
-    )
-    .await;
-    record.kube = ran.calls;
-    if let Some(decision) = record.decision.as_mut() {
-        decision.later = later(permitted.permit());
-        decision.grants = ran.grants;
-    }
-    match ran.output {
+    match ex.run(&permitted, write_ahead, record).await {
         Ok(output) => tool_result(id, &output.text, output.structured.as_deref(), false),
         Err(error) => {
             let message = error.to_string();
@@ -128,32 +106,11 @@ pub(super) async fn read_resource(
             return jsonrpc::error(Some(id), code::RESOURCE_NOT_FOUND, message);
         }
     };
-    let permitted = match ex
-        .gateway
-        .policy
-        .authorize(ex.caller, read, &ex.facts, &ex.gateway.kube)
-    {
+    let permitted = match ex.authorize(read, record) {
         Ok(permitted) => permitted,
-        Err(denied) => {
-            record.decision = Some(refused(&denied));
-            record.fail(Outcome::Denied, denied.to_string());
-            return jsonrpc::error(Some(id), code::REFUSED, denied.to_string());
-        }
+        Err(denied) => return jsonrpc::error(Some(id), code::REFUSED, denied.to_string()),
     };
-    record.decision = Some(allowed(permitted.permit()));
-    let ran = tool::run(
-        &permitted,
-        &ex.gateway.policy,
-        &ex.gateway.kube,
-        &ex.facts,
-        None,
-    )
-    .await;
-    record.kube = ran.calls;
-    if let Some(decision) = record.decision.as_mut() {
-        decision.grants = ran.grants;
-    }
-    match ran.output {
+    match ex.run(&permitted, None, record).await {
         Ok(output) => jsonrpc::result(id, resources::contents(permitted.call(), &output)),
         Err(error) => {
             let message = error.to_string();
@@ -164,6 +121,55 @@ pub(super) async fn read_resource(
             };
             jsonrpc::error(Some(id), code, message)
         }
+    }
+}
+
+impl Exchange<'_> {
+    /// Decides a call and records the decision (a refusal as the record's outcome too).
+    pub(super) fn authorize<T: Decidable>(
+        &self,
+        call: T,
+        record: &mut AuditRecord,
+    ) -> Result<Permitted<T>, Denied> {
+        match self
+            .gateway
+            .policy
+            .authorize(self.caller, call, &self.facts, &self.gateway.kube)
+        {
+            Ok(permitted) => {
+                record.decision = Some(allowed(permitted.permit()));
+                Ok(permitted)
+            }
+            Err(denied) => {
+                record.decision = Some(refused(&denied));
+                record.fail(Outcome::Denied, denied.to_string());
+                Err(denied)
+            }
+        }
+    }
+
+    /// Runs a permitted call as its caller and records what it did: each API request, the
+    /// decisions it made on the way, and the grants it asked for.
+    pub(super) async fn run<T: Runnable>(
+        &self,
+        permitted: &Permitted<T>,
+        write_ahead: Option<WriteAhead>,
+        record: &mut AuditRecord,
+    ) -> Result<ToolOutput, ToolError> {
+        let ran = tool::run(
+            permitted,
+            &self.gateway.policy,
+            &self.gateway.kube,
+            &self.facts,
+            write_ahead,
+        )
+        .await;
+        record.kube = ran.calls;
+        if let Some(decision) = record.decision.as_mut() {
+            decision.later = later(permitted.permit());
+            decision.grants = ran.grants;
+        }
+        ran.output
     }
 }
 

@@ -6,11 +6,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::calls::allowed;
 use super::{Exchange, jsonrpc};
 use crate::audit::{AuditRecord, Outcome};
 use crate::mcp::jsonrpc::code;
-use crate::policy::Target;
 use crate::tool::{self, ToolCall};
 
 /// The most values one completion returns (MCP's limit).
@@ -70,23 +68,8 @@ fn namespaces(ex: &Exchange<'_>, record: &mut AuditRecord) -> Vec<String> {
     else {
         return Vec::new();
     };
-    match ex
-        .gateway
-        .policy
-        .authorize(ex.caller, call, &ex.facts, &ex.gateway.kube)
-    {
-        Ok(permitted) => {
-            record.decision = Some(allowed(permitted.permit()));
-            permitted
-                .permit()
-                .allowed()
-                .iter()
-                .filter_map(|a| match &a.target {
-                    Target::Namespace(ns) => Some(ns.clone()),
-                    _ => None,
-                })
-                .collect()
-        }
+    match ex.authorize(call, record) {
+        Ok(permitted) => permitted.permit().namespaces().map(str::to_owned).collect(),
         Err(_) => Vec::new(),
     }
 }
@@ -112,24 +95,11 @@ async fn names(
     let Ok(call) = ToolCall::parse("list-resources", &arguments, &ex.gateway.kube.catalog()) else {
         return Vec::new();
     };
-    let Ok(permitted) = ex
-        .gateway
-        .policy
-        .authorize(ex.caller, call, &ex.facts, &ex.gateway.kube)
-    else {
+    let Ok(permitted) = ex.authorize(call, record) else {
         return Vec::new();
     };
-    record.decision = Some(allowed(permitted.permit()));
-    let ran = tool::run(
-        &permitted,
-        &ex.gateway.policy,
-        &ex.gateway.kube,
-        &ex.facts,
-        None,
-    )
-    .await;
-    record.kube = ran.calls;
-    ran.output
+    ex.run(&permitted, None, record)
+        .await
         .ok()
         .and_then(|o| o.structured)
         .and_then(|s| serde_json::from_str::<Value>(s.get()).ok())

@@ -4,7 +4,6 @@
 
 use serde_json::{Map, Value, json};
 
-use super::calls::{allowed, refused};
 use super::{Exchange, jsonrpc};
 use crate::audit::{AuditRecord, Outcome};
 use crate::mcp::jsonrpc::code;
@@ -219,20 +218,10 @@ pub(super) fn get(
         }
     };
     record.set_arguments(&prompt.cedar_arguments());
-    let permitted =
-        match ex
-            .gateway
-            .policy
-            .authorize(ex.caller, prompt, &ex.facts, &ex.gateway.kube)
-        {
-            Ok(permitted) => permitted,
-            Err(denied) => {
-                record.decision = Some(refused(&denied));
-                record.fail(Outcome::Denied, denied.to_string());
-                return jsonrpc::error(Some(id), code::REFUSED, denied.to_string());
-            }
-        };
-    record.decision = Some(allowed(permitted.permit()));
+    let permitted = match ex.authorize(prompt, record) {
+        Ok(permitted) => permitted,
+        Err(denied) => return jsonrpc::error(Some(id), code::REFUSED, denied.to_string()),
+    };
     let (description, text) = permitted.call().messages();
     jsonrpc::result(
         id,

@@ -20,8 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::args::{Flag, check_namespace};
-use super::get_resource::DEFAULT_NAMESPACE;
+use super::args::{DEFAULT_NAMESPACE, Flag, check_namespace};
 use super::{
     ActionGroup, Annotations, NOT_SERVED, Run, Tool, ToolError, ToolOutput, ToolSpec, manifest,
     output,
@@ -76,12 +75,7 @@ impl Tool for Apply {
                       validate first.",
         group: ActionGroup::Write,
         resources: &[ResourceType::Namespace, ResourceType::Object],
-        annotations: Annotations {
-            read_only: false,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-        },
+        annotations: Annotations::WRITE,
         output_schema: Some(output_schema),
         examples: &[
             "{\"manifest\": \"apiVersion: v1\\nkind: ConfigMap\\nmetadata:\\n  name: settings\\n\"}",
@@ -164,55 +158,32 @@ impl Tool for Apply {
         let mut dry_query = query.clone();
         dry_query.push(("dryRun", "All".to_owned()));
         let dry_run = self.dry_run.is_some_and(|d| d.0);
-        let mut results = Vec::with_capacity(bodies.len());
-        for (planned, body, _) in &bodies {
-            let answer = run
-                .kube
-                .apply(
-                    &planned.served,
-                    planned.namespace.as_deref(),
-                    &planned.name,
-                    body,
-                    &dry_query,
-                )
+        let planned: Vec<(&Planned, &Value)> = bodies.iter().map(|(p, b, _)| (*p, b)).collect();
+        // All or nothing: every object passes a server-side dry run before any is applied.
+        let mut results = apply_each(run, &planned, &dry_query)
+            .await
+            .map_err(|(n, error)| {
+                ToolError::Failed(format!(
+                    "nothing was changed: {} was refused by Kubernetes: {error}",
+                    describe(planned[n].0)
+                ))
+            })?;
+        if !dry_run {
+            results = apply_each(run, &planned, &query)
                 .await
-                .map_err(|error| {
+                .map_err(|(n, error)| {
+                    let done: Vec<String> = planned[..n].iter().map(|(p, _)| describe(p)).collect();
                     ToolError::Failed(format!(
-                        "nothing was changed: {} was refused by Kubernetes: {error}",
-                        describe(planned)
+                        "{} was refused by Kubernetes after passing the dry run: {error}. Already \
+                     applied: {}",
+                        describe(planned[n].0),
+                        if done.is_empty() {
+                            "nothing".to_owned()
+                        } else {
+                            done.join(", ")
+                        }
                     ))
                 })?;
-            results.push(answer);
-        }
-        if !dry_run {
-            results.clear();
-            for (n, (planned, body, _)) in bodies.iter().enumerate() {
-                let answer = run
-                    .kube
-                    .apply(
-                        &planned.served,
-                        planned.namespace.as_deref(),
-                        &planned.name,
-                        body,
-                        &query,
-                    )
-                    .await
-                    .map_err(|error| {
-                        let done: Vec<String> =
-                            bodies[..n].iter().map(|(p, _, _)| describe(p)).collect();
-                        ToolError::Failed(format!(
-                            "{} was refused by Kubernetes after passing the dry run: {error}. \
-                             Already applied: {}",
-                            describe(planned),
-                            if done.is_empty() {
-                                "nothing".to_owned()
-                            } else {
-                                done.join(", ")
-                            }
-                        ))
-                    })?;
-                results.push(answer);
-            }
         }
         let mut lines = Vec::new();
         let mut objects = Vec::new();
@@ -233,6 +204,30 @@ impl Tool for Apply {
             structured: output::raw(&json!({ "dryRun": dry_run, "objects": objects })),
         })
     }
+}
+
+/// Applies each object in turn; stops at the first refusal, saying which.
+async fn apply_each(
+    run: &mut Run<'_>,
+    objects: &[(&Planned, &Value)],
+    query: crate::kube::Query<'_>,
+) -> Result<Vec<bytes::Bytes>, (usize, KubeError)> {
+    let mut answers = Vec::with_capacity(objects.len());
+    for (n, (planned, body)) in objects.iter().enumerate() {
+        let answer = run
+            .kube
+            .apply(
+                &planned.served,
+                planned.namespace.as_deref(),
+                &planned.name,
+                body,
+                query,
+            )
+            .await
+            .map_err(|error| (n, error))?;
+        answers.push(answer);
+    }
+    Ok(answers)
 }
 
 /// Resolves one manifest object: its served kind, namespace and Cedar target.

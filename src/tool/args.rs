@@ -324,6 +324,30 @@ pub fn check_namespace(namespace: &str) -> Result<(), String> {
     }
 }
 
+/// The namespace of a call on one object: checked if given, `default` if not (as kubectl does).
+pub fn namespace_or_default(namespace: &mut Option<String>) -> Result<(), String> {
+    match namespace {
+        Some(ns) => check_namespace(ns),
+        None => {
+            *namespace = Some(DEFAULT_NAMESPACE.to_owned());
+            Ok(())
+        }
+    }
+}
+
+/// The namespace of namespaced objects when the caller names none (as kubectl does).
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// Checks a `limit` argument: 1 to `max`.
+pub fn check_limit(limit: Option<Int>, max: i64) -> Result<(), String> {
+    match limit {
+        Some(Int(n)) if !(1..=max).contains(&n) => {
+            Err(format!("`limit` must be between 1 and {max}, not {n}"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks an object name: an RFC 1123 subdomain (what most kinds accept, and a superset of the
 /// label rule the rest use), so that no path segment or query can be smuggled into a URL.
 pub fn check_name(what: &str, name: &str) -> Result<(), String> {

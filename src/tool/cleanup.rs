@@ -59,12 +59,7 @@ impl Tool for Cleanup {
                       others created are never touched. Destructive.",
         group: ActionGroup::Destructive,
         resources: &[ResourceType::Namespace, ResourceType::Object],
-        annotations: Annotations {
-            read_only: false,
-            destructive: true,
-            idempotent: true,
-            open_world: false,
-        },
+        annotations: Annotations::DESTRUCTIVE,
         output_schema: Some(output_schema),
         examples: &["{}", r#"{"namespace": "team-a", "dryRun": "true"}"#],
     };
@@ -79,28 +74,14 @@ impl Tool for Cleanup {
     fn scope(&self, namespaces: &dyn NamespaceDirectory) -> Scope {
         match &self.namespace {
             Some(ns) => Scope::One(Target::Namespace(ns.clone())),
-            None => Scope::Visible(
-                namespaces
-                    .names()
-                    .into_iter()
-                    .map(Target::Namespace)
-                    .collect(),
-            ),
+            None => Scope::every_namespace(namespaces),
         }
     }
 
     async fn run(&self, run: &mut Run<'_>) -> Result<ToolOutput, ToolError> {
         let caller = run.caller().username.clone();
         let selector = format!("{CREATED_BY}={}", label_value(&caller));
-        let namespaces: Vec<String> = run
-            .permit
-            .allowed()
-            .iter()
-            .filter_map(|a| match &a.target {
-                Target::Namespace(ns) => Some(ns.clone()),
-                _ => None,
-            })
-            .collect();
+        let namespaces: Vec<String> = run.permit.namespaces().map(str::to_owned).collect();
         let dry_run = self.dry_run.is_some_and(|f| f.0);
         let options = delete_options(None, dry_run);
         let mut deleted = Vec::new();

@@ -22,12 +22,7 @@ impl Tool for ClusterInfo {
         description: "Get Kubernetes cluster information: its name, Kubernetes version and platform.",
         group: ActionGroup::Read,
         resources: &[ResourceType::Cluster],
-        annotations: Annotations {
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-        },
+        annotations: Annotations::READ,
         output_schema: Some(output_schema),
         examples: &["{}"],
     };

@@ -11,18 +11,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::args::{Flag, Int, check_name, check_namespace};
-use super::get_resource::{DEFAULT_NAMESPACE, not_found_hint, object_target};
+use super::args::{Flag, Int, check_name, check_namespace, namespace_or_default};
+use super::get_resource::{not_found_hint, object_target};
 use super::{ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, output};
 use crate::kube::{ApiCatalog, BuiltinKind, KubeError};
 use crate::policy::{NamespaceDirectory, ResourceType, Scope};
-
-const ANNOTATIONS: Annotations = Annotations {
-    read_only: false,
-    destructive: true,
-    idempotent: true,
-    open_world: false,
-};
 
 /// Generates one namespaced delete tool.
 macro_rules! namespaced_delete {
@@ -57,7 +50,7 @@ macro_rules! namespaced_delete {
                 ),
                 group: ActionGroup::Destructive,
                 resources: &[ResourceType::Object],
-                annotations: ANNOTATIONS,
+                annotations: Annotations::DESTRUCTIVE,
                 output_schema: Some(output_schema),
                 examples: &[
                     r#"{"name": "web-1"}"#,
@@ -67,10 +60,7 @@ macro_rules! namespaced_delete {
 
             fn check(&mut self, _: &ApiCatalog) -> Result<(), String> {
                 check_name("name", &self.name)?;
-                match &self.namespace {
-                    Some(ns) => check_namespace(ns)?,
-                    None => self.namespace = Some(DEFAULT_NAMESPACE.to_owned()),
-                }
+                namespace_or_default(&mut self.namespace)?;
                 check_grace(self.grace_period_seconds)
             }
 
@@ -140,7 +130,7 @@ impl Tool for DeleteNamespace {
                       where policy (or the non-destructive mode) forbids it.",
         group: ActionGroup::Destructive,
         resources: &[ResourceType::Namespace],
-        annotations: ANNOTATIONS,
+        annotations: Annotations::DESTRUCTIVE,
         output_schema: Some(output_schema),
         examples: &[
             r#"{"name": "scratch"}"#,

@@ -8,8 +8,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::args::{Flag, Int, check_name, check_namespace};
-use super::get_resource::{DEFAULT_NAMESPACE, not_found_hint, object_target};
+use super::args::{DEFAULT_NAMESPACE, Flag, Int, check_name, namespace_or_default};
+use super::get_resource::{not_found_hint, object_target};
 use super::{ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, output};
 use crate::kube::{ApiCatalog, BuiltinKind, KubeError};
 use crate::policy::{NamespaceDirectory, ResourceType, Scope};
@@ -50,12 +50,7 @@ impl Tool for GetLogs {
                       otherwise), or of its previous instance after a restart.",
         group: ActionGroup::Read,
         resources: &[ResourceType::Object],
-        annotations: Annotations {
-            read_only: true,
-            destructive: false,
-            idempotent: false,
-            open_world: false,
-        },
+        annotations: Annotations::READ,
         output_schema: None,
         examples: &[
             r#"{"podName": "web-1"}"#,
@@ -65,10 +60,7 @@ impl Tool for GetLogs {
 
     fn check(&mut self, _: &ApiCatalog) -> Result<(), String> {
         check_name("podName", &self.pod_name)?;
-        match &self.namespace {
-            Some(ns) => check_namespace(ns)?,
-            None => self.namespace = Some(DEFAULT_NAMESPACE.to_owned()),
-        }
+        namespace_or_default(&mut self.namespace)?;
         if let Some(container) = &self.container {
             check_name("container", container)?;
         }

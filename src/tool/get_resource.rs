@@ -9,13 +9,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::args::{Kind, check_name, check_namespace};
+use super::args::{DEFAULT_NAMESPACE, Kind, check_name, check_namespace};
 use super::{ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, output};
 use crate::kube::{ApiCatalog, BuiltinKind, KubeError};
 use crate::policy::{NamespaceDirectory, ObjectRef, ResourceType, Scope, Target};
-
-/// The namespace of namespaced objects when the caller names none (as kubectl does).
-pub const DEFAULT_NAMESPACE: &str = "default";
 
 /// A `get-resource` call.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -40,12 +37,7 @@ impl Tool for GetResource {
                       values are masked unless a policy lets you reveal them.",
         group: ActionGroup::Read,
         resources: &[ResourceType::Namespace, ResourceType::Object],
-        annotations: Annotations {
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-        },
+        annotations: Annotations::READ,
         output_schema: Some(output_schema),
         examples: &[
             r#"{"resourceType": "node", "name": "node-1"}"#,

@@ -17,9 +17,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::args::{Flag, check_name, check_namespace};
+use super::args::{DEFAULT_NAMESPACE, Flag, check_name, namespace_or_default};
 use super::delete::delete_options;
-use super::get_resource::DEFAULT_NAMESPACE;
 use super::list_resources::take_items;
 use super::{
     ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, manifest, output,
@@ -53,12 +52,7 @@ impl Tool for UninstallHelmChart {
                       is deleted. Destructive.",
         group: ActionGroup::Destructive,
         resources: &[ResourceType::Namespace, ResourceType::Object],
-        annotations: Annotations {
-            read_only: false,
-            destructive: true,
-            idempotent: true,
-            open_world: false,
-        },
+        annotations: Annotations::DESTRUCTIVE,
         output_schema: Some(output_schema),
         examples: &[
             r#"{"name": "shop"}"#,
@@ -68,10 +62,7 @@ impl Tool for UninstallHelmChart {
 
     fn check(&mut self, _: &ApiCatalog) -> Result<(), String> {
         check_name("name", &self.name)?;
-        match &self.namespace {
-            Some(ns) => check_namespace(ns)?,
-            None => self.namespace = Some(DEFAULT_NAMESPACE.to_owned()),
-        }
+        namespace_or_default(&mut self.namespace)?;
         Ok(())
     }
 

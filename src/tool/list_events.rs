@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::args::{Int, check_name, check_namespace};
+use super::args::{Int, check_limit, check_name, check_namespace};
 use super::list_resources::{Page, keep_readable, take_items};
 use super::{
     ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, output, summary,
@@ -48,12 +48,7 @@ impl Tool for ListEvents {
                       namespaces you may read, optionally only those about one object.",
         group: ActionGroup::Read,
         resources: &[ResourceType::Cluster, ResourceType::Namespace],
-        annotations: Annotations {
-            read_only: true,
-            destructive: false,
-            idempotent: false,
-            open_world: false,
-        },
+        annotations: Annotations::READ,
         output_schema: Some(output_schema),
         examples: &[
             "{}",
@@ -83,21 +78,12 @@ impl Tool for ListEvents {
                 self.involved_object_kind = Some(builtin.kind().to_owned());
             }
         }
-        if let Some(Int(limit)) = self.limit
-            && !(1..=WINDOW).contains(&limit)
-        {
-            return Err(format!(
-                "`limit` must be between 1 and {WINDOW}, not {limit}"
-            ));
-        }
+        check_limit(self.limit, WINDOW)?;
         Ok(())
     }
 
     fn scope(&self, _: &dyn NamespaceDirectory) -> Scope {
-        Scope::One(match &self.namespace {
-            Some(ns) => Target::Namespace(ns.clone()),
-            None => Target::Cluster,
-        })
+        Scope::One(Target::namespace_or_cluster(self.namespace.as_deref()))
     }
 
     async fn run(&self, run: &mut Run<'_>) -> Result<ToolOutput, ToolError> {

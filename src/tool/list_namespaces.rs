@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::{
     ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, output, summary,
 };
-use crate::policy::{NamespaceDirectory, ResourceType, Scope, Target};
+use crate::policy::{NamespaceDirectory, ResourceType, Scope};
 
 /// A `list-namespaces` call (no arguments).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -26,25 +26,14 @@ impl Tool for ListNamespaces {
         description: "List the namespaces you may use in the cluster, with their tenant and status.",
         group: ActionGroup::Read,
         resources: &[ResourceType::Namespace],
-        annotations: Annotations {
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-        },
+        annotations: Annotations::READ,
         output_schema: Some(output_schema),
         examples: &["{}"],
     };
 
     /// Decided on each namespace: the caller sees those permitted.
     fn scope(&self, namespaces: &dyn NamespaceDirectory) -> Scope {
-        Scope::Visible(
-            namespaces
-                .names()
-                .into_iter()
-                .map(Target::Namespace)
-                .collect(),
-        )
+        Scope::every_namespace(namespaces)
     }
 
     async fn run(&self, run: &mut Run<'_>) -> Result<ToolOutput, ToolError> {
@@ -58,12 +47,8 @@ pub fn visible_namespaces(run: &Run<'_>) -> ToolOutput {
     let cache = run.kube.kube().namespaces();
     let summaries: Vec<_> = run
         .permit
-        .allowed()
-        .iter()
-        .filter_map(|a| match &a.target {
-            Target::Namespace(name) => cache.summary(name),
-            _ => None,
-        })
+        .namespaces()
+        .filter_map(|name| cache.summary(name))
         .collect();
     let now = jiff::Timestamp::now();
     let rows: Vec<Value> = summaries

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use super::args::{Int, Kind, check_namespace};
+use super::args::{Int, Kind, check_limit, check_namespace};
 use super::{
     ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, output, summary,
 };
@@ -81,12 +81,7 @@ impl Tool for ListResources {
                       content; long lists come a page at a time.",
         group: ActionGroup::Read,
         resources: &[ResourceType::Cluster, ResourceType::Namespace],
-        annotations: Annotations {
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-        },
+        annotations: Annotations::READ,
         output_schema: Some(output_schema),
         examples: &[
             r#"{"resourceType": "pods"}"#,
@@ -114,21 +109,12 @@ impl Tool for ListResources {
         if !kind.namespaced() {
             self.namespace = None;
         }
-        if let Some(Int(limit)) = self.limit
-            && !(1..=MAX_LIMIT).contains(&limit)
-        {
-            return Err(format!(
-                "`limit` must be between 1 and {MAX_LIMIT}, not {limit}"
-            ));
-        }
+        check_limit(self.limit, MAX_LIMIT)?;
         Ok(())
     }
 
     fn scope(&self, _: &dyn NamespaceDirectory) -> Scope {
-        Scope::One(match &self.namespace {
-            Some(ns) => Target::Namespace(ns.clone()),
-            None => Target::Cluster,
-        })
+        Scope::One(Target::namespace_or_cluster(self.namespace.as_deref()))
     }
 
     async fn run(&self, run: &mut Run<'_>) -> Result<ToolOutput, ToolError> {

@@ -112,13 +112,7 @@ impl Decidable for ResourceRead {
     fn scope(&self, namespaces: &dyn NamespaceDirectory) -> Scope {
         match self {
             ResourceRead::ClusterInfo | ResourceRead::ActiveFilters => Scope::One(Target::Cluster),
-            ResourceRead::Namespaces => Scope::Visible(
-                namespaces
-                    .names()
-                    .into_iter()
-                    .map(Target::Namespace)
-                    .collect(),
-            ),
+            ResourceRead::Namespaces => Scope::every_namespace(namespaces),
             ResourceRead::Object { get, .. } => get.scope(namespaces),
         }
     }

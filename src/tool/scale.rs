@@ -8,8 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::args::{Int, Kind, check_name, check_namespace};
-use super::get_resource::{DEFAULT_NAMESPACE, not_found_hint, object_target};
+use super::args::{DEFAULT_NAMESPACE, Int, Kind, check_name, namespace_or_default};
+use super::get_resource::{not_found_hint, object_target};
 use super::{ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, output};
 use crate::kube::{ApiCatalog, BuiltinKind, KubeError};
 use crate::policy::{NamespaceDirectory, ResourceType, Scope};
@@ -50,12 +50,7 @@ impl Tool for Scale {
                       ReplicaSet), as you.",
         group: ActionGroup::Write,
         resources: &[ResourceType::Object],
-        annotations: Annotations {
-            read_only: false,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-        },
+        annotations: Annotations::WRITE,
         output_schema: Some(output_schema),
         examples: &[
             r#"{"name": "web", "replicas": 3}"#,
@@ -65,10 +60,7 @@ impl Tool for Scale {
 
     fn check(&mut self, _: &ApiCatalog) -> Result<(), String> {
         check_name("name", &self.name)?;
-        match &self.namespace {
-            Some(ns) => check_namespace(ns)?,
-            None => self.namespace = Some(DEFAULT_NAMESPACE.to_owned()),
-        }
+        namespace_or_default(&mut self.namespace)?;
         if !SCALABLE.contains(&self.resource_type.0) {
             return Err(format!(
                 "`resourceType` must be deployment, statefulset or replicaset, not {:?}",
