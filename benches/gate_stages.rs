@@ -145,7 +145,7 @@ fn main() -> Result<()> {
         black_box(message.is_ok() && parse(&arguments).is_ok());
     });
     stage("list answer (filter, table) + encoding", || {
-        let answer = list_call.answer(black_box(&list), |_| true, |_| false);
+        let answer = list_call.answer(black_box(&list), |_| None, |_| true, |_| None);
         let answer = answer.unwrap_or_else(|_| kubegate::tool::ToolOutput::text(""));
         let response = kubegate::mcp::tool_result(
             &json!(1),

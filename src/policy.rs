@@ -316,6 +316,26 @@ impl RevealSecrets {
     pub fn allowed(&self) -> &Allowed {
         &self.allowed
     }
+
+    /// What lets the output filter show Secret values: only a grant makes one.
+    pub fn unmask(&self) -> Unmask {
+        Unmask { _granted: () }
+    }
+}
+
+/// Lets the output filter show the values of Secrets in one namespace instead of masking them.
+/// Only a [`RevealSecrets`] grant makes one, so no code path can unmask without a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unmask {
+    _granted: (),
+}
+
+impl Unmask {
+    /// An unmask without a decision, for the output filter's own unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Unmask {
+        Unmask { _granted: () }
+    }
 }
 
 /// A refusal, with what decided it.

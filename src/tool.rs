@@ -23,6 +23,7 @@ mod list_namespaces;
 pub mod list_resources;
 pub mod manifest;
 pub mod output;
+pub mod paging;
 pub mod resources;
 mod scale;
 mod summary;
@@ -45,7 +46,7 @@ use crate::auth::Caller;
 use crate::kube::{ApiCatalog, Impersonated, Kube, KubeError};
 use crate::policy::{
     Decidable, Denied, NamespaceDirectory, Permit, Permitted, PolicyEngine, RequestFacts,
-    ResourceType, Scope, Target,
+    ResourceType, Scope, Target, Unmask,
 };
 
 /// The Cedar action group a tool's action belongs to.
@@ -377,7 +378,7 @@ pub struct Run<'a> {
     pub facts: &'a RequestFacts,
     pub kube: Impersonated<'a>,
     /// `reveal-secrets` decisions, by namespace (`None`: cluster-wide).
-    reveals: Mutex<HashMap<Option<String>, bool>>,
+    reveals: Mutex<HashMap<Option<String>, Option<Unmask>>>,
     grants: Mutex<Vec<AuditGrant>>,
 }
 
@@ -400,8 +401,8 @@ impl Run<'_> {
     }
 
     /// Whether Secret values may be shown in `namespace` (`None`: cluster-scoped or cluster-wide),
-    /// decided once per namespace by `Action::"reveal-secrets"`.
-    pub fn reveal(&self, namespace: Option<&str>) -> bool {
+    /// decided once per namespace by `Action::"reveal-secrets"`: the grant's [`Unmask`] if so.
+    pub fn reveal(&self, namespace: Option<&str>) -> Option<Unmask> {
         let key = namespace.map(str::to_owned);
         let mut reveals = self.reveals.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(&decided) = reveals.get(&key) {
@@ -417,7 +418,8 @@ impl Run<'_> {
             self.facts,
             self.kube.kube(),
         );
-        let allowed = decision.is_ok();
+        let unmask = decision.as_ref().ok().map(|grant| grant.unmask());
+        let allowed = unmask.is_some();
         let mut grants = self.grants.lock().unwrap_or_else(|e| e.into_inner());
         grants.push(AuditGrant {
             action: crate::policy::REVEAL_SECRETS,
@@ -428,8 +430,8 @@ impl Run<'_> {
                 Err(denied) => denied.policies().to_vec(),
             },
         });
-        reveals.insert(key, allowed);
-        allowed
+        reveals.insert(key, unmask);
+        unmask
     }
 
     /// Filters Kubernetes objects for the caller (see [`output::filter`]).

@@ -113,7 +113,7 @@ impl Tool for Apply {
             .iter()
             .map(|p| {
                 let mut object = p.object.clone();
-                super::output::filter(&mut object, None, &mut |_| false);
+                super::output::filter(&mut object, None, &mut |_| None);
                 object
             })
             .collect();

@@ -130,7 +130,7 @@ impl Tool for ListEvents {
             self.namespace.is_none(),
             jiff::Timestamp::now(),
         ));
-        if Page::of(&list).continue_token.is_some() {
+        if Page::is_cut(&list) {
             text.push_str(&format!(
                 "\nOnly the first {WINDOW} events the API server returned were sorted; name an \
                  involvedObjectName or a namespace to narrow the search.\n"

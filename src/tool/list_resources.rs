@@ -21,10 +21,10 @@ use serde_json::{Value, json};
 
 use super::args::{Int, Kind, check_limit, check_namespace};
 use super::{
-    ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, output, summary,
+    ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, output, paging, summary,
 };
 use crate::kube::{ApiCatalog, BuiltinKind, KubeError};
-use crate::policy::{NamespaceDirectory, ResourceType, Scope, Target};
+use crate::policy::{NamespaceDirectory, ResourceType, Scope, Target, Unmask};
 
 /// Objects per page unless the caller asks for another `limit`.
 pub const DEFAULT_LIMIT: i64 = 100;
@@ -124,8 +124,10 @@ impl Tool for ListResources {
         if let Some(selector) = &self.label_selector {
             query.push(("labelSelector", selector.clone()));
         }
-        if let Some(token) = &self.continue_token {
-            query.push(("continue", token.clone()));
+        if let Some(sealed) = &self.continue_token {
+            let token = paging::open(sealed, &run.caller().username)
+                .map_err(|e| ToolError::invalid(Self::SPEC.name, e.to_string()))?;
+            query.push(("continue", token));
         }
         let body = run
             .kube
@@ -133,8 +135,10 @@ impl Tool for ListResources {
             .await?;
         let mut decided: HashMap<String, bool> = HashMap::new();
         let run = &*run;
+        let caller = &run.caller().username;
         self.answer(
             &body,
+            |token| paging::seal(token, caller),
             |ns| {
                 *decided
                     .entry(ns.to_owned())
@@ -148,12 +152,15 @@ impl Tool for ListResources {
 impl ListResources {
     /// Builds the answer from the list the API server returned: the items in namespaces `keep`
     /// allows (asked only for lists across namespaces), each passed through `filter`, as a
-    /// table and as structured content.
+    /// table and as structured content. The API server's `continue` token goes out only as
+    /// `seal` makes it; a list across namespaces does not say how many items remain (the count
+    /// would include those in namespaces the caller may not see).
     pub fn answer(
         &self,
         body: &[u8],
+        seal: impl FnOnce(&str) -> Option<String>,
         mut keep: impl FnMut(&str) -> bool,
-        mut reveal: impl FnMut(Option<&str>) -> bool,
+        mut reveal: impl FnMut(Option<&str>) -> Option<Unmask>,
     ) -> Result<ToolOutput, ToolError> {
         let kind = self.resource_type.0;
         let list: RawList<'_> =
@@ -174,9 +181,14 @@ impl ListResources {
             items.push(filtered);
             views.push(view);
         }
+        let cut = list.metadata.continue_token.filter(|t| !t.is_empty());
         let page = Page {
-            continue_token: list.metadata.continue_token.filter(|t| !t.is_empty()),
-            remaining: list.metadata.remaining_item_count,
+            continue_token: cut.as_deref().and_then(seal),
+            cut: cut.is_some(),
+            remaining: list
+                .metadata
+                .remaining_item_count
+                .filter(|_| !across_namespaces),
         };
         let where_ = match &self.namespace {
             Some(ns) => format!("in namespace {ns:?}"),
@@ -271,36 +283,37 @@ pub fn keep_readable(run: &Run<'_>, items: &mut Vec<Value>) {
 
 /// Where a paged list stopped.
 pub struct Page {
+    /// The sealed token for the next page.
     pub continue_token: Option<String>,
+    /// Whether the API server cut the list (even if no token could be sealed).
+    pub cut: bool,
     pub remaining: Option<i64>,
 }
 
 impl Page {
-    pub fn of(list: &Value) -> Page {
-        Page {
-            continue_token: list
-                .pointer("/metadata/continue")
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned),
-            remaining: list
-                .pointer("/metadata/remainingItemCount")
-                .and_then(Value::as_i64),
-        }
+    /// Whether the API server cut this list answer.
+    pub fn is_cut(list: &Value) -> bool {
+        list.pointer("/metadata/continue")
+            .and_then(Value::as_str)
+            .is_some_and(|t| !t.is_empty())
     }
 
     /// A line telling the model how to get the rest, if there is more.
     pub fn note(&self, tool: &str) -> String {
-        match (&self.continue_token, self.remaining) {
-            (Some(token), Some(n)) => format!(
-                "\nThe list was cut at this page; {n} more remain. Call {tool} again with the same \
+        let more = match self.remaining {
+            Some(n) => format!("{n} more remain"),
+            None => "more remain".to_owned(),
+        };
+        match (&self.continue_token, self.cut) {
+            (Some(token), _) => format!(
+                "\nThe list was cut at this page; {more}. Call {tool} again with the same \
                  arguments and \"continue\": {token:?} for the next page.\n"
             ),
-            (Some(token), None) => format!(
-                "\nThe list was cut at this page; more remain. Call {tool} again with the same \
-                 arguments and \"continue\": {token:?} for the next page.\n"
+            (None, true) => format!(
+                "\nThe list was cut at this page; {more}. Narrow it with a namespace or a \
+                 labelSelector.\n"
             ),
-            (None, _) => String::new(),
+            (None, false) => String::new(),
         }
     }
 }

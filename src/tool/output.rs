@@ -24,6 +24,8 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::policy::Unmask;
+
 /// The mask that replaces each Secret value.
 pub const MASK: &str = "<masked: grant reveal-secrets to see values>";
 
@@ -55,7 +57,11 @@ impl ToolOutput {
 /// Filters one object, or a list of them, in place. `kind` names the object's kind when the
 /// object itself does not (the items of a typed list); `reveal(namespace)` says whether Secret
 /// values may be shown in that namespace.
-pub fn filter(value: &mut Value, kind: Option<&str>, reveal: &mut dyn FnMut(Option<&str>) -> bool) {
+pub fn filter(
+    value: &mut Value,
+    kind: Option<&str>,
+    reveal: &mut dyn FnMut(Option<&str>) -> Option<Unmask>,
+) {
     let Value::Object(object) = value else {
         return;
     };
@@ -82,7 +88,7 @@ pub fn filter(value: &mut Value, kind: Option<&str>, reveal: &mut dyn FnMut(Opti
         .and_then(Value::as_str)
         .map(str::to_owned);
     if kind == Some("Secret") {
-        if !reveal(namespace.as_deref()) {
+        if reveal(namespace.as_deref()).is_none() {
             mask_values(object);
             if let Some(applied) = last_applied(object) {
                 *applied = MASK.to_owned();
@@ -108,7 +114,7 @@ fn last_applied(object: &mut Map<String, Value>) -> Option<&mut String> {
 fn filter_last_applied(
     object: &mut Map<String, Value>,
     kind: Option<&str>,
-    reveal: &mut dyn FnMut(Option<&str>) -> bool,
+    reveal: &mut dyn FnMut(Option<&str>) -> Option<Unmask>,
 ) {
     let Some(applied) = last_applied(object) else {
         return;
@@ -176,7 +182,7 @@ fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
 pub fn filter_raw(
     raw: &RawValue,
     kind: Option<&str>,
-    reveal: &mut dyn FnMut(Option<&str>) -> bool,
+    reveal: &mut dyn FnMut(Option<&str>) -> Option<Unmask>,
 ) -> Result<Box<RawValue>, serde_json::Error> {
     let Some(members) = Members::parse(raw) else {
         return Ok(raw.to_owned());
@@ -229,7 +235,7 @@ fn push_key(out: &mut String, key: &str) {
 
 /// Filters a container log: each line that is a JSON object is filtered as an object (a program
 /// that logs the Secrets it reads logs them as JSON); other lines pass as they are.
-pub fn filter_log(log: &str, reveal: &mut dyn FnMut(Option<&str>) -> bool) -> String {
+pub fn filter_log(log: &str, reveal: &mut dyn FnMut(Option<&str>) -> Option<Unmask>) -> String {
     let mut out = String::with_capacity(log.len());
     for line in log.split_inclusive('\n') {
         let body = line.trim_end_matches(['\n', '\r']);
@@ -267,8 +273,13 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
+    /// What a grant of `reveal-secrets` would give, or not.
+    fn unmask(granted: bool) -> Option<Unmask> {
+        granted.then(Unmask::for_tests)
+    }
+
     fn masked(mut value: Value, kind: Option<&str>) -> Value {
-        filter(&mut value, kind, &mut |_| false);
+        filter(&mut value, kind, &mut |_| None);
         value
     }
 
@@ -340,7 +351,7 @@ mod tests {
         let mut out = list;
         filter(&mut out, None, &mut |ns| {
             asked.push(ns.map(str::to_owned));
-            ns == Some("open")
+            unmask(ns == Some("open"))
         });
         assert_eq!(out["items"][0]["data"]["k"], PASSWORD);
         assert_eq!(out["items"][1]["data"]["k"], MASK);
@@ -349,13 +360,13 @@ mod tests {
 
     fn through_raw(value: &Value, kind: Option<&str>, reveal: bool) -> Value {
         let raw = serde_json::value::to_raw_value(value).unwrap_or_default();
-        let filtered = filter_raw(&raw, kind, &mut |_| reveal).unwrap_or_default();
+        let filtered = filter_raw(&raw, kind, &mut |_| unmask(reveal)).unwrap_or_default();
         serde_json::from_str(filtered.get()).unwrap_or_default()
     }
 
     fn through_tree(value: &Value, kind: Option<&str>, reveal: bool) -> Value {
         let mut value = value.clone();
-        filter(&mut value, kind, &mut |_| reveal);
+        filter(&mut value, kind, &mut |_| unmask(reveal));
         value
     }
 
@@ -422,7 +433,7 @@ mod tests {
         #[test]
         fn any_bytes_are_answered_without_panic(text in "(?s).{0,200}") {
             if let Ok(raw) = serde_json::from_str::<Box<RawValue>>(&text) {
-                let _ = filter_raw(&raw, None, &mut |_| false);
+                let _ = filter_raw(&raw, None, &mut |_| None);
             }
         }
     }
@@ -432,7 +443,7 @@ mod tests {
         let log = format!(
             "starting\n{{\"kind\":\"Secret\",\"data\":{{\"p\":\"{PASSWORD}\"}}}}\r\n{{\"level\":\"info\"}}\nend"
         );
-        let out = filter_log(&log, &mut |_| false);
+        let out = filter_log(&log, &mut |_| None);
         assert!(!out.contains(PASSWORD), "{out}");
         assert!(out.starts_with("starting\n") && out.ends_with("{\"level\":\"info\"}\nend"));
         assert!(out.contains("\r\n"));
