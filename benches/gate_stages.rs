@@ -92,11 +92,13 @@ fn main() -> Result<()> {
     // The shipped policies.
     let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
     let policy = PolicyEngine::load(
-        &[
-            policies.join("tenant-isolation.cedar"),
-            policies.join("platform-admins.cedar"),
-        ],
-        false,
+        kubegate::policy::PolicySources {
+            paths: vec![
+                policies.join("tenant-isolation.cedar"),
+                policies.join("platform-admins.cedar"),
+            ],
+            ..Default::default()
+        },
         "local",
     )?;
     let arguments = json!({"resourceType": "pods", "namespace": "bench-a"});

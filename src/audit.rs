@@ -120,6 +120,28 @@ pub struct AuditDecision {
     /// Further actions decided for the call, such as `reveal-secrets`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<AuditGrant>,
+    /// The version (a short hash of the sources) of the policy set that decided.
+    pub policy_version: String,
+    /// What the shadow policy set would have decided, when one is loaded (never enforced).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<AuditShadow>,
+}
+
+/// A shadow set's would-be decision for a call.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditShadow {
+    pub allowed: bool,
+    /// Whether it decided as the enforced set did (for calls that see what they may of several
+    /// namespaces: the same ones).
+    pub agrees: bool,
+    pub policies: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
 }
 
 /// A decision made while a permitted call ran.

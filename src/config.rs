@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::policy::{PolicySources, ShadowSources, TenantLinks};
+
 /// The environment variable (the seed's own name) that adds the non-destructive policy set.
 pub const NON_DESTRUCTIVE_ENV: &str = "ALLOW_ONLY_NON_DESTRUCTIVE_TOOLS";
 
@@ -91,15 +93,40 @@ pub struct KubernetesConfig {
     pub tenant_label: Option<String>,
 }
 
-/// Which Cedar policy files are enforced.
+/// Which Cedar policies are enforced, and which are trialled in shadow.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
-    /// Policy files (`.cedar`), validated in strict mode against the generated schema.
+    /// Policy files (`.cedar`), or directories whose `.cedar` files are all read, validated in
+    /// strict mode against the generated schema.
     pub files: Vec<PathBuf>,
     /// Also enforce the non-destructive policy set (as `ALLOW_ONLY_NON_DESTRUCTIVE_TOOLS=true` does).
     #[serde(default)]
     pub non_destructive: bool,
+    /// Also enforce the read-only policy set (no write or destructive tool).
+    #[serde(default)]
+    pub read_only: bool,
+    /// Templates linked once per tenant (`[[policy.links]]` with `template` and `tenants`).
+    #[serde(default)]
+    pub links: Vec<TenantLinks>,
+    /// A policy set evaluated and recorded on every call, never enforced.
+    #[serde(default)]
+    pub shadow: Option<ShadowConfig>,
+    /// Reload the policies when their files change (and on SIGHUP, always).
+    #[serde(default = "default_true")]
+    pub watch: bool,
+}
+
+/// The shadow policy set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowConfig {
+    /// Policy files or directories.
+    pub files: Vec<PathBuf>,
+    /// The shadow set is the enforced set plus these files (true, to trial additions), or these
+    /// files alone (false, to trial a replacement).
+    #[serde(default = "default_true")]
+    pub with_enforced: bool,
 }
 
 /// Where and how much kubegate's own audit trail records.
@@ -146,6 +173,9 @@ fn default_tenant_claim() -> String {
 fn default_leeway() -> u64 {
     30
 }
+fn default_true() -> bool {
+    true
+}
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +209,7 @@ impl Config {
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
+        config.apply_env(std::env::var(NON_DESTRUCTIVE_ENV).ok().as_deref())?;
         config.check()?;
         Ok(config)
     }
@@ -197,6 +228,9 @@ impl Config {
             fix(k);
         }
         self.policy.files.iter_mut().for_each(fix);
+        if let Some(shadow) = self.policy.shadow.as_mut() {
+            shadow.files.iter_mut().for_each(fix);
+        }
         fix(&mut self.audit.path);
     }
 
@@ -218,9 +252,44 @@ impl Config {
         Ok(())
     }
 
-    /// Whether the non-destructive policy set is enforced, by the file or by the seed's variable.
+    /// Applies the seed's `ALLOW_ONLY_NON_DESTRUCTIVE_TOOLS` (its value, if set): `true` adds
+    /// the non-destructive set, `false` leaves the file's choice; anything else is refused, so
+    /// that a typo (`on`, `TRUE1`) cannot silently mean false.
+    pub fn apply_env(&mut self, non_destructive: Option<&str>) -> Result<(), ConfigError> {
+        let Some(value) = non_destructive else {
+            return Ok(());
+        };
+        match value.trim().to_ascii_lowercase().as_str() {
+            "true" => self.policy.non_destructive = true,
+            "false" => {}
+            _ => {
+                return Err(ConfigError::Invalid(format!(
+                    "{NON_DESTRUCTIVE_ENV} must be \"true\" or \"false\", not {value:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the non-destructive policy set is enforced.
     pub fn non_destructive(&self) -> bool {
-        self.policy.non_destructive || env_flag(NON_DESTRUCTIVE_ENV)
+        self.policy.non_destructive
+    }
+
+    /// Where the policy engine reads its policies.
+    pub fn policy_sources(&self) -> PolicySources {
+        PolicySources {
+            paths: self.policy.files.clone(),
+            inline: Vec::new(),
+            non_destructive: self.policy.non_destructive,
+            read_only: self.policy.read_only,
+            links: self.policy.links.clone(),
+            shadow: self.policy.shadow.as_ref().map(|shadow| ShadowSources {
+                paths: shadow.files.clone(),
+                inline: Vec::new(),
+                with_enforced: shadow.with_enforced,
+            }),
+        }
     }
 
     /// The tenant label in effect.
@@ -230,13 +299,6 @@ impl Config {
             .as_deref()
             .unwrap_or(DEFAULT_TENANT_LABEL)
     }
-}
-
-/// Reads a boolean environment flag the way the seed documents it (`true`, also `1` and `yes`).
-fn env_flag(name: &str) -> bool {
-    std::env::var(name)
-        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
-        .unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -35,18 +35,19 @@ impl Gateway {
     /// log), then Kubernetes (discovery and the namespace cache), so a typo fails fast.
     pub async fn start(config: &Config) -> Result<Gateway, StartError> {
         let auth = Authenticator::from_config(&config.auth)?;
-        let policy = PolicyEngine::load(
-            &config.policy.files,
-            config.non_destructive(),
-            &config.cluster_name,
-        )?;
+        let policy = PolicyEngine::load(config.policy_sources(), &config.cluster_name)?;
         if policy.is_empty() {
             tracing::warn!("no policies are loaded: every call will be refused");
+        }
+        for note in policy.notes() {
+            tracing::warn!("{note}");
         }
         let audit = AuditLog::open(&config.audit.path, config.audit.level)?;
         let kube = Kube::connect(&config.kubernetes, config.tenant_label()).await?;
         tracing::info!(
             policies = policy.len(),
+            policy.version = %policy.version(),
+            shadow = policy.has_shadow(),
             non_destructive = config.non_destructive(),
             "kubegate is ready"
         );

@@ -22,12 +22,17 @@ use serde_json::{Map, Value, json};
 use crate::audit::{AuditRecord, AuditUser, Outcome};
 use crate::auth::Caller;
 use crate::gateway::Gateway;
-use crate::policy::RequestFacts;
+use crate::policy::{Listed, RequestFacts, ResourceType};
 use crate::tool;
 use jsonrpc::{EnvelopeError, Message, code};
 
 /// The protocol revisions kubegate speaks, newest first.
 pub const PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/// The Cedar action of reading an MCP resource.
+const READ_RESOURCE: &str = "read-resource";
+/// The Cedar action of getting an MCP prompt.
+const GET_PROMPT: &str = "get-prompt";
+
 /// What the Streamable HTTP transport assumes when a client names no version.
 pub const DEFAULT_HTTP_VERSION: &str = "2025-03-26";
 
@@ -157,15 +162,34 @@ pub async fn handle(
             jsonrpc::result(id, initialize_result(version))
         }
         "ping" => jsonrpc::result(id, json!({})),
-        "tools/list" => jsonrpc::result(id, tools_list()),
+        "tools/list" => jsonrpc::result(id, tools_list(&gateway.policy.listed(caller))),
         "tools/call" => calls::call_tool(&exchange, &params, record).await,
-        "resources/list" => jsonrpc::result(id, json!({ "resources": tool::resources::list() })),
-        "resources/templates/list" => jsonrpc::result(
-            id,
-            json!({ "resourceTemplates": tool::resources::templates() }),
-        ),
+        "resources/list" => {
+            let resources = tool::resources::list(|uri, ty| {
+                let arguments = json!({ "uri": uri });
+                gateway
+                    .policy
+                    .could_permit(caller, READ_RESOURCE, ty, &arguments, &exchange.facts)
+            });
+            jsonrpc::result(id, json!({ "resources": resources }))
+        }
+        "resources/templates/list" => {
+            let listed = gateway.policy.listed(caller);
+            let readable = listed.possible_on(READ_RESOURCE, ResourceType::Object);
+            jsonrpc::result(
+                id,
+                json!({ "resourceTemplates": tool::resources::templates(readable) }),
+            )
+        }
         "resources/read" => calls::read_resource(&exchange, &params, record).await,
-        "prompts/list" => jsonrpc::result(id, json!({ "prompts": prompts::list() })),
+        "prompts/list" => {
+            let listed = gateway.policy.listed(caller);
+            let prompts = prompts::list(
+                listed.possible_on(GET_PROMPT, ResourceType::Namespace),
+                listed.possible_on(GET_PROMPT, ResourceType::Cluster),
+            );
+            jsonrpc::result(id, json!({ "prompts": prompts }))
+        }
         "prompts/get" => prompts::get(&exchange, &params, record),
         "completion/complete" => completion::complete(&exchange, &params, record).await,
         other => {
@@ -207,9 +231,11 @@ fn initialize_result(version: &str) -> Value {
     })
 }
 
-fn tools_list() -> Value {
+/// The tools some call of this caller could be permitted.
+fn tools_list(listed: &Listed) -> Value {
     let tools: Vec<Value> = tool::CATALOG
         .iter()
+        .filter(|spec| listed.possible(spec.name))
         .map(|spec| {
             let schema = tool::input_schema(spec.name)
                 .cloned()

@@ -1,54 +1,75 @@
-//! Decides every call with Cedar: builds the request's entities and context, evaluates the enforced
-//! policy set, and returns the call itself as [`Permitted`] (with the policies that allowed it), or
-//! a [`Denied`].
+//! Decides every call with Cedar: builds the request's entities and context, evaluates the
+//! policies that can apply to the caller, and returns the call itself as [`Permitted`] (with the
+//! policies that allowed it), or a [`Denied`]; records what a shadow set would have decided;
+//! and works out what each caller's lists may show.
 //!
 //! # Guarantees
 //! - Default deny: no policy loaded, or none that permits, means refusal.
-//! - `forbid` wins over `permit` (Cedar's own semantics).
+//! - `forbid` wins over `permit` (Cedar's own semantics), and a forbid on a namespace holds for
+//!   everything in it: a call on an object is decided on the object and, for its forbids, on
+//!   its namespace; a call across namespaces sees only what each namespace's decision allows.
 //! - Fail closed: if any policy fails to evaluate for a request, the request is refused, even if
 //!   the rest would permit it (Cedar alone would skip the failing policy, which for a `forbid`
-//!   would open the gate).
+//!   would open the gate). So is a decision that needs namespace facts while they are stale.
 //! - The decision binds the exact call: [`PolicyEngine::authorize`] consumes the parsed call and
 //!   returns it inside a [`Permitted`], which only this module can make. A tool runs only from a
 //!   `Permitted`, with the arguments Cedar saw, and only its [`Permit`] builds an impersonating
 //!   Kubernetes client ([`crate::kube::Kube::impersonate`]). A path that skips the decision does
 //!   not compile.
 //! - Revealing Secret values is a grant of its own kind ([`RevealSecrets`]), decided separately
-//!   for `Action::"reveal-secrets"`, never implied by a tool's permit.
+//!   for `Action::"reveal-secrets"` by the forbids and only the permits that name that action
+//!   (a permit for every action does not grant it), never implied by a tool's permit.
 //! - Policies are validated in strict mode against the schema generated from the tool catalog;
-//!   one that does not validate stops the load.
+//!   one that does not validate stops the load, and a reload that does not validate leaves the
+//!   last good set in force. Each call is decided against one set from start to end.
 //!
 //! # Entities
 //! Ids are qualified by cluster (`Namespace::"<cluster>/<name>"`,
 //! `Object::"<cluster>/<namespace>/<Kind>/<name>"`), as `../shared/DESIGN.md` §3 specifies, so that
 //! one kubegate can front several clusters without two namespaces sharing an id.
+//!
+//! # Cost
+//! A decision reads only the policies whose principal scope can include the caller
+//! ([`slice`]), so it does not grow with the number of tenants.
 
+mod decision;
 mod entities;
+pub mod listing;
+pub mod load;
 pub mod schema;
+mod slice;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
 
 use cedar_policy::{
-    Authorizer, Context, Decision, Entities, EntityUid, Policy, PolicyId, PolicySet, Request,
-    Schema, ValidationMode, Validator,
+    Authorizer, Decision, Entities, EntityUid, PolicyId, PolicySet, Request, Schema,
 };
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::auth::Caller;
+use decision::{Loaded, Outcome, Question, Verdict, shadow_of};
+use load::Corpus;
+
+pub use decision::{
+    Allowed, Denied, Permit, Permitted, Refusal, RevealSecrets, ShadowDecision, SubDecision, Unmask,
+};
+pub use listing::Listed;
+pub use load::{PolicyError, Problem, Source, TenantLinks};
 
 /// The non-destructive policy set, as shipped in `policies/non-destructive.cedar`.
 pub const NON_DESTRUCTIVE_POLICIES: &str = include_str!("../policies/non-destructive.cedar");
+/// The read-only policy set, as shipped in `policies/read-only.cedar`.
+pub const READ_ONLY_POLICIES: &str = include_str!("../policies/read-only.cedar");
 
 /// The action that reveals Secret values, granted only on its own.
 pub const REVEAL_SECRETS: &str = "reveal-secrets";
 
 /// The Cedar entity types a call can target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ResourceType {
     Cluster,
     Namespace,
@@ -145,6 +166,11 @@ pub trait NamespaceDirectory: Sync {
     fn namespace(&self, name: &str) -> Option<NamespaceFacts>;
     /// The names of every namespace known, sorted.
     fn names(&self) -> Vec<String>;
+    /// Why the namespace facts cannot be trusted now (the watch that feeds them has failed for
+    /// too long), if so: then every decision that reads them refuses.
+    fn stale(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Facts about the transport of a request: the Cedar context's `request` record.
@@ -157,364 +183,120 @@ pub struct RequestFacts {
     pub time: jiff::Timestamp,
 }
 
-/// One question put to the policy: this caller, this action, these arguments, over this
-/// transport. Asked once, then decided for each resource the call touches.
-pub struct Question {
-    caller: Arc<Caller>,
-    principal: EntityUid,
-    action: &'static str,
-    action_uid: EntityUid,
-    context: Context,
+/// Where policies come from: files and directories of `.cedar` files, the built-in sets, the
+/// links of templates per tenant, and a shadow set.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySources {
+    /// Policy files, or directories whose `.cedar` files are read in name order.
+    pub paths: Vec<PathBuf>,
+    /// Policies given as text (tests, `policy test` case files).
+    pub inline: Vec<Source>,
+    /// Add `policies/non-destructive.cedar` (`ALLOW_ONLY_NON_DESTRUCTIVE_TOOLS=true`).
+    pub non_destructive: bool,
+    /// Add `policies/read-only.cedar`.
+    pub read_only: bool,
+    /// Templates to link, one link per tenant.
+    pub links: Vec<TenantLinks>,
+    pub shadow: Option<ShadowSources>,
 }
 
-impl fmt::Debug for Question {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Question")
-            .field("principal", &self.principal.to_string())
-            .field("action", &self.action)
-            .finish_non_exhaustive()
-    }
+/// A policy set evaluated on every call and recorded, never enforced.
+#[derive(Debug, Clone, Default)]
+pub struct ShadowSources {
+    pub paths: Vec<PathBuf>,
+    pub inline: Vec<Source>,
+    /// Whether the shadow set is the enforced set plus these policies (to trial an addition),
+    /// or these policies alone (to trial a replacement).
+    pub with_enforced: bool,
 }
 
-/// One resource a decision permitted, and the policies that permitted it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Allowed {
-    pub target: Target,
-    /// The Cedar uid, e.g. `Namespace::"local/team-a"`.
-    pub resource: String,
-    pub policies: Vec<String>,
-    pub reasons: Vec<String>,
-}
-
-/// A further decision made while a permitted call ran (an item's namespace, an object of a
-/// Helm release), kept for the audit record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubDecision {
-    pub resource: String,
-    pub allowed: bool,
-    pub policies: Vec<String>,
-}
-
-/// Proof that the policy permitted one action for one caller on the resources of its scope.
-#[derive(Debug)]
-pub struct Permit {
-    question: Question,
-    /// The permitted resources: the one target, every target of an `All` scope, or the
-    /// visible ones of a `Visible` scope.
-    allowed: Vec<Allowed>,
-    /// Decisions made while the call ran, in order.
-    later: Mutex<Vec<SubDecision>>,
-}
-
-impl Permit {
-    /// The caller the permit was granted to: the identity kubegate impersonates.
-    pub fn caller(&self) -> &Caller {
-        &self.question.caller
-    }
-    pub fn caller_arc(&self) -> &Arc<Caller> {
-        &self.question.caller
-    }
-    pub fn action(&self) -> &'static str {
-        self.question.action
-    }
-    /// The first permitted resource's Cedar uid, e.g. `Namespace::"local/team-a"`.
-    pub fn resource(&self) -> &str {
-        self.allowed.first().map_or("", |a| a.resource.as_str())
-    }
-    /// Every permitted resource.
-    pub fn allowed(&self) -> &[Allowed] {
-        &self.allowed
-    }
-    /// The ids of the policies that permitted the call (each once).
-    pub fn policies(&self) -> Vec<String> {
-        let mut seen = HashSet::new();
-        self.allowed
-            .iter()
-            .flat_map(|a| a.policies.iter())
-            .filter(|p| seen.insert(p.as_str()))
-            .cloned()
-            .collect()
-    }
-    /// Their `@reason` annotations (each once).
-    pub fn reasons(&self) -> Vec<String> {
-        let mut seen = HashSet::new();
-        self.allowed
-            .iter()
-            .flat_map(|a| a.reasons.iter())
-            .filter(|r| seen.insert(r.as_str()))
-            .cloned()
-            .collect()
-    }
-    /// The namespaces among the permitted resources, in order.
-    pub fn namespaces(&self) -> impl Iterator<Item = &str> {
-        self.allowed.iter().filter_map(|a| match &a.target {
-            Target::Namespace(ns) => Some(ns.as_str()),
-            _ => None,
-        })
-    }
-
-    /// Whether `target` is one of the resources this permit was decided for.
-    pub fn covers(&self, target: &Target) -> bool {
-        self.allowed.iter().any(|a| &a.target == target)
-    }
-
-    /// Decides a further resource for the same caller, action and arguments (the namespace of
-    /// an item of a cluster-wide list, an object found while running). Recorded for the audit.
-    pub fn also(
-        &self,
-        engine: &PolicyEngine,
-        target: &Target,
-        namespaces: &dyn NamespaceDirectory,
-    ) -> Result<Allowed, Denied> {
-        let decision = engine.decide(&self.question, target, namespaces);
-        let mut later = self.later.lock().unwrap_or_else(|e| e.into_inner());
-        later.push(match &decision {
-            Ok(allowed) => SubDecision {
-                resource: allowed.resource.clone(),
-                allowed: true,
-                policies: allowed.policies.clone(),
-            },
-            Err(denied) => SubDecision {
-                resource: denied.resource.clone(),
-                allowed: false,
-                policies: denied.policies().to_vec(),
-            },
-        });
-        decision
-    }
-
-    /// The decisions made while the call ran.
-    pub fn later(&self) -> Vec<SubDecision> {
-        self.later.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-/// A call the policy permitted, bound to its permit: only this call can run under it.
-#[derive(Debug)]
-pub struct Permitted<T> {
-    call: T,
-    permit: Permit,
-}
-
-impl<T> Permitted<T> {
-    pub fn call(&self) -> &T {
-        &self.call
-    }
-    pub fn permit(&self) -> &Permit {
-        &self.permit
-    }
-}
-
-/// The grant to see Secret values in one namespace (or cluster-wide), from its own decision of
-/// `Action::"reveal-secrets"`. Only the policy engine makes one.
-#[derive(Debug, Clone)]
-pub struct RevealSecrets {
-    allowed: Allowed,
-}
-
-impl RevealSecrets {
-    pub fn allowed(&self) -> &Allowed {
-        &self.allowed
-    }
-
-    /// What lets the output filter show Secret values: only a grant makes one.
-    pub fn unmask(&self) -> Unmask {
-        Unmask { _granted: () }
-    }
-}
-
-/// Lets the output filter show the values of Secrets in one namespace instead of masking them.
-/// Only a [`RevealSecrets`] grant makes one, so no code path can unmask without a decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unmask {
-    _granted: (),
-}
-
-impl Unmask {
-    /// An unmask without a decision, for the output filter's own unit tests.
-    #[cfg(test)]
-    pub(crate) fn for_tests() -> Unmask {
-        Unmask { _granted: () }
-    }
-}
-
-/// A refusal, with what decided it.
-#[derive(Debug, Clone)]
-pub struct Denied {
-    pub principal: String,
-    pub action: &'static str,
-    pub resource: String,
-    pub cause: Refusal,
-}
-
-/// Why a call was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// No policy permits it (Cedar's default deny).
-    NotPermitted,
-    /// `forbid` policies matched; they win over any `permit`.
-    Forbidden {
-        policies: Vec<String>,
-        reasons: Vec<String>,
-    },
-    /// A policy could not be evaluated (or the request not built): kubegate refuses what it
-    /// cannot decide.
-    Undecidable { errors: Vec<String> },
-}
-
-impl Denied {
-    /// The `forbid` policies that decided, if any.
-    pub fn policies(&self) -> &[String] {
-        match &self.cause {
-            Refusal::Forbidden { policies, .. } => policies,
-            _ => &[],
+impl PolicySources {
+    /// Policies given as `(name, text)` pairs and nothing else.
+    pub fn inline(sources: &[(String, String)]) -> PolicySources {
+        PolicySources {
+            inline: sources
+                .iter()
+                .map(|(name, text)| Source {
+                    name: name.clone(),
+                    text: text.clone(),
+                })
+                .collect(),
+            ..PolicySources::default()
         }
     }
 
-    /// Their `@reason` annotations.
-    pub fn reasons(&self) -> &[String] {
-        match &self.cause {
-            Refusal::Forbidden { reasons, .. } => reasons,
-            _ => &[],
+    /// Every file and directory to watch for changes.
+    pub fn watched(&self) -> Vec<PathBuf> {
+        let mut paths = self.paths.clone();
+        if let Some(shadow) = &self.shadow {
+            paths.extend(shadow.paths.iter().cloned());
         }
+        paths
     }
 
-    /// Evaluation errors, if that is why.
-    pub fn errors(&self) -> &[String] {
-        match &self.cause {
-            Refusal::Undecidable { errors } => errors,
-            _ => &[],
+    /// Reads the enforced sources, and the shadow set's if any.
+    fn read(&self) -> Result<(Vec<Source>, Option<Vec<Source>>), PolicyError> {
+        let mut enforced = load::read_sources(&self.paths)?;
+        enforced.extend(self.inline.iter().cloned());
+        let builtin = |name: &str, text: &str| Source {
+            name: name.to_owned(),
+            text: text.to_owned(),
+        };
+        if self.non_destructive {
+            enforced.push(builtin(
+                "policies/non-destructive.cedar",
+                NON_DESTRUCTIVE_POLICIES,
+            ));
         }
-    }
-}
-
-impl fmt::Display for Denied {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "kubegate refused `{}` on {} for {}: ",
-            self.action, self.resource, self.principal
-        )?;
-        match &self.cause {
-            Refusal::NotPermitted => write!(f, "no policy permits it"),
-            Refusal::Forbidden { policies, reasons } => {
-                write!(f, "forbidden by policy {}", policies.join(", "))?;
-                if !reasons.is_empty() {
-                    write!(f, " ({})", reasons.join("; "))?;
-                }
-                Ok(())
+        if self.read_only {
+            enforced.push(builtin("policies/read-only.cedar", READ_ONLY_POLICIES));
+        }
+        let shadow = match &self.shadow {
+            None => None,
+            Some(shadow) => {
+                let mut sources = if shadow.with_enforced {
+                    enforced.clone()
+                } else {
+                    Vec::new()
+                };
+                sources.extend(load::read_sources(&shadow.paths)?);
+                sources.extend(shadow.inline.iter().cloned());
+                Some(sources)
             }
-            Refusal::Undecidable { errors } => write!(
-                f,
-                "a policy could not be evaluated ({}), and kubegate refuses what it cannot decide",
-                errors.join("; ")
-            ),
-        }
+        };
+        Ok((enforced, shadow))
     }
 }
 
-/// Why policies could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    #[error("the generated Cedar schema does not parse (a bug in kubegate): {0}")]
-    Schema(String),
-    #[error("cannot read policy file {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot parse policies in {source_name}: {message}")]
-    Parse {
-        source_name: String,
-        message: String,
-    },
-    #[error("policy id `{0}` is used twice; every @id must be unique")]
-    DuplicateId(String),
-    #[error("policies do not validate against the kubegate schema:\n{0}")]
-    Validation(String),
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reloaded {
+    /// The sources had not changed.
+    Unchanged,
+    /// A new set is in force.
+    Replaced { version: String, policies: usize },
 }
 
-/// The enforced policy set, with the schema it was validated against.
+/// The policy engine: the schema, the set in force (replaced whole on reload), and what a
+/// decision needs besides (action entities, the cluster's entity, cached extension values).
 pub struct PolicyEngine {
     schema: Schema,
-    policies: PolicySet,
     authorizer: Authorizer,
     /// Per action: its entity and its groups' (from the schema), all a request needs of them.
     actions: HashMap<String, Vec<cedar_policy::Entity>>,
     extension_values: entities::ExtensionValues,
-    /// Each policy's `@reason`, read once at load (Cedar parses the key on every lookup).
-    reasons: HashMap<PolicyId, String>,
     cluster: entities::ClusterId,
+    sources: PolicySources,
+    current: RwLock<Arc<Loaded>>,
+    /// Reloads one at a time (a file watch and SIGHUP may fire together).
+    reloading: Mutex<()>,
 }
 
 impl PolicyEngine {
-    /// Loads policy files, plus the non-destructive set if asked, for the named cluster.
-    pub fn load(
-        files: &[PathBuf],
-        non_destructive: bool,
-        cluster: &str,
-    ) -> Result<PolicyEngine, PolicyError> {
-        let mut sources = files
-            .iter()
-            .map(|path| read_source(path))
-            .collect::<Result<Vec<_>, _>>()?;
-        if non_destructive {
-            sources.push((
-                "policies/non-destructive.cedar".to_owned(),
-                NON_DESTRUCTIVE_POLICIES.to_owned(),
-            ));
-        }
-        PolicyEngine::from_sources(&sources, cluster)
-    }
-
-    /// Builds an engine from `(name, policy text)` pairs. Policy ids are their `@id` annotations,
-    /// or `<name>#<n>` for policies without one.
-    pub fn from_sources(
-        sources: &[(String, String)],
-        cluster: &str,
-    ) -> Result<PolicyEngine, PolicyError> {
+    /// Loads policies from their sources for the named cluster.
+    pub fn load(sources: PolicySources, cluster: &str) -> Result<PolicyEngine, PolicyError> {
         let schema = schema::schema().map_err(PolicyError::Schema)?;
-        let mut policies = PolicySet::new();
-        let mut seen = HashSet::new();
-        for (name, text) in sources {
-            let parsed = PolicySet::from_str(text).map_err(|e| PolicyError::Parse {
-                source_name: name.clone(),
-                message: format!("{e:?}"),
-            })?;
-            let mut in_file: Vec<&Policy> = parsed.policies().collect();
-            // Cedar names a file's policies `policy0`, `policy1`, ... in file order, but iterates
-            // them in no set order; sort so that `<name>#<n>` ids follow the file.
-            in_file.sort_by_key(|p| {
-                p.id()
-                    .to_string()
-                    .trim_start_matches("policy")
-                    .parse::<usize>()
-                    .unwrap_or(usize::MAX)
-            });
-            for (n, policy) in in_file.into_iter().enumerate() {
-                let id = policy
-                    .annotation("id")
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| format!("{name}#{n}"));
-                if !seen.insert(id.clone()) {
-                    return Err(PolicyError::DuplicateId(id));
-                }
-                let policy = policy.new_id(PolicyId::new(id.clone()));
-                policies.add(policy).map_err(|e| PolicyError::Parse {
-                    source_name: name.clone(),
-                    message: e.to_string(),
-                })?;
-            }
-        }
-        let validation = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
-        if !validation.validation_passed() {
-            let problems: Vec<String> = validation
-                .validation_errors()
-                .map(|e| format!("- {e}"))
-                .collect();
-            return Err(PolicyError::Validation(problems.join("\n")));
-        }
+        let loaded = build(&sources, &schema)?;
         let all_actions = schema
             .action_entities()
             .map_err(|e| PolicyError::Schema(e.to_string()))?;
@@ -532,29 +314,75 @@ impl PolicyEngine {
                 (uid.id().unescaped().to_owned(), chain)
             })
             .collect();
-        let reasons = policies
-            .policies()
-            .filter_map(|p| Some((p.id().clone(), p.annotation("reason")?.to_owned())))
-            .collect();
         Ok(PolicyEngine {
             schema,
-            policies,
-            reasons,
             authorizer: Authorizer::new(),
             actions,
             extension_values: entities::ExtensionValues::default(),
             cluster: entities::ClusterId::new(cluster),
+            sources,
+            current: RwLock::new(Arc::new(loaded)),
+            reloading: Mutex::new(()),
         })
     }
 
-    /// How many policies are enforced.
+    /// Builds an engine from `(name, policy text)` pairs. Policy ids are their `@id` annotations,
+    /// or `<name>#<n>` for policies without one.
+    pub fn from_sources(
+        sources: &[(String, String)],
+        cluster: &str,
+    ) -> Result<PolicyEngine, PolicyError> {
+        PolicyEngine::load(PolicySources::inline(sources), cluster)
+    }
+
+    /// Reads the sources again and, if they changed and validate, puts the new set in force.
+    /// On any error the set in force stays; calls already deciding finish on the set they began
+    /// with.
+    pub fn reload(&self) -> Result<Reloaded, PolicyError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let loaded = build(&self.sources, &self.schema)?;
+        if loaded.version == self.current().version {
+            return Ok(Reloaded::Unchanged);
+        }
+        let version = loaded.version.clone();
+        let policies = loaded.enforced.len();
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
+        Ok(Reloaded::Replaced { version, policies })
+    }
+
+    fn current(&self) -> Arc<Loaded> {
+        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Where the policies come from.
+    pub fn sources(&self) -> &PolicySources {
+        &self.sources
+    }
+
+    /// How many policies (static ones and template links) are enforced.
     pub fn len(&self) -> usize {
-        self.policies.num_of_policies()
+        self.current().enforced.len()
     }
 
     /// Whether no policy is enforced (then nothing is permitted).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The version (a short hash of the sources) of the set in force.
+    pub fn version(&self) -> String {
+        self.current().version.clone()
+    }
+
+    /// Whether a shadow set is loaded.
+    pub fn has_shadow(&self) -> bool {
+        self.current().shadow.is_some()
+    }
+
+    /// What policy authors should know about the set in force that is not an error (a permit
+    /// for every action, which does not grant `reveal-secrets`).
+    pub fn notes(&self) -> Vec<String> {
+        self.current().enforced.notes.clone()
     }
 
     /// The name of the cluster this engine decides for.
@@ -579,49 +407,99 @@ impl PolicyEngine {
         let action = call.action();
         let arguments = call.cedar_arguments();
         let question = self.ask(caller, action, Some(&arguments), request)?;
-        let allowed = match call.scope(namespaces) {
-            Scope::One(target) => vec![self.decide(&question, &target, namespaces)?],
-            Scope::All(targets) => targets
-                .iter()
-                .map(|t| self.decide(&question, t, namespaces))
-                .collect::<Result<Vec<_>, _>>()?,
+        let version = question.loaded.version.clone();
+        let (allowed, shadow) = match call.scope(namespaces) {
+            Scope::One(target) => {
+                let (decision, shadow) = self.decide(&question, &target, namespaces);
+                let shadow = shadow.map(|v| shadow_of(&[(self.resource_uid(&target), v)], false));
+                (
+                    decision.map(|a| vec![a]).map_err(|d| (d, shadow.clone())),
+                    shadow,
+                )
+            }
+            Scope::All(targets) => {
+                let mut allowed = Vec::new();
+                let mut first_denied = None;
+                let mut verdicts = Vec::new();
+                for target in &targets {
+                    let (decision, shadow) = self.decide(&question, target, namespaces);
+                    match decision {
+                        Ok(a) => allowed.push(a),
+                        Err(denied) => {
+                            first_denied.get_or_insert(denied);
+                        }
+                    }
+                    verdicts.extend(shadow.map(|v| (self.resource_uid(target), v)));
+                }
+                let shadow = question
+                    .slices
+                    .shadow
+                    .as_ref()
+                    .map(|_| shadow_of(&verdicts, false));
+                match first_denied {
+                    Some(denied) => (Err((denied, shadow.clone())), shadow),
+                    None => (Ok(allowed), shadow),
+                }
+            }
             Scope::Visible(targets) => {
                 let mut visible = Vec::new();
-                let (mut policies, mut reasons) = (Vec::new(), Vec::new());
+                let (mut policies, mut reasons, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+                let mut verdicts = Vec::new();
                 for target in &targets {
-                    match self.decide(&question, target, namespaces) {
+                    let (decision, shadow) = self.decide(&question, target, namespaces);
+                    match decision {
                         Ok(allowed) => visible.push(allowed),
                         Err(denied) => {
                             merge(&mut policies, denied.policies());
                             merge(&mut reasons, denied.reasons());
+                            merge(&mut errors, denied.errors());
                         }
                     }
+                    verdicts.extend(shadow.map(|v| (self.resource_uid(target), v)));
                 }
+                let shadow = question
+                    .slices
+                    .shadow
+                    .as_ref()
+                    .map(|_| shadow_of(&verdicts, true));
                 if visible.is_empty() {
                     // Say which forbids refused, never which namespaces exist.
-                    let cause = if policies.is_empty() {
+                    let cause = if !errors.is_empty() {
+                        Refusal::Undecidable { errors }
+                    } else if policies.is_empty() {
                         Refusal::NotPermitted
                     } else {
                         Refusal::Forbidden { policies, reasons }
                     };
-                    return Err(Denied {
+                    let denied = Denied {
                         principal: question.principal.to_string(),
                         action,
                         resource: format!("every Namespace of {}", self.cluster.uid_cluster()),
                         cause,
-                    });
+                        shadow: None,
+                        policy_version: version.clone(),
+                    };
+                    (Err((denied, shadow.clone())), shadow)
+                } else {
+                    (Ok(visible), shadow)
                 }
-                visible
             }
         };
-        Ok(Permitted {
-            call,
-            permit: Permit {
-                question,
-                allowed,
-                later: Mutex::new(Vec::new()),
-            },
-        })
+        match allowed {
+            Ok(allowed) => Ok(Permitted {
+                call,
+                permit: Permit {
+                    question,
+                    allowed,
+                    shadow,
+                    later: Mutex::new(Vec::new()),
+                },
+            }),
+            Err((mut denied, shadow)) => {
+                denied.shadow = shadow;
+                Err(denied)
+            }
+        }
     }
 
     /// Decides `Action::"reveal-secrets"` for the caller on one target.
@@ -634,10 +512,119 @@ impl PolicyEngine {
     ) -> Result<RevealSecrets, Denied> {
         let question = self.ask(caller, REVEAL_SECRETS, None, request)?;
         self.decide(&question, target, namespaces)
+            .0
             .map(|allowed| RevealSecrets { allowed })
     }
 
-    /// Builds the principal and context of a question, once for all the resources it is decided on.
+    /// What this caller could ever be permitted, per action and resource type, worked out once
+    /// per caller and policy set (see [`listing`]).
+    pub fn listed(&self, caller: &Arc<Caller>) -> Arc<Listed> {
+        let loaded = self.current();
+        let slices = loaded
+            .slices
+            .get(caller, &loaded.enforced, loaded.shadow.as_ref());
+        let listed = slices.listed.get_or_init(|| {
+            let principal = entities::uid("User", &caller.username);
+            let entities = self.caller_entities(caller, &principal);
+            let actions = schema::decided_actions();
+            listing::list(
+                &slices.enforced,
+                listing::Subject {
+                    schema: &self.schema,
+                    principal: &principal,
+                    entities,
+                    cluster: &self.cluster,
+                },
+                &actions,
+            )
+        });
+        Arc::new(listed.clone())
+    }
+
+    /// Whether some call of `action` on a resource of type `ty` could be permitted to this caller
+    /// with exactly these arguments and request facts (for list entries that fix the arguments,
+    /// as `resources/list`'s do).
+    pub fn could_permit(
+        &self,
+        caller: &Arc<Caller>,
+        action: &'static str,
+        ty: ResourceType,
+        arguments: &Value,
+        request: &RequestFacts,
+    ) -> bool {
+        let Ok(context) = entities::context(Some(arguments), request, &self.extension_values)
+        else {
+            return false;
+        };
+        let loaded = self.current();
+        let slices = loaded
+            .slices
+            .get(caller, &loaded.enforced, loaded.shadow.as_ref());
+        let principal = entities::uid("User", &caller.username);
+        let entities = self.caller_entities(caller, &principal);
+        listing::possible_with(
+            &slices.enforced,
+            listing::Subject {
+                schema: &self.schema,
+                principal: &principal,
+                entities,
+                cluster: &self.cluster,
+            },
+            action,
+            ty,
+            context,
+        )
+    }
+
+    /// The caller's `User`, `Group`s and `Tenant`, and the cluster: what a listing knows.
+    fn caller_entities(&self, caller: &Caller, principal: &EntityUid) -> Entities {
+        let mut all = Vec::new();
+        if let Err(error) = entities::caller(caller, principal, &mut all) {
+            tracing::warn!(%error, "cannot build the caller's entities for a listing");
+        }
+        all.push(self.cluster.entity());
+        Entities::from_entities(dedup(all), None).unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot build the caller's entities for a listing");
+            Entities::empty()
+        })
+    }
+
+    /// Refuses, as a decision would, a call of an action no call of this caller can be permitted
+    /// (one their lists do not show), before anything of the call is read.
+    pub fn refuse_unlisted(
+        &self,
+        caller: &Arc<Caller>,
+        action: &'static str,
+    ) -> Result<(), Denied> {
+        let listed = self.listed(caller);
+        if listed.possible(action) {
+            return Ok(());
+        }
+        let forbids = listed.forbids(action);
+        let loaded = self.current();
+        let reasons = forbids
+            .iter()
+            .filter_map(|id| loaded.enforced.reasons.get(&PolicyId::new(id)).cloned())
+            .collect();
+        Err(Denied {
+            principal: entities::uid("User", &caller.username).to_string(),
+            action,
+            resource: format!("any resource of {}", self.cluster.uid_cluster()),
+            cause: if forbids.is_empty() {
+                Refusal::NotPermitted
+            } else {
+                Refusal::Forbidden {
+                    policies: forbids,
+                    reasons,
+                }
+            },
+            shadow: None,
+            policy_version: loaded.version.clone(),
+        })
+    }
+
+    /// Builds the principal and context of a question, once for all the resources it is decided
+    /// on, against the set in force now.
     fn ask(
         &self,
         caller: &Arc<Caller>,
@@ -645,15 +632,19 @@ impl PolicyEngine {
         arguments: Option<&Value>,
         request: &RequestFacts,
     ) -> Result<Question, Denied> {
+        let loaded = self.current();
         let principal = entities::uid("User", &caller.username);
-        let context = entities::context(arguments, request, &self.extension_values);
-        match context {
+        match entities::context(arguments, request, &self.extension_values) {
             Ok(context) => Ok(Question {
+                slices: loaded
+                    .slices
+                    .get(caller, &loaded.enforced, loaded.shadow.as_ref()),
                 caller: Arc::clone(caller),
                 principal,
                 action,
                 action_uid: entities::uid("Action", action),
                 context,
+                loaded,
             }),
             Err(error) => Err(Denied {
                 principal: principal.to_string(),
@@ -662,82 +653,148 @@ impl PolicyEngine {
                 cause: Refusal::Undecidable {
                     errors: vec![error],
                 },
+                shadow: None,
+                policy_version: loaded.version.clone(),
             }),
         }
     }
 
-    /// Decides one question on one resource.
+    /// Decides one question on one resource: the enforced decision, and the shadow set's
+    /// verdict if one is loaded. A call on an object is refused if its namespace's decision
+    /// forbids the call (or cannot be made), whatever the object's own decision.
     fn decide(
         &self,
         question: &Question,
         target: &Target,
         namespaces: &dyn NamespaceDirectory,
-    ) -> Result<Allowed, Denied> {
+    ) -> (Result<Allowed, Denied>, Option<Verdict>) {
         let resource = self.cluster.uid(target);
-        let denied = |cause| Denied {
-            principal: question.principal.to_string(),
-            action: question.action,
-            resource: resource.to_string(),
-            cause,
+        let reveal = question.action == REVEAL_SECRETS;
+        let enforced_set = if reveal {
+            &question.slices.reveal
+        } else {
+            &question.slices.enforced
         };
-        let (request, entities) = match self.request(question, &resource, target, namespaces) {
-            Ok(built) => built,
-            Err(error) => {
-                return Err(denied(Refusal::Undecidable {
-                    errors: vec![error],
-                }));
+        let shadow_set = question.slices.shadow.as_ref().filter(|_| !reveal);
+        let shadow_reasons = question.loaded.shadow.as_ref().map(|c| &c.reasons);
+        let (enforced, shadow) = match self.entities(question, target, namespaces) {
+            Err(error) => (
+                Verdict::undecidable(error.clone()),
+                shadow_set.map(|_| Verdict::undecidable(error)),
+            ),
+            Ok(entities) => {
+                let on = |resource: &EntityUid| -> (Verdict, Option<Verdict>) {
+                    match self.request(question, resource) {
+                        Err(error) => (
+                            Verdict::undecidable(error.clone()),
+                            shadow_set.map(|_| Verdict::undecidable(error)),
+                        ),
+                        Ok(request) => (
+                            self.evaluate(
+                                enforced_set,
+                                &request,
+                                &entities,
+                                &question.loaded.enforced.reasons,
+                            ),
+                            shadow_set.zip(shadow_reasons).map(|(set, reasons)| {
+                                self.evaluate(set, &request, &entities, reasons)
+                            }),
+                        ),
+                    }
+                };
+                let (mut enforced, mut shadow) = on(&resource);
+                if let Target::Object(ObjectRef {
+                    namespace: Some(ns),
+                    ..
+                }) = target
+                {
+                    let (in_ns, shadow_in_ns) =
+                        on(&self.cluster.uid(&Target::Namespace(ns.clone())));
+                    enforced = enforced.within(in_ns);
+                    shadow = shadow.zip(shadow_in_ns).map(|(v, ns)| v.within(ns));
+                }
+                (enforced, shadow)
             }
         };
-        let response = self
-            .authorizer
-            .is_authorized(&request, &self.policies, &entities);
+        let decision = match enforced.refusal() {
+            None => Ok(Allowed {
+                target: target.clone(),
+                resource: resource.to_string(),
+                policies: enforced.policies,
+                reasons: enforced.reasons,
+            }),
+            Some(cause) => Err(Denied {
+                principal: question.principal.to_string(),
+                action: question.action,
+                resource: resource.to_string(),
+                cause,
+                shadow: None,
+                policy_version: question.loaded.version.clone(),
+            }),
+        };
+        (decision, shadow)
+    }
+
+    /// Evaluates one request against one set. Any evaluation error refuses.
+    fn evaluate(
+        &self,
+        set: &PolicySet,
+        request: &Request,
+        entities: &Entities,
+        reasons: &HashMap<PolicyId, String>,
+    ) -> Verdict {
+        let response = self.authorizer.is_authorized(request, set, entities);
         // Cedar reports the deciding policies as a set; sorted by id, answers are stable.
         let mut deciding: Vec<&PolicyId> = response.diagnostics().reason().collect();
         deciding.sort_unstable_by_key(|id| id.to_string());
         let policies: Vec<String> = deciding.iter().map(|id| id.to_string()).collect();
         let reasons: Vec<String> = deciding
             .iter()
-            .filter_map(|id| self.reasons.get(*id).cloned())
+            .filter_map(|id| reasons.get(*id).cloned())
             .collect();
         let errors: Vec<String> = response
             .diagnostics()
             .errors()
             .map(|e| e.to_string())
             .collect();
-        match (response.decision(), errors.is_empty()) {
-            (Decision::Allow, true) => Ok(Allowed {
-                target: target.clone(),
-                resource: resource.to_string(),
-                policies,
-                reasons,
-            }),
-            (_, false) => Err(denied(Refusal::Undecidable { errors })),
-            (Decision::Deny, true) if policies.is_empty() => Err(denied(Refusal::NotPermitted)),
-            (Decision::Deny, true) => Err(denied(Refusal::Forbidden { policies, reasons })),
+        let outcome = match (response.decision(), errors.is_empty()) {
+            (_, false) => Outcome::Undecidable,
+            (Decision::Allow, true) => Outcome::Allow,
+            (Decision::Deny, true) if policies.is_empty() => Outcome::NotPermitted,
+            (Decision::Deny, true) => Outcome::Forbidden,
+        };
+        Verdict {
+            outcome,
+            policies,
+            reasons,
+            errors,
         }
     }
 
-    fn request(
-        &self,
-        question: &Question,
-        resource: &EntityUid,
-        target: &Target,
-        namespaces: &dyn NamespaceDirectory,
-    ) -> Result<(Request, Entities), String> {
+    fn request(&self, question: &Question, resource: &EntityUid) -> Result<Request, String> {
         // Validating each request against the schema costs more than the decision itself, so
         // only debug builds do it. Contexts come only from the tools' typed parsers, and every
         // catalog entry's arguments are validated against the schema by a unit test that runs
         // in release builds too; that is the guarantee that release builds evaluate requests of
         // the schema's types.
         let schema = cfg!(debug_assertions).then_some(&self.schema);
-        let request = Request::new(
+        Request::new(
             question.principal.clone(),
             question.action_uid.clone(),
             resource.clone(),
             question.context.clone(),
             schema,
         )
-        .map_err(|e| format!("request: {e}"))?;
+        .map_err(|e| format!("request: {e}"))
+    }
+
+    /// The entities of a decision on `target` (an object's include its namespace's).
+    fn entities(
+        &self,
+        question: &Question,
+        target: &Target,
+        namespaces: &dyn NamespaceDirectory,
+    ) -> Result<Entities, String> {
         let mut all = self
             .actions
             .get(question.action)
@@ -746,9 +803,53 @@ impl PolicyEngine {
         entities::caller(&question.caller, &question.principal, &mut all)?;
         all.push(self.cluster.entity());
         entities::target(&self.cluster, target, namespaces, &mut all)?;
-        let entities = Entities::from_entities(dedup(all), None).map_err(|e| e.to_string())?;
-        Ok((request, entities))
+        Entities::from_entities(dedup(all), None).map_err(|e| e.to_string())
     }
+}
+
+/// Reads, links and validates every source into a set ready to decide.
+fn build(sources: &PolicySources, schema: &Schema) -> Result<Loaded, PolicyError> {
+    let (enforced, shadow) = sources.read()?;
+    let version = version_of(&enforced, shadow.as_deref(), &sources.links);
+    let enforced = Corpus::build(&enforced, &sources.links, schema)?;
+    let shadow = match shadow {
+        Some(shadow) => Some(Corpus::build(&shadow, &sources.links, schema)?),
+        None => None,
+    };
+    Ok(Loaded {
+        enforced,
+        shadow,
+        slices: Default::default(),
+        version,
+    })
+}
+
+/// A short hash of everything a set is built from.
+fn version_of(enforced: &[Source], shadow: Option<&[Source]>, links: &[TenantLinks]) -> String {
+    let mut hash = Sha256::new();
+    let add = |hash: &mut Sha256, sources: &[Source]| {
+        for source in sources {
+            hash.update(source.name.as_bytes());
+            hash.update([0]);
+            hash.update(source.text.as_bytes());
+            hash.update([0]);
+        }
+    };
+    add(&mut hash, enforced);
+    if let Some(shadow) = shadow {
+        hash.update(b"shadow\0");
+        add(&mut hash, shadow);
+    }
+    for link in links {
+        hash.update(link.template.as_bytes());
+        for tenant in &link.tenants {
+            hash.update([0]);
+            hash.update(tenant.as_bytes());
+        }
+        hash.update([1]);
+    }
+    let digest = hash.finalize();
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Appends the strings of `more` not yet in `into`.
@@ -763,16 +864,8 @@ fn merge(into: &mut Vec<String>, more: &[String]) {
 /// Keeps the first of entities with the same uid (a tenant can be both the caller's and the
 /// namespace's parent).
 fn dedup(all: Vec<cedar_policy::Entity>) -> Vec<cedar_policy::Entity> {
-    let mut seen = HashSet::new();
+    let mut seen = std::collections::HashSet::new();
     all.into_iter().filter(|e| seen.insert(e.uid())).collect()
-}
-
-fn read_source(path: &Path) -> Result<(String, String), PolicyError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    Ok((path.display().to_string(), text))
 }
 
 #[cfg(test)]

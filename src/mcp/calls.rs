@@ -5,9 +5,11 @@
 use serde_json::{Map, Value, json};
 
 use super::{Exchange, jsonrpc, tool_result};
-use crate::audit::{AuditDecision, AuditRecord, AuditSubDecision, Outcome, WriteAhead};
+use crate::audit::{
+    AuditDecision, AuditRecord, AuditShadow, AuditSubDecision, Outcome, WriteAhead,
+};
 use crate::mcp::jsonrpc::code;
-use crate::policy::{Decidable, Denied, Permit, Permitted};
+use crate::policy::{Decidable, Denied, Permit, Permitted, ShadowDecision};
 use crate::tool::resources::{self, ResourceRead};
 use crate::tool::{self, Runnable, ToolCall, ToolError, ToolOutput};
 
@@ -33,6 +35,19 @@ pub(super) async fn call_tool(
             return jsonrpc::error(Some(id), code::INVALID_PARAMS, message);
         }
     };
+    // A tool no call of this caller can be permitted is not in their tools/list; a call of it
+    // is refused as a denial, before its arguments are read.
+    if let Some(spec) = tool::spec(name)
+        && let Err(denied) = ex.gateway.policy.refuse_unlisted(ex.caller, spec.name)
+    {
+        record.set_arguments(&names_only(
+            arguments,
+            "the call was refused before it was read",
+        ));
+        record.decision = Some(refused(&denied));
+        record.fail(Outcome::Denied, denied.to_string());
+        return tool_result(id, &denied.to_string(), None, true);
+    }
     let mut parsed = ToolCall::parse(name, arguments, &ex.gateway.kube.catalog());
     // A kind installed since the last discovery (a new CRD): discover again, once, and retry.
     if matches!(parsed, Err(ToolError::NotServed { .. })) && ex.gateway.kube.rediscover().await {
@@ -43,7 +58,7 @@ pub(super) async fn call_tool(
         Err(error) => {
             // Arguments that did not parse may hold anything (a manifest with a Secret): the
             // record keeps their names only.
-            record.set_arguments(&names_only(arguments));
+            record.set_arguments(&names_only(arguments, "the arguments did not parse"));
             record.fail(Outcome::Invalid, error.to_string());
             return match error {
                 ToolError::UnknownTool(_) => {
@@ -173,17 +188,13 @@ impl Exchange<'_> {
     }
 }
 
-/// The argument names of a call whose arguments did not parse.
-fn names_only(arguments: &Map<String, Value>) -> Value {
+/// The argument names of a call whose arguments were not read or did not parse.
+fn names_only(arguments: &Map<String, Value>, why: &str) -> Value {
+    let note = Value::from(format!("<not recorded: {why}>"));
     Value::Object(
         arguments
             .keys()
-            .map(|k| {
-                (
-                    k.clone(),
-                    Value::from("<not recorded: the arguments did not parse>"),
-                )
-            })
+            .map(|k| (k.clone(), note.clone()))
             .collect(),
     )
 }
@@ -205,6 +216,14 @@ pub(super) fn allowed(permit: &Permit) -> AuditDecision {
         },
         later: Vec::new(),
         grants: Vec::new(),
+        policy_version: permit.policy_version().to_owned(),
+        shadow: permit.shadow().map(|shadow| {
+            let enforced: Vec<&str> = allowed.iter().map(|a| a.resource.as_str()).collect();
+            // A call that sees several namespaces agrees only if it would see the same ones.
+            let same_view = shadow.resources.is_empty()
+                || shadow.resources.iter().map(String::as_str).eq(enforced);
+            audit_shadow(shadow, shadow.allowed && same_view)
+        }),
     }
 }
 
@@ -220,6 +239,22 @@ pub(super) fn refused(denied: &Denied) -> AuditDecision {
         resources: Vec::new(),
         later: Vec::new(),
         grants: Vec::new(),
+        policy_version: denied.policy_version.clone(),
+        shadow: denied
+            .shadow
+            .as_ref()
+            .map(|shadow| audit_shadow(shadow, !shadow.allowed)),
+    }
+}
+
+fn audit_shadow(shadow: &ShadowDecision, agrees: bool) -> AuditShadow {
+    AuditShadow {
+        allowed: shadow.allowed,
+        agrees,
+        policies: shadow.policies.clone(),
+        reasons: shadow.reasons.clone(),
+        errors: shadow.errors.clone(),
+        resources: shadow.resources.clone(),
     }
 }
 

@@ -10,9 +10,10 @@ use crate::mcp::jsonrpc::code;
 use crate::policy::{Decidable, NamespaceDirectory, Scope, Target};
 use crate::tool::args::{check_name, check_namespace};
 
-/// The prompts, as `prompts/list` shows them.
-pub fn list() -> Value {
-    json!([
+/// The prompts, as `prompts/list` shows them to a caller who could be permitted those on a
+/// namespace (`on_namespace`) or on the cluster (`on_cluster`).
+pub fn list(on_namespace: bool, on_cluster: bool) -> Value {
+    let all = json!([
         {"name": "troubleshoot-pod", "title": "Troubleshoot a pod",
          "description": "A step-by-step workflow to find out why a pod is failing",
          "arguments": [
@@ -27,7 +28,21 @@ pub fn list() -> Value {
          ]},
         {"name": "troubleshoot-cluster", "title": "Troubleshoot the cluster",
          "description": "A general workflow to find what is broken in the cluster", "arguments": []},
-    ])
+    ]);
+    Value::from(
+        all.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|prompt| {
+                if prompt["name"] == "troubleshoot-cluster" {
+                    on_cluster
+                } else {
+                    on_namespace
+                }
+            })
+            .cloned()
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// One `prompts/get`, parsed.

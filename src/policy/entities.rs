@@ -12,7 +12,8 @@ use serde_json::Value;
 use super::{NamespaceDirectory, ObjectRef, RequestFacts, Target};
 use crate::auth::Caller;
 
-fn type_name(name: &str) -> EntityTypeName {
+/// A Cedar type name kubegate's schema declares.
+pub fn type_name(name: &str) -> EntityTypeName {
     // Only called with the constant names below, each a valid Cedar identifier.
     EntityTypeName::from_str(name).unwrap_or_else(|_| unreachable!("{name} is a Cedar type name"))
 }
@@ -187,6 +188,9 @@ fn namespace(
     namespaces: &dyn NamespaceDirectory,
     out: &mut Vec<Entity>,
 ) -> Result<Option<String>, String> {
+    if let Some(stale) = namespaces.stale() {
+        return Err(stale);
+    }
     let facts = namespaces.namespace(name).unwrap_or_default();
     let mut parents = vec![cluster.uid.clone()];
     let mut attrs = vec![

@@ -9,6 +9,7 @@ use std::fmt::Write;
 
 use cedar_policy::Schema;
 
+use crate::policy::ResourceType;
 use crate::tool::{self, CATALOG, ToolSpec};
 
 /// Entity types, the common `Request` record and the actions that are not tools: the part of
@@ -94,6 +95,33 @@ action "get-prompt" in ["read"] appliesTo {
   },
 };
 "#;
+
+/// The actions that are not tools, and the resource types they apply to (as the preamble
+/// declares them).
+const OTHER_ACTIONS: &[(&str, &[ResourceType])] = &[
+    (
+        "read-resource",
+        &[
+            ResourceType::Cluster,
+            ResourceType::Namespace,
+            ResourceType::Object,
+        ],
+    ),
+    (
+        "get-prompt",
+        &[ResourceType::Cluster, ResourceType::Namespace],
+    ),
+];
+
+/// Every action a call is decided as (each tool's, `read-resource`, `get-prompt`), with the
+/// resource types it applies to.
+pub fn decided_actions() -> Vec<(&'static str, &'static [ResourceType])> {
+    CATALOG
+        .iter()
+        .map(|spec| (spec.name, spec.resources))
+        .chain(OTHER_ACTIONS.iter().copied())
+        .collect()
+}
 
 /// The schema, in Cedar's schema syntax.
 pub fn render() -> String {

@@ -49,7 +49,7 @@ macro_rules! namespaced_delete {
                      where policy (or the non-destructive mode) forbids it."
                 ),
                 group: ActionGroup::Destructive,
-                resources: &[ResourceType::Object],
+                resources: &[ResourceType::Namespace, ResourceType::Object],
                 annotations: Annotations::DESTRUCTIVE,
                 output_schema: Some(output_schema),
                 examples: &[

@@ -49,7 +49,7 @@ impl Tool for GetLogs {
         description: "Get the log of a pod's container (the last 100 lines unless tailLines says \
                       otherwise), or of its previous instance after a restart.",
         group: ActionGroup::Read,
-        resources: &[ResourceType::Object],
+        resources: &[ResourceType::Namespace, ResourceType::Object],
         annotations: Annotations::READ,
         output_schema: None,
         examples: &[

@@ -15,7 +15,7 @@ use super::get_resource::GetResource;
 use super::list_namespaces::visible_namespaces;
 use super::{Run, Runnable, Tool, ToolError, ToolOutput, args, output};
 use crate::kube::ApiCatalog;
-use crate::policy::{Decidable, NamespaceDirectory, Scope, Target};
+use crate::policy::{Decidable, NamespaceDirectory, ResourceType, Scope, Target};
 
 /// The URI template of objects.
 pub const OBJECT_TEMPLATE: &str = "k8s://{namespace}/{resourceType}/{name}";
@@ -30,20 +30,43 @@ pub enum ResourceRead {
     Object { uri: String, get: GetResource },
 }
 
-/// The fixed resources, as `resources/list` shows them.
-pub fn list() -> Value {
-    json!([
-        {"uri": "cluster-info", "name": "cluster-info", "title": "Cluster information",
-         "description": "The cluster's name, Kubernetes version and platform", "mimeType": "application/json"},
-        {"uri": "namespaces", "name": "namespaces", "title": "Namespaces",
-         "description": "The namespaces you may use", "mimeType": "application/json"},
-        {"uri": "active-filters", "name": "active-filters", "title": "Active analyzer filters",
-         "description": "The analyzers `analyze` runs (none yet: the analyzers are not served)", "mimeType": "application/json"},
-    ])
+/// The fixed resources, as `resources/list` shows them: those `could_read(uri, resource type)`
+/// says some read of this caller could be permitted.
+pub fn list(mut could_read: impl FnMut(&str, ResourceType) -> bool) -> Value {
+    let all = [
+        (
+            ResourceType::Cluster,
+            json!({"uri": "cluster-info", "name": "cluster-info", "title": "Cluster information",
+                   "description": "The cluster's name, Kubernetes version and platform",
+                   "mimeType": "application/json"}),
+        ),
+        (
+            ResourceType::Namespace,
+            json!({"uri": "namespaces", "name": "namespaces", "title": "Namespaces",
+                   "description": "The namespaces you may use", "mimeType": "application/json"}),
+        ),
+        (
+            ResourceType::Cluster,
+            json!({"uri": "active-filters", "name": "active-filters",
+                   "title": "Active analyzer filters",
+                   "description": "The analyzers `analyze` runs (none yet: the analyzers are not served)",
+                   "mimeType": "application/json"}),
+        ),
+    ];
+    Value::from(
+        all.into_iter()
+            .filter(|(ty, entry)| could_read(entry["uri"].as_str().unwrap_or_default(), *ty))
+            .map(|(_, entry)| entry)
+            .collect::<Vec<_>>(),
+    )
 }
 
-/// The resource templates, as `resources/templates/list` shows them.
-pub fn templates() -> Value {
+/// The resource templates, as `resources/templates/list` shows them, if reading some object
+/// could be permitted to the caller.
+pub fn templates(objects_readable: bool) -> Value {
+    if !objects_readable {
+        return json!([]);
+    }
     json!([
         {"uriTemplate": OBJECT_TEMPLATE, "name": "object", "title": "A Kubernetes object",
          "description": "One namespaced object by namespace, resource type (pods, deployments, \

@@ -49,7 +49,7 @@ impl Tool for Scale {
         description: "Set the number of replicas of a Deployment (or a StatefulSet or \
                       ReplicaSet), as you.",
         group: ActionGroup::Write,
-        resources: &[ResourceType::Object],
+        resources: &[ResourceType::Namespace, ResourceType::Object],
         annotations: Annotations::WRITE,
         output_schema: Some(output_schema),
         examples: &[

@@ -162,13 +162,26 @@ async fn the_deletes_remove_one_object_each_as_the_caller() -> Result<()> {
         "/apis/batch/v1beta1/namespaces/del-a/cronjobs/nightly"
     );
 
-    // Namespaces are not the tenant's to delete (tenant-edit leaves them to admins).
+    // Namespaces are not the tenant's to delete (tenant-edit leaves them to admins): no call of
+    // delete_namespace can be permitted to alice, so it is not in her tools/list, and a call of
+    // it is refused before its arguments are read.
     let refused = client
         .call_err(&alice, "delete_namespace", json!({"name": "del-a"}))
         .await?;
     assert_eq!(
         refused,
-        r#"kubegate refused `delete_namespace` on Namespace::"local/del-a" for User::"alice": no policy permits it"#
+        r#"kubegate refused `delete_namespace` on any resource of Cluster::"local" for User::"alice": no policy permits it"#
+    );
+    let listed = client.request(&alice, "tools/list", json!({})).await?;
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"delete_pod") && !names.contains(&"delete_namespace"),
+        "{names:?}"
     );
     client
         .call_ok(&carol, "delete_namespace", json!({"name": "del-doomed"}))

@@ -1,0 +1,148 @@
+//! Cuts a policy set down to the policies that can apply to one caller, so a decision reads a
+//! few policies however many tenants are linked: Cedar evaluates every policy of the set it is
+//! given, and a policy whose principal scope names an entity the caller is not in (another
+//! tenant's link, another group's permit) can never apply to them. Slices are cached per caller,
+//! the oldest dropped first when the cache is full.
+//!
+//! # Why a slice decides as the whole set does
+//! Cedar's `principal in E` holds only if the principal is `E` or one of its ancestors is. A
+//! caller's `User` has exactly its `Group`s and its `Tenant` as parents (the schema gives groups
+//! and tenants no parents), so a policy whose principal scope names any other entity is false
+//! for this caller before its conditions are read. Dropping it changes no decision.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use cedar_policy::{Effect, EntityUid, PolicySet};
+
+use super::entities;
+use super::listing::Listed;
+use super::load::{Corpus, Entry};
+use crate::auth::Caller;
+
+/// How many callers' slices are kept.
+const CACHED_CALLERS: usize = 4096;
+
+/// The policy sets one caller's decisions read.
+#[derive(Debug)]
+pub struct Slices {
+    /// For every action but `reveal-secrets`.
+    pub enforced: PolicySet,
+    /// For `reveal-secrets`: the forbids, and only the permits that name it.
+    pub reveal: PolicySet,
+    /// The shadow set's slice, if a shadow set is loaded.
+    pub shadow: Option<PolicySet>,
+    /// What this caller's lists show, worked out on first use.
+    pub listed: OnceLock<Listed>,
+}
+
+/// The slices by caller key, and the keys oldest first.
+type ByCaller = (HashMap<String, Arc<Slices>>, VecDeque<String>);
+
+/// The cache of slices, by caller.
+#[derive(Default)]
+pub struct SliceCache {
+    by_caller: Mutex<ByCaller>,
+}
+
+impl SliceCache {
+    /// The slices for `caller`, cut now or taken from the cache.
+    pub fn get(&self, caller: &Caller, enforced: &Corpus, shadow: Option<&Corpus>) -> Arc<Slices> {
+        let key = key_of(caller);
+        let mut cache = self.by_caller.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slices) = cache.0.get(&key) {
+            return Arc::clone(slices);
+        }
+        let reach = reach_of(caller);
+        let slices = Arc::new(Slices {
+            enforced: cut(enforced, &reach, false),
+            reveal: cut(enforced, &reach, true),
+            shadow: shadow.map(|corpus| cut(corpus, &reach, false)),
+            listed: OnceLock::new(),
+        });
+        let (map, order) = &mut *cache;
+        if map.len() >= CACHED_CALLERS
+            && let Some(oldest) = order.pop_front()
+        {
+            map.remove(&oldest);
+        }
+        map.insert(key.clone(), Arc::clone(&slices));
+        order.push_back(key);
+        slices
+    }
+}
+
+/// Everything about a caller that a decision or a listing reads: two callers with the same key
+/// are the same principal to Cedar.
+fn key_of(caller: &Caller) -> String {
+    let mut key = String::with_capacity(64);
+    let mut push = |part: &str| {
+        key.push_str(part);
+        key.push('\0');
+    };
+    push(&caller.username);
+    push(&caller.tenant);
+    push(caller.email.as_deref().unwrap_or("\u{1}"));
+    for group in &caller.groups {
+        push(group);
+    }
+    push("\u{2}");
+    for (name, value) in &caller.claims {
+        push(name);
+        push(value);
+    }
+    key
+}
+
+/// The entities a caller is (or is in): their `User`, `Group`s and `Tenant`.
+fn reach_of(caller: &Caller) -> HashSet<EntityUid> {
+    std::iter::once(entities::uid("User", &caller.username))
+        .chain(caller.groups.iter().map(|g| entities::uid("Group", g)))
+        .chain(std::iter::once(entities::uid("Tenant", &caller.tenant)))
+        .collect()
+}
+
+/// The policies of `corpus` that can apply to a caller who is (in) `reach`; for
+/// `reveal-secrets`, only its forbids and the permits that name the action.
+fn cut(corpus: &Corpus, reach: &HashSet<EntityUid>, reveal: bool) -> PolicySet {
+    let entries = corpus.anyone.iter().chain(
+        reach
+            .iter()
+            .filter_map(|uid| corpus.reached.get(uid))
+            .flatten(),
+    );
+    let mut set = PolicySet::new();
+    let mut templates_added = HashSet::new();
+    for entry in entries {
+        match *entry {
+            Entry::Static(n) => {
+                let (policy, _) = &corpus.statics[n];
+                if reveal
+                    && policy.effect() == Effect::Permit
+                    && !corpus.reveal_permits.contains(policy.id())
+                {
+                    continue;
+                }
+                // Ids are unique in the corpus, so adding cannot clash.
+                let _ = set.add(policy.clone());
+            }
+            Entry::Link(n) => {
+                let link = &corpus.links[n];
+                let Some(template) = corpus.templates.get(&link.template) else {
+                    continue;
+                };
+                if reveal
+                    && template.effect() == Effect::Permit
+                    && !corpus.reveal_permits.contains(&link.template)
+                {
+                    continue;
+                }
+                if templates_added.insert(link.template.clone()) {
+                    let _ = set.add_template(template.clone());
+                }
+                let _ = set.link(link.template.clone(), link.id.clone(), link.values.clone());
+            }
+        }
+    }
+    set
+}
