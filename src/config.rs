@@ -91,6 +91,10 @@ pub struct KubernetesConfig {
     /// The namespace label naming the tenant a namespace belongs to.
     #[serde(default)]
     pub tenant_label: Option<String>,
+    /// How long the namespace watch may fail before kubegate stops trusting its copy of the
+    /// namespaces (decisions that read them refuse, `/readyz` says not ready); 60 by default.
+    #[serde(default)]
+    pub namespaces_stale_after_seconds: Option<u64>,
 }
 
 /// Which Cedar policies are enforced, and which are trialled in shadow.

@@ -1,6 +1,8 @@
 //! Holds the parts of a running kubegate (authenticator, policy engine, Kubernetes client, audit
 //! log, sessions) and builds them, in order, from a configuration.
 
+use std::sync::Arc;
+
 use crate::audit::{AuditError, AuditLog};
 use crate::auth::{AuthSetupError, Authenticator};
 use crate::config::Config;
@@ -11,7 +13,7 @@ use crate::policy::{PolicyEngine, PolicyError};
 /// Everything a request needs, shared by all connections.
 pub struct Gateway {
     pub auth: Authenticator,
-    pub policy: PolicyEngine,
+    pub policy: Arc<PolicyEngine>,
     pub kube: Kube,
     pub audit: AuditLog,
     pub sessions: Sessions,
@@ -42,6 +44,8 @@ impl Gateway {
         for note in policy.notes() {
             tracing::warn!("{note}");
         }
+        let policy = Arc::new(policy);
+        crate::policy::reload::spawn(Arc::clone(&policy), config.policy.watch);
         let audit = AuditLog::open(&config.audit.path, config.audit.level)?;
         let kube = Kube::connect(&config.kubernetes, config.tenant_label()).await?;
         tracing::info!(

@@ -31,6 +31,7 @@ use crate::audit::{AuditError, AuditRecord, Outcome};
 use crate::auth::AuthError;
 use crate::gateway::Gateway;
 use crate::mcp::{self, Incoming, McpError, Reply, jsonrpc};
+use crate::policy::NamespaceDirectory;
 
 /// The largest MCP message body kubegate reads.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -194,8 +195,15 @@ fn route(
         )
         .with_header(header::ALLOW, "POST, DELETE"),
         (&Method::GET, "/healthz") => plain(StatusCode::OK, "ok\n"),
-        // The gateway exists only once discovery and the namespace cache are done.
-        (&Method::GET, "/readyz") => plain(StatusCode::OK, "ok\n"),
+        // The gateway exists only once discovery and the namespace cache are done; it stays
+        // ready while its copy of the namespaces can be trusted.
+        (&Method::GET, "/readyz") => match gateway.kube.stale() {
+            None => plain(StatusCode::OK, "ok\n"),
+            Some(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+            ),
+        },
         _ => plain(StatusCode::NOT_FOUND, "not found; MCP is served at /mcp\n"),
     };
     Routed::Ready(response)
@@ -353,6 +361,10 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
         "text/plain; charset=utf-8",
         Bytes::from_static(text.as_bytes()),
     )
+}
+
+fn text(status: StatusCode, text: String) -> Response<Body> {
+    response(status, "text/plain; charset=utf-8", Bytes::from(text))
 }
 
 fn empty(status: StatusCode) -> Response<Body> {

@@ -32,7 +32,7 @@ use kube::core::DynamicObject;
 
 pub use discovery::{ApiCatalog, Served, split_api_version};
 pub use kinds::BuiltinKind;
-pub use namespaces::{NamespaceCache, NamespaceSummary};
+pub use namespaces::{DEFAULT_STALE_AFTER, NamespaceCache, NamespaceSummary};
 
 use crate::audit::{KubeCall, WriteAhead};
 use crate::config::KubernetesConfig;
@@ -142,11 +142,18 @@ impl Kube {
                 .map_err(|e| KubeError::Config(e.to_string()))?,
         };
         let client = kube::Client::try_from(kube_config).map_err(KubeError::Client)?;
-        Kube::from_client(client, tenant_label).await
+        let stale_after = config
+            .namespaces_stale_after_seconds
+            .map_or(DEFAULT_STALE_AFTER, std::time::Duration::from_secs);
+        Kube::from_client(client, tenant_label, stale_after).await
     }
 
     /// Builds the caches from an existing client (kubegate's own identity).
-    pub async fn from_client(client: kube::Client, tenant_label: &str) -> Result<Kube, KubeError> {
+    pub async fn from_client(
+        client: kube::Client,
+        tenant_label: &str,
+        stale_after: Duration,
+    ) -> Result<Kube, KubeError> {
         let discovered = discovery::Discovered::start(client.clone()).await?;
         let version = client
             .apiserver_version()
@@ -159,7 +166,7 @@ impl Kube {
                 go_version: v.go_version,
             })
             .map_err(KubeError::Request)?;
-        let namespaces = NamespaceCache::start(client.clone(), tenant_label).await?;
+        let namespaces = NamespaceCache::start(client.clone(), tenant_label, stale_after).await?;
         Ok(Kube {
             client,
             discovered,
@@ -228,6 +235,9 @@ impl NamespaceDirectory for Kube {
     }
     fn names(&self) -> Vec<String> {
         self.namespaces.names()
+    }
+    fn stale(&self) -> Option<String> {
+        self.namespaces.stale()
     }
 }
 

@@ -22,17 +22,13 @@ use serde_json::{Map, Value, json};
 use crate::audit::{AuditRecord, AuditUser, Outcome};
 use crate::auth::Caller;
 use crate::gateway::Gateway;
+use crate::policy::schema::{GET_PROMPT, READ_RESOURCE};
 use crate::policy::{Listed, RequestFacts, ResourceType};
 use crate::tool;
 use jsonrpc::{EnvelopeError, Message, code};
 
 /// The protocol revisions kubegate speaks, newest first.
 pub const PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
-/// The Cedar action of reading an MCP resource.
-const READ_RESOURCE: &str = "read-resource";
-/// The Cedar action of getting an MCP prompt.
-const GET_PROMPT: &str = "get-prompt";
-
 /// What the Streamable HTTP transport assumes when a client names no version.
 pub const DEFAULT_HTTP_VERSION: &str = "2025-03-26";
 
@@ -184,7 +180,7 @@ pub async fn handle(
         "resources/read" => calls::read_resource(&exchange, &params, record).await,
         "prompts/list" => {
             let listed = gateway.policy.listed(caller);
-            let prompts = prompts::list(
+            let prompts = tool::prompts::list(
                 listed.possible_on(GET_PROMPT, ResourceType::Namespace),
                 listed.possible_on(GET_PROMPT, ResourceType::Cluster),
             );

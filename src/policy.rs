@@ -36,6 +36,7 @@ mod decision;
 mod entities;
 pub mod listing;
 pub mod load;
+pub mod reload;
 pub mod schema;
 mod slice;
 

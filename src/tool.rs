@@ -24,6 +24,7 @@ pub mod list_resources;
 pub mod manifest;
 pub mod output;
 pub mod paging;
+pub mod prompts;
 pub mod resources;
 mod scale;
 mod summary;

@@ -1,8 +1,11 @@
 //! Keeps a live copy of the cluster's namespaces (labels, tenant) from a watch under kubegate's own
-//! identity, so that policy decisions never cost a round trip to the API server.
+//! identity, so that policy decisions never cost a round trip to the API server; and knows when
+//! that copy can no longer be trusted (its watch has failed for longer than a bound), so that
+//! decisions that read it refuse and readiness says so.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
@@ -17,11 +20,55 @@ use crate::policy::{NamespaceDirectory, NamespaceFacts};
 /// How long start-up waits for the first full list of namespaces.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long the namespace watch may fail before its copy is stale, unless configured.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(60);
+
 /// The namespace cache.
 #[derive(Clone)]
 pub struct NamespaceCache {
     store: Store<Namespace>,
     tenant_label: String,
+    health: Arc<WatchHealth>,
+}
+
+/// Whether the watch feeding the cache works, and since when it has not.
+#[derive(Debug)]
+pub struct WatchHealth {
+    failing_since: Mutex<Option<Instant>>,
+    stale_after: Duration,
+}
+
+impl WatchHealth {
+    pub fn new(stale_after: Duration) -> WatchHealth {
+        WatchHealth {
+            failing_since: Mutex::new(None),
+            stale_after,
+        }
+    }
+
+    /// Notes what the watch just did: an error starts (or continues) a failure; anything else
+    /// ends it.
+    pub fn note(&self, ok: bool) {
+        let mut since = self.failing_since.lock().unwrap_or_else(|e| e.into_inner());
+        match (ok, *since) {
+            (true, _) => *since = None,
+            (false, None) => *since = Some(Instant::now()),
+            (false, Some(_)) => {}
+        }
+    }
+
+    /// Why the copy is not to be trusted, if it is not: the watch has failed for too long.
+    pub fn stale(&self) -> Option<String> {
+        let since = (*self.failing_since.lock().unwrap_or_else(|e| e.into_inner()))?;
+        let failing = since.elapsed();
+        (failing > self.stale_after).then(|| {
+            format!(
+                "kubegate's copy of the cluster's namespaces is out of date (its watch has failed \
+                 for {} s), so it refuses what depends on them until the watch recovers",
+                failing.as_secs()
+            )
+        })
+    }
 }
 
 impl NamespaceCache {
@@ -30,6 +77,7 @@ impl NamespaceCache {
     pub async fn start(
         client: kube::Client,
         tenant_label: &str,
+        stale_after: Duration,
     ) -> Result<NamespaceCache, KubeError> {
         let api: Api<Namespace> = Api::all(client);
         // One plain list first: a missing RBAC grant then fails start-up with a clear error
@@ -38,12 +86,16 @@ impl NamespaceCache {
             .await
             .map_err(KubeError::NamespaceWatch)?;
         let (store, writer) = reflector::store();
+        let health = Arc::new(WatchHealth::new(stale_after));
+        let noted = Arc::clone(&health);
         let watch = reflector::reflector(writer, watcher(api, watcher::Config::default()))
             .default_backoff()
-            .for_each(|event| async move {
+            .for_each(move |event| {
+                noted.note(event.is_ok());
                 if let Err(error) = event {
                     tracing::warn!(%error, "namespace watch interrupted; retrying");
                 }
+                std::future::ready(())
             });
         tokio::spawn(watch);
         tokio::time::timeout(SYNC_TIMEOUT, store.wait_until_ready())
@@ -53,6 +105,7 @@ impl NamespaceCache {
         Ok(NamespaceCache {
             store,
             tenant_label: tenant_label.to_owned(),
+            health,
         })
     }
 }
@@ -111,5 +164,28 @@ impl NamespaceDirectory for NamespaceCache {
             .collect();
         names.sort_unstable();
         names
+    }
+
+    fn stale(&self) -> Option<String> {
+        self.health.stale()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watch_failing_for_longer_than_the_bound_makes_the_copy_stale_until_it_recovers() {
+        let health = WatchHealth::new(Duration::from_millis(30));
+        assert_eq!(health.stale(), None);
+        health.note(false);
+        assert_eq!(health.stale(), None, "a short failure is tolerated");
+        std::thread::sleep(Duration::from_millis(60));
+        health.note(false);
+        let stale = health.stale().unwrap_or_default();
+        assert!(stale.contains("out of date"), "{stale}");
+        health.note(true);
+        assert_eq!(health.stale(), None, "a working watch is fresh again");
     }
 }

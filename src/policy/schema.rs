@@ -9,8 +9,12 @@ use std::fmt::Write;
 
 use cedar_policy::Schema;
 
+use serde_json::Value;
+
 use crate::policy::ResourceType;
-use crate::tool::{self, CATALOG, ToolSpec};
+use crate::tool::prompts::PromptArguments;
+use crate::tool::resources::ResourceArguments;
+use crate::tool::{self, CATALOG, ToolSpec, args};
 
 /// Entity types, the common `Request` record and the actions that are not tools: the part of
 /// the schema tools do not change.
@@ -68,39 +72,13 @@ action "reveal-secrets" appliesTo {
   context: { "request": Request },
 };
 
-// Reading an MCP resource (`cluster-info`, `namespaces`, `active-filters`, `k8s://...`).
-action "read-resource" in ["read"] appliesTo {
-  principal: [User],
-  resource: [Cluster, Namespace, Object],
-  context: {
-    "arguments": {
-      "uri": String,
-    },
-    "request": Request,
-  },
-};
-
-// Getting an MCP prompt (`troubleshoot-pod`, `troubleshoot-deployment`, `troubleshoot-cluster`).
-action "get-prompt" in ["read"] appliesTo {
-  principal: [User],
-  resource: [Cluster, Namespace],
-  context: {
-    "arguments": {
-      "name": String,
-      "podName"?: String,
-      "deploymentName"?: String,
-      "namespace"?: String,
-    },
-    "request": Request,
-  },
-};
 "#;
 
 /// The actions that are not tools, and the resource types they apply to (as the preamble
 /// declares them).
 const OTHER_ACTIONS: &[(&str, &[ResourceType])] = &[
     (
-        "read-resource",
+        READ_RESOURCE,
         &[
             ResourceType::Cluster,
             ResourceType::Namespace,
@@ -108,10 +86,15 @@ const OTHER_ACTIONS: &[(&str, &[ResourceType])] = &[
         ],
     ),
     (
-        "get-prompt",
+        GET_PROMPT,
         &[ResourceType::Cluster, ResourceType::Namespace],
     ),
 ];
+
+/// The Cedar action of reading an MCP resource.
+pub const READ_RESOURCE: &str = "read-resource";
+/// The Cedar action of getting an MCP prompt.
+pub const GET_PROMPT: &str = "get-prompt";
 
 /// Every action a call is decided as (each tool's, `read-resource`, `get-prompt`), with the
 /// resource types it applies to.
@@ -126,26 +109,55 @@ pub fn decided_actions() -> Vec<(&'static str, &'static [ResourceType])> {
 /// The schema, in Cedar's schema syntax.
 pub fn render() -> String {
     let mut out = String::from(PREAMBLE);
+    let resource_arguments = args::input_schema::<ResourceArguments>();
+    let prompt_arguments = args::input_schema::<PromptArguments>();
+    out.push_str(
+        "// Reading an MCP resource (`cluster-info`, `namespaces`, `active-filters`, `k8s://...`).\n",
+    );
+    render_action(
+        &mut out,
+        READ_RESOURCE,
+        "read",
+        OTHER_ACTIONS[0].1,
+        Ok(&resource_arguments),
+    );
+    out.push_str(
+        "\n// Getting an MCP prompt (`troubleshoot-pod`, `troubleshoot-deployment`, \
+         `troubleshoot-cluster`).\n",
+    );
+    render_action(
+        &mut out,
+        GET_PROMPT,
+        "read",
+        OTHER_ACTIONS[1].1,
+        Ok(&prompt_arguments),
+    );
     out.push_str("\n// One action per tool, named as the tool.\n");
     for spec in CATALOG {
-        render_action(&mut out, spec);
+        render_tool(&mut out, spec);
     }
     out
 }
 
-fn render_action(out: &mut String, spec: &ToolSpec) {
-    let resources: Vec<&str> = spec.resources.iter().map(|r| r.cedar_name()).collect();
-    let arguments = tool::input_schema(spec.name)
-        .ok_or_else(|| format!("no input schema for {}", spec.name))
-        .and_then(|schema| tool::args::cedar_record(schema, 2))
+fn render_tool(out: &mut String, spec: &ToolSpec) {
+    let schema =
+        tool::input_schema(spec.name).ok_or_else(|| format!("no input schema for {}", spec.name));
+    render_action(out, spec.name, spec.group.action(), spec.resources, schema);
+}
+
+fn render_action(
+    out: &mut String,
+    name: &str,
+    group: &str,
+    resources: &[ResourceType],
+    arguments: Result<&Value, String>,
+) {
+    let resources: Vec<&str> = resources.iter().map(|r| r.cedar_name()).collect();
+    let arguments = arguments
+        .and_then(|schema| args::cedar_record(schema, 2))
         .unwrap_or_else(|e| format!("{{}} // kubegate bug: {e}"));
     // Writing to a String cannot fail.
-    let _ = writeln!(
-        out,
-        "action \"{}\" in [\"{}\"] appliesTo {{",
-        spec.name,
-        spec.group.action()
-    );
+    let _ = writeln!(out, "action \"{name}\" in [\"{group}\"] appliesTo {{");
     let _ = writeln!(out, "  principal: [User],");
     let _ = writeln!(out, "  resource: [{}],", resources.join(", "));
     let _ = writeln!(out, "  context: {{");

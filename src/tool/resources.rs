@@ -8,6 +8,8 @@
 //! - `k8s://{namespace}/{resourceType}/{name}`: one object, as `get-resource` reads it (Cedar
 //!   resource: the `Object`).
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::cluster_info::ClusterInfo;
@@ -20,6 +22,14 @@ use crate::policy::{Decidable, NamespaceDirectory, ResourceType, Scope, Target};
 /// The URI template of objects.
 pub const OBJECT_TEMPLATE: &str = "k8s://{namespace}/{resourceType}/{name}";
 const OBJECT_SCHEME: &str = "k8s://";
+
+/// What a `read-resource` decision sees as `context.arguments`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceArguments {
+    /// The resource's URI, e.g. `cluster-info` or `k8s://team-a/pods/web-1`.
+    pub uri: String,
+}
 
 /// One `resources/read`, parsed.
 #[derive(Debug)]
@@ -141,7 +151,10 @@ impl Decidable for ResourceRead {
     }
 
     fn cedar_arguments(&self) -> Value {
-        json!({ "uri": self.uri() })
+        serde_json::to_value(ResourceArguments {
+            uri: self.uri().to_owned(),
+        })
+        .unwrap_or(Value::Null)
     }
 }
 

@@ -77,55 +77,7 @@ fn every_example_parses_and_its_context_matches_the_schema() {
             let call = ToolCall::parse(spec.name, &object(example), &served)
                 .unwrap_or_else(|e| panic!("{}: example {example} does not parse: {e}", spec.name));
             let arguments = call.cedar_arguments();
-            let request = RestrictedExpression::new_record([
-                (
-                    "transport".to_owned(),
-                    RestrictedExpression::new_string("stdio".into()),
-                ),
-                (
-                    "sourceIp".to_owned(),
-                    RestrictedExpression::new_ip("127.0.0.1"),
-                ),
-                (
-                    "protocolVersion".to_owned(),
-                    RestrictedExpression::new_string("2025-06-18".into()),
-                ),
-                (
-                    "time".to_owned(),
-                    RestrictedExpression::new_datetime("2026-01-01T00:00:00Z"),
-                ),
-            ])
-            .unwrap_or_else(|e| panic!("request record: {e}"));
-            let context = Context::from_pairs([
-                ("arguments".to_owned(), restricted(&arguments)),
-                ("request".to_owned(), request),
-            ])
-            .unwrap_or_else(|e| panic!("context: {e}"));
-            let uid = |text: &str| {
-                text.parse::<EntityUid>()
-                    .unwrap_or_else(|e| panic!("{text}: {e}"))
-            };
-            for resource in spec.resources {
-                let id = match resource.cedar_name() {
-                    "Cluster" => r#"Cluster::"local""#,
-                    "Namespace" => r#"Namespace::"local/team-a""#,
-                    _ => r#"Object::"local/team-a/Pod/web""#,
-                };
-                let built = Request::new(
-                    uid(r#"User::"alice""#),
-                    uid(&format!("Action::{:?}", spec.name)),
-                    uid(id),
-                    context.clone(),
-                    Some(&schema),
-                );
-                assert!(
-                    built.is_ok(),
-                    "{} on {}: example {example} makes a context {arguments} the schema refuses: {:?}",
-                    spec.name,
-                    resource.cedar_name(),
-                    built.err()
-                );
-            }
+            assert_schema_accepts(&schema, spec.name, spec.resources, &arguments, example);
             // The scope names only resource types the tool declares.
             let scope = call.scope(&NoNamespaces);
             let targets = match scope {
@@ -145,6 +97,105 @@ fn every_example_parses_and_its_context_matches_the_schema() {
                 );
             }
         }
+    }
+}
+
+/// Asserts that the schema accepts a request of `action` with these `arguments` (as the policy
+/// engine would make its context) on each of `resources`.
+fn assert_schema_accepts(
+    schema: &cedar_policy::Schema,
+    action: &str,
+    resources: &[ResourceType],
+    arguments: &Value,
+    example: &str,
+) {
+    let request = RestrictedExpression::new_record([
+        (
+            "transport".to_owned(),
+            RestrictedExpression::new_string("stdio".into()),
+        ),
+        (
+            "sourceIp".to_owned(),
+            RestrictedExpression::new_ip("127.0.0.1"),
+        ),
+        (
+            "protocolVersion".to_owned(),
+            RestrictedExpression::new_string("2025-06-18".into()),
+        ),
+        (
+            "time".to_owned(),
+            RestrictedExpression::new_datetime("2026-01-01T00:00:00Z"),
+        ),
+    ])
+    .unwrap_or_else(|e| panic!("request record: {e}"));
+    let context = Context::from_pairs([
+        ("arguments".to_owned(), restricted(arguments)),
+        ("request".to_owned(), request),
+    ])
+    .unwrap_or_else(|e| panic!("context: {e}"));
+    let uid = |text: &str| {
+        text.parse::<EntityUid>()
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+    };
+    for resource in resources {
+        let id = match resource {
+            ResourceType::Cluster => r#"Cluster::"local""#,
+            ResourceType::Namespace => r#"Namespace::"local/team-a""#,
+            ResourceType::Object => r#"Object::"local/team-a/Pod/web""#,
+        };
+        let built = Request::new(
+            uid(r#"User::"alice""#),
+            uid(&format!("Action::{action:?}")),
+            uid(id),
+            context.clone(),
+            Some(schema),
+        );
+        assert!(
+            built.is_ok(),
+            "{action} on {resource:?}: {example} makes a context {arguments} the schema refuses: {:?}",
+            built.err()
+        );
+    }
+}
+
+#[test]
+fn resource_reads_and_prompts_make_contexts_the_schema_accepts() {
+    use crate::policy::schema::{GET_PROMPT, READ_RESOURCE, decided_actions};
+    let schema = crate::policy::schema::schema().unwrap_or_else(|e| panic!("schema: {e}"));
+    let types = |action: &str| {
+        decided_actions()
+            .into_iter()
+            .find(|(a, _)| *a == action)
+            .map(|(_, types)| types)
+            .unwrap_or_else(|| panic!("{action} is not decided"))
+    };
+    let served = catalog();
+    for uri in [
+        "cluster-info",
+        "namespaces",
+        "active-filters",
+        "k8s://team-a/pods/web",
+    ] {
+        let read =
+            resources::ResourceRead::parse(uri, &served).unwrap_or_else(|e| panic!("{uri}: {e}"));
+        let arguments = read.cedar_arguments();
+        assert_schema_accepts(
+            &schema,
+            READ_RESOURCE,
+            types(READ_RESOURCE),
+            &arguments,
+            uri,
+        );
+    }
+    for params in [
+        r#"{"name": "troubleshoot-pod", "arguments": {"podName": "web", "namespace": "team-a"}}"#,
+        r#"{"name": "troubleshoot-deployment", "arguments": {"deploymentName": "web", "namespace": "team-a"}}"#,
+        r#"{"name": "troubleshoot-cluster"}"#,
+    ] {
+        let prompt =
+            prompts::Prompt::parse(&object(params)).unwrap_or_else(|e| panic!("{params}: {e}"));
+        let arguments = prompt.cedar_arguments();
+        assert_schema_accepts(&schema, GET_PROMPT, types(GET_PROMPT), &arguments, params);
     }
 }
 
