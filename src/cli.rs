@@ -1,7 +1,7 @@
 //! Parses the command line and runs one subcommand, printing any error with its causes.
 
 mod dev_certs;
-mod schema;
+mod policy;
 mod serve;
 mod token;
 
@@ -25,8 +25,8 @@ enum Command {
     Token(token::Args),
     /// Make a dev CA, a server certificate and a dev JWT issuer key (demo and tests only).
     DevCerts(dev_certs::Args),
-    /// Print (or write) the Cedar schema generated from the tool catalog.
-    Schema(schema::Args),
+    /// Validate, test and explain Cedar policies; print the schema they are written against.
+    Policy(policy::Args),
 }
 
 pub fn run() -> ExitCode {
@@ -43,7 +43,7 @@ pub fn run() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Token(args) => token::run(args),
         Command::DevCerts(args) => dev_certs::run(args),
-        Command::Schema(args) => schema::run(args),
+        Command::Policy(args) => policy::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

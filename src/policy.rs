@@ -32,6 +32,7 @@
 //! A decision reads only the policies whose principal scope can include the caller
 //! ([`slice`]), so it does not grow with the number of tenants.
 
+pub mod cases;
 mod decision;
 mod entities;
 pub mod listing;

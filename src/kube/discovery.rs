@@ -38,6 +38,19 @@ pub struct ApiCatalog {
 }
 
 impl ApiCatalog {
+    /// The built-in kinds at their current versions, for deciding calls where no cluster is at
+    /// hand (`kubegate policy test`); kinds a cluster adds (custom resources) are not in it.
+    pub fn offline() -> ApiCatalog {
+        ApiCatalog::of(BuiltinKind::ALL.into_iter().map(|kind| {
+            let group = kind.groups()[0];
+            let gvk = kube::core::GroupVersionKind::gvk(group, "v1", kind.kind());
+            Served {
+                resource: ApiResource::from_gvk_with_plural(&gvk, kind.plural()),
+                namespaced: kind.namespaced(),
+            }
+        }))
+    }
+
     pub fn builtin(&self, kind: BuiltinKind) -> Option<&Served> {
         self.builtin.get(&kind)
     }

@@ -3,7 +3,7 @@
 //! tool's `arguments` record is made from the same argument struct as its MCP `inputSchema`.
 //!
 //! `policies/kubegate.cedarschema` is this output, committed for policy authors and their tools;
-//! a test keeps the file equal to what the code generates (`kubegate schema` rewrites it).
+//! a test keeps the file equal to what the code generates (`kubegate policy schema --write` rewrites it).
 
 use std::fmt::Write;
 
@@ -18,8 +18,8 @@ use crate::tool::{self, CATALOG, ToolSpec, args};
 
 /// Entity types, the common `Request` record and the actions that are not tools: the part of
 /// the schema tools do not change.
-const PREAMBLE: &str = r#"// kubegate's Cedar schema, generated from its tool catalog by `kubegate schema`.
-// Do not edit by hand: change the catalog (src/tool/) and run `kubegate schema`.
+const PREAMBLE: &str = r#"// kubegate's Cedar schema, generated from its tool catalog by `kubegate policy schema`.
+// Do not edit by hand: change the catalog (src/tool/) and run `kubegate policy schema --write`.
 
 // A tenant: the parent of its users and of the namespaces labelled with it.
 entity Tenant;

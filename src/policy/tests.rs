@@ -152,7 +152,7 @@ fn the_committed_schema_is_the_generated_one() {
     assert_eq!(
         committed,
         schema::render(),
-        "policies/kubegate.cedarschema is stale: run `kubegate schema --write policies/kubegate.cedarschema`"
+        "policies/kubegate.cedarschema is stale: run `kubegate policy schema --write policies/kubegate.cedarschema`"
     );
 }
 
@@ -549,3 +549,5 @@ fn policy_ids_come_from_annotations_or_file_positions_and_must_be_unique() {
     let duplicate = self::engine(&[("a.cedar", twice), ("b.cedar", twice)]);
     assert!(matches!(duplicate, Err(PolicyError::DuplicateId(ref id)) if id == "same"));
 }
+
+mod gate;

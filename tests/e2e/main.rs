@@ -9,6 +9,7 @@ mod auth;
 mod kubelet;
 mod list_resources;
 mod mcp;
+mod policy_gate;
 mod sdk;
 mod secrets;
 mod seeds;

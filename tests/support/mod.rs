@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod kubelet;
+pub mod proxy;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -84,6 +85,16 @@ pub struct GatewayOptions {
     pub audit_level: &'static str,
     /// Where the audit log goes, if not `audit.log` in the configuration's folder.
     pub audit_path: Option<PathBuf>,
+    /// Load the policies from a folder (`policies/` beside the configuration) instead of
+    /// naming each file.
+    pub policy_dir: bool,
+    /// A shadow set, as (file name, Cedar text), trialled on top of the enforced set.
+    pub shadow: Vec<(String, String)>,
+    pub read_only: bool,
+    /// Reach the API server at this URL instead of the control plane's own (a proxy).
+    pub kube_server: Option<String>,
+    /// `kubernetes.namespaces_stale_after_seconds`.
+    pub namespaces_stale_after: Option<u64>,
 }
 
 /// A policy file shipped in `policies/`, as (file name, Cedar text).
@@ -123,6 +134,11 @@ impl Default for GatewayOptions {
             non_destructive: false,
             audit_level: "request",
             audit_path: None,
+            policy_dir: false,
+            shadow: Vec::new(),
+            read_only: false,
+            kube_server: None,
+            namespaces_stale_after: None,
         }
     }
 }
@@ -131,6 +147,8 @@ impl Default for GatewayOptions {
 /// kubeconfig for kubegate's identity, policy files and `kubegate.toml`.
 pub struct GatewayFiles {
     pub dir: tempfile::TempDir,
+    /// Where the policies are when `policy_dir` is set.
+    pub policy_folder: PathBuf,
     pub config_file: PathBuf,
     pub ca_pem: String,
     pub issuer_key: String,
@@ -149,13 +167,43 @@ impl GatewayFiles {
             &["127.0.0.1", "localhost"],
             false,
         )?;
-        plane.write_kubeconfig("kubegate", &dir.path().join("kubegate.kubeconfig"))?;
+        let kubeconfig = dir.path().join("kubegate.kubeconfig");
+        plane.write_kubeconfig("kubegate", &kubeconfig)?;
+        if let Some(server) = &options.kube_server {
+            let text = std::fs::read_to_string(&kubeconfig)?.replace(&plane.url, server);
+            std::fs::write(&kubeconfig, text)?;
+        }
+        let policy_folder = dir.path().join("policies");
+        std::fs::create_dir_all(&policy_folder)?;
         let mut policy_files = Vec::new();
         for (name, text) in &options.policies {
-            let path = dir.path().join(name);
+            let path = if options.policy_dir {
+                policy_folder.join(name)
+            } else {
+                dir.path().join(name)
+            };
             std::fs::write(&path, text)?;
             policy_files.push(format!("{:?}", path.display().to_string()));
         }
+        if options.policy_dir {
+            policy_files = vec![format!("{:?}", policy_folder.display().to_string())];
+        }
+        let mut shadow = String::new();
+        if !options.shadow.is_empty() {
+            let folder = dir.path().join("shadow");
+            std::fs::create_dir_all(&folder)?;
+            for (name, text) in &options.shadow {
+                std::fs::write(folder.join(name), text)?;
+            }
+            shadow = format!(
+                "\n[policy.shadow]\nfiles = [{:?}]\n",
+                folder.display().to_string()
+            );
+        }
+        let stale = options
+            .namespaces_stale_after
+            .map(|s| format!("namespaces_stale_after_seconds = {s}\n"))
+            .unwrap_or_default();
         let config_file = dir.path().join("kubegate.toml");
         std::fs::write(
             &config_file,
@@ -175,11 +223,12 @@ keys = [{{ file = "certs/dev-issuer.pub.pem", algorithm = "ES256" }}]
 
 [kubernetes]
 kubeconfig = "kubegate.kubeconfig"
-
+{stale}
 [policy]
 files = [{files}]
 non_destructive = {non_destructive}
-
+read_only = {read_only}
+{shadow}
 [audit]
 path = "{audit_path}"
 level = "{level}"
@@ -192,10 +241,12 @@ level = "{level}"
                 audience = dev::DEV_AUDIENCE,
                 files = policy_files.join(", "),
                 non_destructive = options.non_destructive,
+                read_only = options.read_only,
                 level = options.audit_level,
             ),
         )?;
         Ok(GatewayFiles {
+            policy_folder,
             ca_pem: std::fs::read_to_string(&pki.ca_cert)?,
             issuer_key: std::fs::read_to_string(&pki.issuer_key)?,
             config_file,
@@ -256,6 +307,16 @@ impl TestGateway {
     /// A dev token for `user` in `tenant` with `groups`, signed by this gateway's dev issuer.
     pub fn token(&self, user: &str, groups: &[&str], tenant: &str) -> String {
         self.files.token(user, groups, tenant)
+    }
+
+    /// The folder the policies are loaded from, with `policy_dir`.
+    pub fn policy_folder(&self) -> &std::path::Path {
+        &self.files.policy_folder
+    }
+
+    /// `https://127.0.0.1:<port>` + `path`.
+    pub fn url_of(&self, path: &str) -> String {
+        self.url.replace("/mcp", path)
     }
 
     /// The audit records written so far.
