@@ -286,6 +286,8 @@ pub struct PolicyEngine {
     authorizer: Authorizer,
     /// Per action: its entity and its groups' (from the schema), all a request needs of them.
     actions: HashMap<String, Vec<cedar_policy::Entity>>,
+    /// Per action: the uids of its groups.
+    action_groups: HashMap<String, Vec<EntityUid>>,
     extension_values: entities::ExtensionValues,
     cluster: entities::ClusterId,
     sources: PolicySources,
@@ -304,7 +306,7 @@ impl PolicyEngine {
             .map_err(|e| PolicyError::Schema(e.to_string()))?;
         let by_uid: HashMap<EntityUid, cedar_policy::Entity> =
             all_actions.iter().map(|e| (e.uid(), e.clone())).collect();
-        let actions = by_uid
+        let actions: HashMap<String, Vec<cedar_policy::Entity>> = by_uid
             .iter()
             .map(|(uid, entity)| {
                 let groups = all_actions
@@ -316,9 +318,14 @@ impl PolicyEngine {
                 (uid.id().unescaped().to_owned(), chain)
             })
             .collect();
+        let action_groups = actions
+            .iter()
+            .map(|(name, chain)| (name.clone(), chain[1..].iter().map(|e| e.uid()).collect()))
+            .collect();
         Ok(PolicyEngine {
             schema,
             authorizer: Authorizer::new(),
+            action_groups,
             actions,
             extension_values: entities::ExtensionValues::default(),
             cluster: entities::ClusterId::new(cluster),
@@ -585,7 +592,7 @@ impl PolicyEngine {
             tracing::warn!(%error, "cannot build the caller's entities for a listing");
         }
         all.push(self.cluster.entity());
-        Entities::from_entities(dedup(all), None).unwrap_or_else(|error| {
+        Entities::from_entities(all, None).unwrap_or_else(|error| {
             tracing::warn!(%error, "cannot build the caller's entities for a listing");
             Entities::empty()
         })
@@ -710,10 +717,30 @@ impl PolicyEngine {
                     ..
                 }) = target
                 {
-                    let (in_ns, shadow_in_ns) =
-                        on(&self.cluster.uid(&Target::Namespace(ns.clone())));
-                    enforced = enforced.within(in_ns);
-                    shadow = shadow.zip(shadow_in_ns).map(|(v, ns)| v.within(ns));
+                    let in_ns = self.cluster.uid(&Target::Namespace(ns.clone()));
+                    // Only the forbids matter here, and only if one could apply at all.
+                    if question
+                        .slices
+                        .namespace_forbids(question.action, self.groups_of(question.action))
+                    {
+                        let verdict = match self.request(question, &in_ns) {
+                            Ok(request) => self.evaluate(
+                                &question.slices.forbids,
+                                &request,
+                                &entities,
+                                &question.loaded.enforced.reasons,
+                            ),
+                            Err(error) => Verdict::undecidable(error),
+                        };
+                        enforced = enforced.within(verdict);
+                    }
+                    if let Some((set, reasons)) = shadow_set.zip(shadow_reasons) {
+                        let verdict = match self.request(question, &in_ns) {
+                            Ok(request) => self.evaluate(set, &request, &entities, reasons),
+                            Err(error) => Verdict::undecidable(error),
+                        };
+                        shadow = shadow.map(|v| v.within(verdict));
+                    }
                 }
                 (enforced, shadow)
             }
@@ -802,10 +829,21 @@ impl PolicyEngine {
             .get(question.action)
             .cloned()
             .ok_or_else(|| format!("the schema has no action {}", question.action_uid))?;
-        entities::caller(&question.caller, &question.principal, &mut all)?;
+        let caller = question.slices.caller.get_or_init(|| {
+            let mut made = Vec::new();
+            entities::caller(&question.caller, &question.principal, &mut made).map(|()| made)
+        });
+        all.extend(caller.clone()?);
         all.push(self.cluster.entity());
         entities::target(&self.cluster, target, namespaces, &mut all)?;
-        Entities::from_entities(dedup(all), None).map_err(|e| e.to_string())
+        // A tenant may come twice (the caller's and the namespace's): identical entities, which
+        // Cedar takes as one.
+        Entities::from_entities(all, None).map_err(|e| e.to_string())
+    }
+
+    /// The groups (`Action::"read"`, ...) an action is in.
+    fn groups_of(&self, action: &str) -> &[EntityUid] {
+        self.action_groups.get(action).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -861,13 +899,6 @@ fn merge(into: &mut Vec<String>, more: &[String]) {
             into.push(item.clone());
         }
     }
-}
-
-/// Keeps the first of entities with the same uid (a tenant can be both the caller's and the
-/// namespace's parent).
-fn dedup(all: Vec<cedar_policy::Entity>) -> Vec<cedar_policy::Entity> {
-    let mut seen = std::collections::HashSet::new();
-    all.into_iter().filter(|e| seen.insert(e.uid())).collect()
 }
 
 #[cfg(test)]

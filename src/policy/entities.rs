@@ -9,7 +9,7 @@ use std::sync::{LazyLock, Mutex};
 use cedar_policy::{Context, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
 use serde_json::Value;
 
-use super::{NamespaceDirectory, ObjectRef, RequestFacts, Target};
+use super::{NamespaceDirectory, NamespaceFacts, ObjectRef, RequestFacts, Target};
 use crate::auth::Caller;
 
 /// A Cedar type name kubegate's schema declares.
@@ -77,12 +77,17 @@ pub fn caller(caller: &Caller, principal: &EntityUid, out: &mut Vec<Entity>) -> 
     Ok(())
 }
 
-/// The cluster a policy engine decides for: its name and the uids made from it.
+/// The cluster a policy engine decides for: its name and the uids made from it, and the
+/// `Namespace` entities made so far (remade when a namespace's facts change).
 pub struct ClusterId {
     name: String,
     uid: EntityUid,
     entity: Entity,
+    namespaces: Mutex<HashMap<String, (NamespaceFacts, Vec<Entity>)>>,
 }
+
+/// Namespace entities kept at most; beyond, the memory starts over.
+const MAX_REMEMBERED_NAMESPACES: usize = 50_000;
 
 impl ClusterId {
     pub fn new(name: &str) -> ClusterId {
@@ -98,6 +103,7 @@ impl ClusterId {
             name: name.to_owned(),
             uid,
             entity,
+            namespaces: Mutex::new(HashMap::new()),
         }
     }
 
@@ -181,7 +187,8 @@ pub fn target(
     }
 }
 
-/// Adds a `Namespace` entity and its tenant's; returns the tenant.
+/// Adds a `Namespace` entity and its tenant's; returns the tenant. Entities made for the same
+/// facts before are reused: making one costs more than the decision that reads it.
 fn namespace(
     cluster: &ClusterId,
     name: &str,
@@ -192,6 +199,30 @@ fn namespace(
         return Err(stale);
     }
     let facts = namespaces.namespace(name).unwrap_or_default();
+    let mut made = cluster.namespaces.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((known, entities)) = made.get(name)
+        && *known == facts
+    {
+        out.extend(entities.iter().cloned());
+        return Ok(facts.tenant);
+    }
+    let mut entities = Vec::with_capacity(2);
+    make_namespace(cluster, name, &facts, &mut entities)?;
+    out.extend(entities.iter().cloned());
+    if made.len() >= MAX_REMEMBERED_NAMESPACES {
+        made.clear();
+    }
+    let tenant = facts.tenant.clone();
+    made.insert(name.to_owned(), (facts, entities));
+    Ok(tenant)
+}
+
+fn make_namespace(
+    cluster: &ClusterId,
+    name: &str,
+    facts: &NamespaceFacts,
+    out: &mut Vec<Entity>,
+) -> Result<(), String> {
     let mut parents = vec![cluster.uid.clone()];
     let mut attrs = vec![
         ("name".to_owned(), string(name)),
@@ -211,7 +242,7 @@ fn namespace(
         Entity::new_with_tags(cluster.namespace_uid(name), attrs, parents, tags)
             .map_err(|e| format!("namespace: {e}"))?,
     );
-    Ok(facts.tenant)
+    Ok(())
 }
 
 fn string(value: &str) -> RestrictedExpression {

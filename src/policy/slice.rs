@@ -13,7 +13,9 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use cedar_policy::{Effect, EntityUid, PolicySet};
+use cedar_policy::{
+    ActionConstraint, Effect, Entity, EntityUid, Policy, PolicySet, ResourceConstraint,
+};
 
 use super::entities;
 use super::listing::Listed;
@@ -30,10 +32,56 @@ pub struct Slices {
     pub enforced: PolicySet,
     /// For `reveal-secrets`: the forbids, and only the permits that name it.
     pub reveal: PolicySet,
+    /// The enforced slice's forbids alone: what a call on an object is also decided by on
+    /// its namespace.
+    pub forbids: PolicySet,
     /// The shadow set's slice, if a shadow set is loaded.
     pub shadow: Option<PolicySet>,
     /// What this caller's lists show, worked out on first use.
     pub listed: OnceLock<Listed>,
+    /// The caller's `User`, `Group`s and `Tenant`, made on first use.
+    pub caller: OnceLock<Result<Vec<Entity>, String>>,
+    /// Per action: whether any of `forbids` can apply to it on a `Namespace`.
+    namespace_forbids: Mutex<HashMap<&'static str, bool>>,
+}
+
+impl Slices {
+    /// Whether some forbid of this slice could apply to `action` on a `Namespace` (`ancestors`:
+    /// the action's groups), judged from the forbids' scopes; if none could, a call on an
+    /// object need not be decided on its namespace as well.
+    pub fn namespace_forbids(&self, action: &'static str, ancestors: &[EntityUid]) -> bool {
+        let mut known = self
+            .namespace_forbids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(&may) = known.get(action) {
+            return may;
+        }
+        let action_uid = entities::uid("Action", action);
+        let may = self
+            .forbids
+            .policies()
+            .any(|forbid| may_apply_on_namespace(forbid, &action_uid, ancestors));
+        known.insert(action, may);
+        may
+    }
+}
+
+/// Whether a policy's scope admits `action` (or one of its groups) on some `Namespace`.
+fn may_apply_on_namespace(policy: &Policy, action: &EntityUid, ancestors: &[EntityUid]) -> bool {
+    let names_action = |uid: &EntityUid| uid == action || ancestors.contains(uid);
+    let action_fits = match policy.action_constraint() {
+        ActionConstraint::Any => true,
+        ActionConstraint::Eq(uid) => names_action(&uid),
+        ActionConstraint::In(uids) => uids.iter().any(names_action),
+    };
+    let namespace = entities::type_name("Namespace");
+    let resource_fits = match policy.resource_constraint() {
+        ResourceConstraint::Any | ResourceConstraint::In(_) => true,
+        ResourceConstraint::Eq(uid) => uid.type_name() == &namespace,
+        ResourceConstraint::Is(ty) | ResourceConstraint::IsIn(ty, _) => ty == namespace,
+    };
+    action_fits && resource_fits
 }
 
 /// The slices by caller key, and the keys oldest first.
@@ -54,11 +102,23 @@ impl SliceCache {
             return Arc::clone(slices);
         }
         let reach = reach_of(caller);
+        let enforced_slice = cut(enforced, &reach, false);
+        let mut forbids = PolicySet::new();
+        for forbid in enforced_slice
+            .policies()
+            .filter(|p| p.effect() == Effect::Forbid)
+        {
+            // Template links come out as plain policies here; ids stay unique.
+            let _ = forbids.add(forbid.clone());
+        }
         let slices = Arc::new(Slices {
-            enforced: cut(enforced, &reach, false),
+            enforced: enforced_slice,
             reveal: cut(enforced, &reach, true),
+            forbids,
             shadow: shadow.map(|corpus| cut(corpus, &reach, false)),
             listed: OnceLock::new(),
+            caller: OnceLock::new(),
+            namespace_forbids: Mutex::new(HashMap::new()),
         });
         let (map, order) = &mut *cache;
         if map.len() >= CACHED_CALLERS

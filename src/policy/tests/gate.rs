@@ -297,6 +297,28 @@ fn a_forbid_on_a_namespace_holds_for_its_objects_and_for_cluster_wide_calls() {
         .unwrap_or_else(|| panic!("an object in kube-system must be refused"));
     assert_eq!(denied.policies(), ["hide-kube-system"]);
     assert!(ask(&engine, &carol, get_pod("team-a")).is_ok());
+    // A forbid naming the action's group on the namespace holds too; one naming another action
+    // does not.
+    let by_group = super::engine(&[
+        (
+            "platform-admins.cedar",
+            include_str!("../../../policies/platform-admins.cedar"),
+        ),
+        (
+            "freeze.cedar",
+            r#"@id("no-reads-in-team-b") forbid (principal, action in Action::"read", resource is Namespace)
+               when { resource.name == "team-b" };
+               @id("no-deletes-in-team-a") forbid (principal, action == Action::"delete_pod", resource is Namespace)
+               when { resource.name == "team-a" };"#,
+        ),
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let refused = ask(&by_group, &carol, get_pod("team-b")).err();
+    assert_eq!(
+        refused.map(|d| d.policies().to_vec()),
+        Some(vec!["no-reads-in-team-b".to_owned()])
+    );
+    assert!(ask(&by_group, &carol, get_pod("team-a")).is_ok());
     // A cluster-wide list is permitted, and each item's namespace is decided as it is read.
     let permitted = decide(&engine, &carol, None).unwrap_or_else(|e| panic!("{e}"));
     let permit = permitted.permit();
