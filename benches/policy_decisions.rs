@@ -253,8 +253,7 @@ fn baseline(name: &str, tenants: usize) -> Result<()> {
         }
     }
     let callers = tenants.min(100);
-    let requests: Vec<(Request, Entities)> =
-        (0..callers).map(|i| request(i)).collect::<Result<_>>()?;
+    let requests: Vec<(Request, Entities)> = (0..callers).map(request).collect::<Result<_>>()?;
     let authorizer = Authorizer::new();
     let mut n = 0;
     let times = run(|| {
@@ -347,13 +346,12 @@ fn request(i: usize) -> Result<(Request, Entities)> {
         ),
     ])?;
     let request = Request::new(
-        uid(format!("User::\"user-{i}\""))?,
+        user,
         uid("Action::\"get-resource\"".into())?,
         object,
         context,
         None,
     )?;
-    let _ = user;
     Ok((request, Entities::from_entities(all, None)?))
 }
 
