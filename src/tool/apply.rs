@@ -164,8 +164,9 @@ impl Tool for Apply {
             .await
             .map_err(|(n, error)| {
                 ToolError::Failed(format!(
-                    "nothing was changed: {} was refused by Kubernetes: {error}",
-                    describe(planned[n].0)
+                    "nothing was changed: {} was refused by Kubernetes: {error}{}",
+                    describe(planned[n].0),
+                    conflict_hint(&error)
                 ))
             })?;
         if !dry_run {
@@ -174,9 +175,10 @@ impl Tool for Apply {
                 .map_err(|(n, error)| {
                     let done: Vec<String> = planned[..n].iter().map(|(p, _)| describe(p)).collect();
                     ToolError::Failed(format!(
-                        "{} was refused by Kubernetes after passing the dry run: {error}. Already \
-                     applied: {}",
+                        "{} was refused by Kubernetes after passing the dry run: {error}{}. \
+                         Already applied: {}",
                         describe(planned[n].0),
+                        conflict_hint(&error),
                         if done.is_empty() {
                             "nothing".to_owned()
                         } else {
@@ -203,6 +205,16 @@ impl Tool for Apply {
             text: lines.join("\n") + "\n",
             structured: output::raw(&json!({ "dryRun": dry_run, "objects": objects })),
         })
+    }
+}
+
+/// What to do about a server-side apply conflict (409: fields another field manager owns).
+fn conflict_hint(error: &KubeError) -> &'static str {
+    if error.status() == Some(409) {
+        " (another field manager owns those fields: change them with the tool that owns them, \
+         or call kubectl_apply again with \"force\": true to take them over)"
+    } else {
+        ""
     }
 }
 

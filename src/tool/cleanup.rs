@@ -7,7 +7,8 @@
 //! ingresses, configmaps, secrets and persistentvolumeclaims. Cedar: decided on the namespace
 //! (without `namespace`, on every namespace: those permitted are cleaned), then on each object
 //! before it is deleted. An object is this caller's only if both the label and the annotation
-//! `kubegate.io/created-by` name them.
+//! `kubegate.io/created-by` name them. The answer says what was deleted, what policy kept, and
+//! which kinds RBAC did not let the caller list (so were not checked).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -86,6 +87,7 @@ impl Tool for Cleanup {
         let options = delete_options(None, dry_run);
         let mut deleted = Vec::new();
         let mut kept = Vec::new();
+        let mut unchecked = Vec::new();
         for namespace in &namespaces {
             for &kind in CLEANED_KINDS {
                 let body = match run
@@ -98,8 +100,11 @@ impl Tool for Cleanup {
                     .await
                 {
                     Ok(body) => body,
-                    // RBAC may let the caller list some kinds and not others.
-                    Err(KubeError::Api { code: 403, .. }) => continue,
+                    // RBAC may let the caller list some kinds and not others: say which.
+                    Err(KubeError::Api { code: 403, .. }) => {
+                        unchecked.push(json!({"kind": kind.kind(), "namespace": namespace}));
+                        continue;
+                    }
                     Err(KubeError::NotServed(_)) => continue,
                     Err(error) => return Err(error.into()),
                 };
@@ -155,10 +160,26 @@ impl Tool for Cleanup {
                 describe(&kept)
             ));
         }
+        if !unchecked.is_empty() {
+            let where_: Vec<String> = unchecked
+                .iter()
+                .map(|u| {
+                    format!(
+                        "{} in {}",
+                        u["kind"].as_str().unwrap_or_default(),
+                        u["namespace"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect();
+            text.push_str(&format!(
+                " Not checked, because Kubernetes RBAC does not let you list them: {}.",
+                where_.join(", ")
+            ));
+        }
         Ok(ToolOutput {
             text,
             structured: output::raw(
-                &json!({ "dryRun": dry_run, "deleted": deleted, "kept": kept }),
+                &json!({ "dryRun": dry_run, "deleted": deleted, "kept": kept, "unchecked": unchecked }),
             ),
         })
     }
@@ -189,7 +210,9 @@ fn output_schema() -> Value {
             "dryRun": {"type": "boolean"},
             "deleted": {"type": "array", "items": {"type": "object"}},
             "kept": {"type": "array", "items": {"type": "object"}},
+            "unchecked": {"type": "array", "items": {"type": "object"},
+                          "description": "Kinds and namespaces RBAC did not let you list"},
         },
-        "required": ["dryRun", "deleted", "kept"],
+        "required": ["dryRun", "deleted", "kept", "unchecked"],
     })
 }

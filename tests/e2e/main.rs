@@ -6,6 +6,7 @@
 mod support;
 
 mod auth;
+mod cedar_cli;
 mod kubelet;
 mod list_resources;
 mod mcp;

@@ -1,10 +1,12 @@
 //! A known secret value, put where Secrets leak (a Secret, its last-applied annotation, another
-//! object's last-applied annotation, a Secret applied through `kubectl_apply`, a JSON log line),
-//! never comes back from any tool, resource or audit record without `reveal-secrets`.
+//! object's last-applied annotation, a Secret applied through `kubectl_apply`, a JSON log line,
+//! a Helm release's manifest), never comes back from any tool, resource, prompt, completion or
+//! audit record without `reveal-secrets`.
 
 use anyhow::Result;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
@@ -63,9 +65,49 @@ async fn a_secret_value_never_leaves_kubegate_without_reveal_secrets() -> Result
         ),
     )?;
 
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "registry.example/web:1"}]}}},
+    }))?;
+    Api::<Deployment>::namespaced(admin.clone(), "leak-a")
+        .create(&PostParams::default(), &deployment)
+        .await?;
+    // A Helm release whose manifest holds the value in a Secret.
+    let chart_secret = format!(
+        "---\n# Source: vault/templates/secret.yaml\napiVersion: v1\nkind: Secret\nmetadata:\n  name: vault-creds\nstringData:\n  password: {VALUE}\n"
+    );
+    let release: Secret = serde_json::from_value(support::helm_release_secret(
+        "vault",
+        "leak-a",
+        1,
+        "deployed",
+        &chart_secret,
+    ))?;
+    Api::<Secret>::namespaced(admin.clone(), "leak-a")
+        .create(&PostParams::default(), &release)
+        .await?;
+    // carol may read Secrets cluster-wide in Kubernetes (and the platform-admins policy lets
+    // her ask); kubegate must still mask them.
+    let role: k8s_openapi::api::rbac::v1::ClusterRole = serde_json::from_value(json!({
+        "metadata": {"name": "leak-secret-reader"},
+        "rules": [{"apiGroups": [""], "resources": ["secrets", "configmaps", "events"], "verbs": ["get", "list"]}],
+    }))?;
+    match Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(admin.clone())
+        .create(&PostParams::default(), &role)
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(error) => return Err(error.into()),
+    }
+    support::cluster_role_for_group(&admin, "leak-admins", "leak-secret-reader").await?;
+
     let gateway = TestGateway::start(GatewayOptions::with_tenant_edit()).await?;
     let client = gateway.client();
     let alice = gateway.token("alice", &["leak-devs"], "tenant-leak");
+    let carol = gateway.token("carol", &["platform-admins", "leak-admins"], "platform");
     let mut answers: Vec<(String, Value)> = Vec::new();
     let applied = format!(
         "apiVersion: v1\nkind: Secret\nmetadata: {{name: applied}}\nstringData:\n  token: {VALUE}\n"
@@ -116,6 +158,79 @@ async fn a_secret_value_never_leaves_kubegate_without_reveal_secrets() -> Result
         )
         .await?;
     answers.push(("resources/read".to_owned(), read));
+    // Every other tool, resource, prompt and completion, as the tenant and as an administrator.
+    for (who, tool, arguments) in [
+        (&alice, "cluster-info", json!({})),
+        (&alice, "list-namespaces", json!({})),
+        (&carol, "list-resources", json!({"resourceType": "secrets"})),
+        (
+            &carol,
+            "list-resources",
+            json!({"resourceType": "configmaps"}),
+        ),
+        (&carol, "list-events", json!({})),
+        (
+            &alice,
+            "kubectl_scale",
+            json!({"name": "web", "namespace": "leak-a", "replicas": 2}),
+        ),
+        (
+            &alice,
+            "uninstall_helm_chart",
+            json!({"name": "vault", "namespace": "leak-a", "dryRun": true}),
+        ),
+        (
+            &alice,
+            "delete_pod",
+            json!({"name": "leaky-0", "namespace": "leak-a", "dryRun": true}),
+        ),
+        (
+            &alice,
+            "delete_deployment",
+            json!({"name": "web", "namespace": "leak-a", "dryRun": true}),
+        ),
+        (
+            &alice,
+            "cleanup",
+            json!({"namespace": "leak-a", "dryRun": true}),
+        ),
+        (
+            &alice,
+            "uninstall_helm_chart",
+            json!({"name": "vault", "namespace": "leak-a"}),
+        ),
+    ] {
+        let result = client.call_tool(who, tool, arguments.clone()).await?;
+        answers.push((format!("{tool} {arguments}"), result));
+    }
+    for (method, params) in [
+        ("resources/read", json!({"uri": "cluster-info"})),
+        ("resources/read", json!({"uri": "namespaces"})),
+        ("resources/list", json!({})),
+        (
+            "prompts/get",
+            json!({"name": "troubleshoot-pod", "arguments": {"podName": "leaky-0", "namespace": "leak-a"}}),
+        ),
+        (
+            "completion/complete",
+            json!({"ref": {"type": "ref/prompt", "name": "troubleshoot-pod"},
+            "argument": {"name": "podName", "value": ""}, "context": {"arguments": {"namespace": "leak-a"}}}),
+        ),
+        ("tools/list", json!({})),
+    ] {
+        let answer = client.request(&alice, method, params.clone()).await?;
+        answers.push((format!("{method} {params}"), answer));
+    }
+    // The cluster-wide Secret list did show the Secrets, masked.
+    let secrets = answers
+        .iter()
+        .find(|(what, _)| what.starts_with("list-resources") && what.contains("\"secrets\"}"))
+        .map(|(_, answer)| answer.clone())
+        .unwrap_or_default();
+    assert!(
+        support::item_names(&secrets).contains(&"db".to_owned()),
+        "{secrets}"
+    );
 
     for (what, answer) in &answers {
         let text = answer.to_string();
@@ -124,6 +239,13 @@ async fn a_secret_value_never_leaves_kubegate_without_reveal_secrets() -> Result
             "{what} leaked the value: {text}"
         );
     }
+    // The release really was uninstalled (its Secret read, decoded and removed).
+    assert!(
+        Api::<Secret>::namespaced(admin.clone(), "leak-a")
+            .get_opt("sh.helm.release.v1.vault.v1")
+            .await?
+            .is_none()
+    );
     // The masks are where the values were.
     let db = &answers[4].1["structuredContent"];
     assert_eq!(db["data"]["password"], kubegate::tool::MASK);

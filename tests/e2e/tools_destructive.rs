@@ -195,30 +195,6 @@ async fn the_deletes_remove_one_object_each_as_the_caller() -> Result<()> {
 }
 
 /// A Helm 3 release record, exactly as Helm stores it.
-fn release_secret(
-    release: &str,
-    namespace: &str,
-    version: u64,
-    status: &str,
-    manifest: &str,
-) -> Value {
-    let payload = json!({
-        "name": release, "namespace": namespace, "version": version,
-        "info": {"status": status, "description": "Install complete"},
-        "chart": {"metadata": {"name": release, "version": "1.0.0"}},
-        "config": {}, "manifest": manifest,
-    });
-    json!({
-        "metadata": {
-            "name": format!("sh.helm.release.v1.{release}.v{version}"),
-            "labels": {"owner": "helm", "name": release, "status": status, "version": version.to_string()},
-        },
-        "type": "helm.sh/release.v1",
-        // The API server base64-encodes `data`; Helm's own value is already base64 of gzip.
-        "data": {"release": kubegate::tool::encode_release(&payload)},
-    })
-}
-
 #[tokio::test]
 async fn uninstall_helm_chart_removes_the_latest_revisions_objects_and_records() -> Result<()> {
     let admin = support::cluster().client("admin").await?;
@@ -257,12 +233,12 @@ async fn uninstall_helm_chart_removes_the_latest_revisions_objects_and_records()
     let v2 = "---\n# Source: shop/templates/configmap.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shop-config\n---\n# Source: shop/templates/service.yaml\napiVersion: v1\nkind: Service\nmetadata:\n  name: shop\nspec:\n  ports: [{port: 80}]\n---\n# Source: shop/templates/deployment.yaml\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: shop\n";
     create(
         &secrets,
-        release_secret("shop", "helm-a", 1, "superseded", v1),
+        support::helm_release_secret("shop", "helm-a", 1, "superseded", v1),
     )
     .await?;
     create(
         &secrets,
-        release_secret("shop", "helm-a", 2, "deployed", v2),
+        support::helm_release_secret("shop", "helm-a", 2, "deployed", v2),
     )
     .await?;
     // A release whose manifest reaches into another tenant's namespace.
@@ -270,7 +246,7 @@ async fn uninstall_helm_chart_removes_the_latest_revisions_objects_and_records()
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shop-config, namespace: helm-b}\n";
     create(
         &secrets,
-        release_secret("sneaky", "helm-a", 1, "deployed", sneaky),
+        support::helm_release_secret("sneaky", "helm-a", 1, "deployed", sneaky),
     )
     .await?;
 
@@ -521,5 +497,126 @@ async fn the_non_destructive_mode_refuses_every_destructive_tool_and_nothing_els
         )
         .await?;
     client.call_ok(&alice, "kubectl_apply", json!({"manifest": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: allowed}\n", "namespace": "nd-a"})).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn cleanup_keeps_what_policy_protects_and_says_what_rbac_did_not_let_it_check() -> Result<()>
+{
+    let admin = support::cluster().client("admin").await?;
+    tenant_namespace(&admin, "cl-p", Some("tenant-clp"), "clp-devs", EDIT_ROLE).await?;
+    // In cl-q, RBAC lets the tenant list and delete ConfigMaps only.
+    let role: ClusterRole = serde_json::from_value(json!({
+        "metadata": {"name": "configmaps-only"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "delete"]}],
+    }))?;
+    match Api::<ClusterRole>::all(admin.clone())
+        .create(&PostParams::default(), &role)
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(error) => return Err(error.into()),
+    }
+    tenant_namespace(
+        &admin,
+        "cl-q",
+        Some("tenant-clp"),
+        "clp-devs",
+        "configmaps-only",
+    )
+    .await?;
+    // Objects alice created through kubegate (its label and annotation), made here directly.
+    let alices = |name: &str| {
+        json!({"metadata": {"name": name,
+            "labels": {"kubegate.io/created-by": "alice"},
+            "annotations": {"kubegate.io/created-by": "alice"}}})
+    };
+    create(
+        &Api::<ConfigMap>::namespaced(admin.clone(), "cl-p"),
+        alices("cm-p"),
+    )
+    .await?;
+    create(
+        &Api::<Secret>::namespaced(admin.clone(), "cl-p"),
+        alices("secret-p"),
+    )
+    .await?;
+    create(
+        &Api::<ConfigMap>::namespaced(admin.clone(), "cl-q"),
+        alices("cm-q"),
+    )
+    .await?;
+    create(
+        &Api::<Secret>::namespaced(admin.clone(), "cl-q"),
+        alices("secret-q"),
+    )
+    .await?;
+
+    let keep_secrets = r#"@id("cleanup-keeps-secrets") @reason("Secrets are removed by hand")
+        forbid (principal, action == Action::"cleanup", resource is Object)
+        when { resource.kind == "Secret" };"#;
+    let gateway = TestGateway::start(
+        GatewayOptions::with_tenant_edit().policy("keep-secrets.cedar", keep_secrets),
+    )
+    .await?;
+    let client = gateway.client();
+    let alice = gateway.token("alice", &["clp-devs"], "tenant-clp");
+    let done = client.call_ok(&alice, "cleanup", json!({})).await?;
+    let text = tool_text(&done).0;
+    assert!(text.starts_with("Deleted 2 object(s)"), "{text}");
+    assert!(
+        text.contains("Kept, because policy does not let you delete them: Secret cl-p/secret-p"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Not checked, because Kubernetes RBAC does not let you list them"),
+        "{text}"
+    );
+    assert!(text.contains("Secret in cl-q"), "{text}");
+    let unchecked = &done["structuredContent"]["unchecked"];
+    assert!(
+        unchecked
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|u| u["kind"] == "Secret" && u["namespace"] == "cl-q"),
+        "{unchecked}"
+    );
+    assert!(
+        Api::<ConfigMap>::namespaced(admin.clone(), "cl-p")
+            .get_opt("cm-p")
+            .await?
+            .is_none()
+    );
+    assert!(
+        Api::<ConfigMap>::namespaced(admin.clone(), "cl-q")
+            .get_opt("cm-q")
+            .await?
+            .is_none()
+    );
+    for (ns, name) in [("cl-p", "secret-p"), ("cl-q", "secret-q")] {
+        assert!(
+            Api::<Secret>::namespaced(admin.clone(), ns)
+                .get_opt(name)
+                .await?
+                .is_some(),
+            "{ns}/{name} must stay"
+        );
+    }
+    // The protected Secret was decided, refused, and never asked of Kubernetes.
+    let record = gateway.audit_records().pop().unwrap_or_default();
+    let refused: Vec<&Value> = record["decision"]["later"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["allowed"] == false)
+        .collect();
+    assert_eq!(refused.len(), 1, "{record}");
+    assert_eq!(
+        refused[0]["resource"],
+        r#"Object::"local/cl-p/Secret/secret-p""#
+    );
+    assert!(support::impersonated_requests("alice", "/secrets/secret-p").is_empty());
     Ok(())
 }

@@ -239,6 +239,70 @@ async fn rbac_judges_the_impersonated_writer() -> Result<()> {
         ),
         "{error}"
     );
+    // The API server refused the impersonated caller, not kubegate: its own audit log shows the
+    // request from kubegate as alice, answered 403.
+    let refused = support::kube_audit_events(|e| {
+        e["impersonatedUser"]["username"] == "alice"
+            && e["requestURI"]
+                .as_str()
+                .is_some_and(|u| u.contains("/namespaces/ro-a/configmaps/c"))
+            && e["verb"] == "patch"
+            && e["stage"] == "ResponseComplete"
+    });
+    assert!(!refused.is_empty(), "the API server saw the request");
+    for event in &refused {
+        assert_eq!(event["user"]["username"], "kubegate", "{event}");
+        assert_eq!(event["responseStatus"]["code"], 403, "{event}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_apply_conflict_says_how_to_resolve_it_and_force_takes_the_fields_over() -> Result<()> {
+    let admin = support::cluster().client("admin").await?;
+    tenant_namespace(&admin, "cf-a", Some("tenant-cf-a"), "cf-a-devs", EDIT_ROLE).await?;
+    // Another field manager owns `data.mode`.
+    let owned: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "settings"}, "data": {"mode": "blue"}}),
+    )?;
+    Api::<ConfigMap>::namespaced(admin.clone(), "cf-a")
+        .patch(
+            "settings",
+            &kube::api::PatchParams::apply("deploy-pipeline"),
+            &kube::api::Patch::Apply(&owned),
+        )
+        .await?;
+    let gateway = TestGateway::start(GatewayOptions::with_tenant_edit()).await?;
+    let client = gateway.client();
+    let alice = gateway.token("alice", &["cf-a-devs"], "tenant-cf-a");
+    let manifest =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {mode: green}\n";
+    let error = client
+        .call_err(
+            &alice,
+            "kubectl_apply",
+            json!({"manifest": manifest, "namespace": "cf-a"}),
+        )
+        .await?;
+    assert!(error.contains("409"), "{error}");
+    assert!(
+        error.contains("\"force\": true"),
+        "the hint names the way out: {error}"
+    );
+    client
+        .call_ok(
+            &alice,
+            "kubectl_apply",
+            json!({"manifest": manifest, "namespace": "cf-a", "force": true}),
+        )
+        .await?;
+    let now = Api::<ConfigMap>::namespaced(admin.clone(), "cf-a")
+        .get("settings")
+        .await?;
+    assert_eq!(
+        now.data.and_then(|d| d.get("mode").cloned()).as_deref(),
+        Some("green")
+    );
     Ok(())
 }
 

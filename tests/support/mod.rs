@@ -576,3 +576,36 @@ where
     }
     bail!("{what} did not happen within 5 s")
 }
+
+/// A release Secret as Helm 3's Secret driver writes it, encoded here independently of
+/// kubegate's own decoder: the release as JSON, gzipped, base64-encoded into a string, and that
+/// string's bytes stored as the Secret's `data.release` (which the API carries as base64 again).
+pub fn helm_release_secret(
+    release: &str,
+    namespace: &str,
+    version: u64,
+    status: &str,
+    manifest: &str,
+) -> Value {
+    use std::io::Write;
+    let payload = json!({
+        "name": release, "namespace": namespace, "version": version,
+        "info": {"status": status, "description": "Install complete"},
+        "chart": {"metadata": {"name": release, "version": "1.0.0"}},
+        "config": {}, "manifest": manifest,
+    });
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gzip.write_all(payload.to_string().as_bytes())
+        .unwrap_or_else(|e| panic!("gzip: {e}"));
+    let compressed = gzip.finish().unwrap_or_else(|e| panic!("gzip: {e}"));
+    let helm_value = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, compressed);
+    let data = k8s_openapi::ByteString(helm_value.into_bytes());
+    json!({
+        "metadata": {
+            "name": format!("sh.helm.release.v1.{release}.v{version}"),
+            "labels": {"owner": "helm", "name": release, "status": status, "version": version.to_string()},
+        },
+        "type": "helm.sh/release.v1",
+        "data": {"release": data},
+    })
+}
