@@ -668,3 +668,152 @@ async fn stale_namespace_facts_refuse_and_readyz_says_so_until_the_watch_recover
         .await?;
     Ok(())
 }
+
+fn example(name: &str) -> (String, String) {
+    let (_, text) = shipped_policy(&format!("examples/{name}"));
+    (name.to_owned(), text)
+}
+
+#[tokio::test]
+async fn the_shipped_examples_hold_against_the_real_api_server() -> Result<()> {
+    let admin = support::cluster().client("admin").await?;
+    tenant_namespace(&admin, "pg-ex", Some("platform"), "pg-ex-sre", EDIT_ROLE).await?;
+    tenant_namespace(
+        &admin,
+        "pg-ex-b",
+        Some("tenant-pg-ex-b"),
+        "pg-ex-b-devs",
+        EDIT_ROLE,
+    )
+    .await?;
+    support::cluster_role_for_group(&admin, "admins", "cluster-admin").await?;
+    for (ns, name) in [("pg-ex", "agent-1"), ("pg-ex-b", "web-1")] {
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"nodeName": support::cluster::NODE_NAME,
+                     "containers": [{"name": "c", "image": "registry.example/c:1"}]},
+        }))?;
+        Api::<k8s_openapi::api::core::v1::Pod>::namespaced(admin.clone(), ns)
+            .create(&PostParams::default(), &pod)
+            .await?;
+    }
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "creds"}, "stringData": {"password": "ex-s3cr3t"},
+    }))?;
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(admin.clone(), "pg-ex")
+        .create(&PostParams::default(), &secret)
+        .await?;
+    let gateway = TestGateway::start(GatewayOptions {
+        policies: vec![
+            shipped_policy("tenant-isolation.cedar"),
+            example("admins-everything.cedar"),
+            example("no-delete-namespace.cedar"),
+            example("sre-delete-pods.cedar"),
+            example("break-glass-reveal.cedar"),
+        ],
+        ..GatewayOptions::default()
+    })
+    .await?;
+    let client = gateway.client();
+    let root = gateway.token("root", &["admins"], "platform");
+    let sam = gateway.token("sam", &["sre", "pg-ex-sre"], "platform");
+    let bree = gateway.token("bree", &["break-glass", "admins"], "platform");
+
+    // no-delete-namespace: not even administrators, and not listed.
+    let tools = names(
+        &client.request(&root, "tools/list", json!({})).await?,
+        "tools",
+    );
+    assert!(!tools.iter().any(|t| t == "delete_namespace"), "{tools:?}");
+    assert!(tools.iter().any(|t| t == "delete_pod"), "{tools:?}");
+    let refused = client
+        .call_err(&root, "delete_namespace", json!({"name": "pg-ex-b"}))
+        .await?;
+    assert!(refused.contains("no-delete-namespace"), "{refused}");
+    // sre-delete-pods: an SRE deletes a pod in their tenant's namespace (a dry run), never in
+    // another tenant's.
+    client
+        .call_ok(
+            &sam,
+            "delete_pod",
+            json!({"name": "agent-1", "namespace": "pg-ex", "dryRun": true}),
+        )
+        .await?;
+    let refused = client
+        .call_err(
+            &sam,
+            "delete_pod",
+            json!({"name": "web-1", "namespace": "pg-ex-b"}),
+        )
+        .await?;
+    assert!(refused.contains("no policy permits it"), "{refused}");
+    // admins-everything: reads everywhere, Secret values masked; break-glass reveals them.
+    let masked = client
+        .call_ok(
+            &root,
+            "get-resource",
+            json!({"resourceType": "secrets", "name": "creds", "namespace": "pg-ex"}),
+        )
+        .await?;
+    assert_eq!(
+        masked["structuredContent"]["data"]["password"],
+        kubegate::tool::MASK
+    );
+    let shown = client
+        .call_ok(
+            &bree,
+            "get-resource",
+            json!({"resourceType": "secrets", "name": "creds", "namespace": "pg-ex"}),
+        )
+        .await?;
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "ex-s3cr3t");
+    assert_eq!(
+        shown["structuredContent"]["data"]["password"],
+        encoded.as_str()
+    );
+    let record = gateway.audit_records().pop().unwrap_or_default();
+    assert_eq!(
+        record["decision"]["grants"][0]["policies"],
+        json!(["break-glass-reveal-secrets"]),
+        "{record}"
+    );
+    // office-network: changes from 127.0.0.1 are not from the office, whoever asks; reads are.
+    let office = TestGateway::start(GatewayOptions {
+        policies: vec![
+            example("admins-everything.cedar"),
+            example("office-network.cedar"),
+        ],
+        ..GatewayOptions::default()
+    })
+    .await?;
+    let root_at_office = office.token("root", &["admins"], "platform");
+    let refused = office
+        .client()
+        .call_err(
+            &root_at_office,
+            "kubectl_scale",
+            json!({"name": "web", "namespace": "pg-ex-b", "replicas": 2}),
+        )
+        .await?;
+    assert!(
+        refused.contains("changes-from-the-office-only"),
+        "{refused}"
+    );
+    office
+        .client()
+        .call_ok(
+            &root_at_office,
+            "list-resources",
+            json!({"resourceType": "pods", "namespace": "pg-ex-b"}),
+        )
+        .await?;
+    // Nothing refused reached the API server.
+    assert!(
+        impersonated_requests("root", "/namespaces/pg-ex-b")
+            .iter()
+            .all(|e| e["verb"] != "delete")
+    );
+    assert!(impersonated_requests("sam", "/pods/web-1").is_empty());
+    assert!(impersonated_requests("root", "/deployments/web/scale").is_empty());
+    Ok(())
+}
