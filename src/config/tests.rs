@@ -41,6 +41,10 @@ fn load(text: &str) -> Result<Config, ConfigError> {
     strip(&mut config.tls.cert);
     strip(&mut config.tls.key);
     strip(&mut config.audit.path);
+    config.policy.files.iter_mut().for_each(strip);
+    if let Some(shadow) = config.policy.shadow.as_mut() {
+        shadow.files.iter_mut().for_each(strip);
+    }
     Ok(config)
 }
 
@@ -74,4 +78,47 @@ fn unknown_fields_and_unusable_settings_are_refused() {
         Config::load(Path::new("/nonexistent/kubegate.toml")),
         Err(ConfigError::Read { .. })
     ));
+}
+
+#[test]
+fn allow_only_non_destructive_tools_is_true_or_false_and_nothing_else() {
+    let mut config = load(EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!config.non_destructive());
+    config
+        .apply_env(Some("false"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!config.non_destructive());
+    config
+        .apply_env(Some(" TRUE "))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.non_destructive());
+    assert!(config.policy_sources().non_destructive);
+    for typo in ["on", "TRUE1", "1", "yes", ""] {
+        let refused = config.apply_env(Some(typo));
+        assert!(
+            matches!(&refused, Err(ConfigError::Invalid(m)) if m.contains("ALLOW_ONLY_NON_DESTRUCTIVE_TOOLS") && m.contains("\"true\" or \"false\"")),
+            "{typo:?}: {refused:?}"
+        );
+    }
+}
+
+#[test]
+fn policy_links_and_a_shadow_set_are_read_with_paths_beside_the_file() {
+    let text = EXAMPLE.replace(
+        "[policy]\nfiles = [\"policies/tenant-isolation.cedar\"]\n",
+        "[policy]\nfiles = [\"policies/\"]\nread_only = true\nwatch = false\n\n\
+         [[policy.links]]\ntemplate = \"tenant-read\"\ntenants = [\"team-a\", \"team-b\"]\n\n\
+         [policy.shadow]\nfiles = [\"trial/\"]\nwith_enforced = false\n",
+    );
+    let config = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let sources = config.policy_sources();
+    assert_eq!(sources.paths, [Path::new("<dir>/policies/")]);
+    assert!(sources.read_only && !config.policy.watch);
+    assert_eq!(sources.links[0].tenants, ["team-a", "team-b"]);
+    let shadow = sources.shadow.unwrap_or_default();
+    assert!(!shadow.with_enforced);
+    assert_eq!(shadow.paths, [Path::new("<dir>/trial/")]);
+    // A misspelt key is refused, as everywhere in the file.
+    let typo = EXAMPLE.replace("[policy]\n", "[policy]\nnon_destrutive = true\n");
+    assert!(matches!(load(&typo), Err(ConfigError::Parse { .. })));
 }

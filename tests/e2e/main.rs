@@ -7,6 +7,7 @@ mod support;
 
 mod auth;
 mod cedar_cli;
+mod cli;
 mod kubelet;
 mod list_resources;
 mod mcp;

@@ -184,6 +184,47 @@ async fn a_forbid_on_kube_system_hides_it_from_a_platform_admins_cluster_wide_ca
         );
     }
 
+    // The cluster-level resource and prompt, for the administrator.
+    let filters = client
+        .request(&carol, "resources/read", json!({"uri": "active-filters"}))
+        .await?;
+    let contents = filters["result"]["contents"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(
+        serde_json::from_str::<Value>(contents)?,
+        json!({"activeFilters": []})
+    );
+    let prompt = client
+        .request(
+            &carol,
+            "prompts/get",
+            json!({"name": "troubleshoot-cluster"}),
+        )
+        .await?;
+    let steps = prompt["result"]["messages"][0]["content"]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        steps.contains("list-namespaces") && steps.contains("list-events"),
+        "{prompt}"
+    );
+    // A tenant member is refused both, naming no namespace.
+    let alice = gateway.token("alice", &["pg-hide-devs"], "tenant-pg-hide");
+    let refused = client
+        .request(
+            &alice,
+            "prompts/get",
+            json!({"name": "troubleshoot-cluster"}),
+        )
+        .await?;
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no policy permits it")),
+        "{refused}"
+    );
+
     // One object in kube-system: refused on its namespace's forbid, and never asked of
     // Kubernetes.
     let refused = client

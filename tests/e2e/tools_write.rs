@@ -392,6 +392,33 @@ async fn scale_sets_replicas_through_the_scale_subresource() -> Result<()> {
         "/apis/apps/v1/namespaces/sc-a/deployments/web/scale"
     );
 
+    // A StatefulSet, named by mcp-server-kubernetes's resourceType.
+    let statefulset = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  serviceName: db\n  replicas: 1\n  selector: {matchLabels: {app: db}}\n  template:\n    metadata: {labels: {app: db}}\n    spec: {containers: [{name: db, image: registry.example/db:1}]}\n";
+    client
+        .call_ok(
+            &alice,
+            "kubectl_apply",
+            json!({"manifest": statefulset, "namespace": "sc-a"}),
+        )
+        .await?;
+    let scaled = client
+        .call_ok(
+            &alice,
+            "kubectl_scale",
+            json!({"name": "db", "namespace": "sc-a", "replicas": 2, "resourceType": "statefulset"}),
+        )
+        .await?;
+    assert!(
+        support::tool_text(&scaled)
+            .0
+            .contains("Scaled statefulset \"db\""),
+        "{scaled}"
+    );
+    let db = Api::<k8s_openapi::api::apps::v1::StatefulSet>::namespaced(admin.clone(), "sc-a")
+        .get("db")
+        .await?;
+    assert_eq!(db.spec.and_then(|s| s.replicas), Some(2));
+
     let missing = client
         .call_err(
             &alice,

@@ -309,6 +309,11 @@ impl TestGateway {
         self.files.token(user, groups, tenant)
     }
 
+    /// The configuration file this gateway was started from.
+    pub fn config_file(&self) -> &std::path::Path {
+        &self.files.config_file
+    }
+
     /// The folder the policies are loaded from, with `policy_dir`.
     pub fn policy_folder(&self) -> &std::path::Path {
         &self.files.policy_folder
