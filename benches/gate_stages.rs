@@ -87,7 +87,7 @@ fn main() -> Result<()> {
     let header = mint()?;
     // Distinct tokens (each has its own jti), so that each is verified on first use.
     let fresh: Vec<Vec<u8>> = (0..3_000).map(|_| mint()).collect::<Result<_, _>>()?;
-    let caller = auth.authenticate(Some(&header))?;
+    let caller = auth.authenticate(Some(&header), std::net::IpAddr::from([127, 0, 0, 1]))?;
 
     // The shipped policies.
     let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
@@ -130,11 +130,20 @@ fn main() -> Result<()> {
         fresh.len() - 50,
         || {
             let token = unused.next().map(Vec::as_slice);
-            black_box(auth.authenticate(black_box(token)).is_ok());
+            black_box(
+                auth.authenticate(black_box(token), std::net::IpAddr::from([127, 0, 0, 1]))
+                    .is_ok(),
+            );
         },
     );
     stage("JWT, token seen before (cache)", || {
-        black_box(auth.authenticate(Some(black_box(&header))).is_ok());
+        black_box(
+            auth.authenticate(
+                Some(black_box(&header)),
+                std::net::IpAddr::from([127, 0, 0, 1]),
+            )
+            .is_ok(),
+        );
     });
     stage("Cedar decision (shipped policies)", || {
         let call =

@@ -12,6 +12,7 @@
 //! client send a change. If that record cannot be written, the call is refused. Its
 //! `ResponseComplete` record follows, also flushed to disk.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -65,6 +66,10 @@ pub struct AuditRecord {
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For an unauthenticated request: how many from the same address were left unrecorded
+    /// since the previous record of one (a flood is counted, not written line by line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unrecorded_before: Option<u64>,
     /// From the request's arrival to the record, in microseconds.
     pub latency_micros: u64,
     /// Whether this record must reach the disk before its answer leaves (calls that change
@@ -79,6 +84,17 @@ pub struct AuditUser {
     pub username: String,
     pub groups: Vec<String>,
     pub tenant: String,
+}
+
+impl AuditUser {
+    /// The caller as a record names them.
+    pub fn of(caller: &crate::auth::Caller) -> AuditUser {
+        AuditUser {
+            username: caller.username.clone(),
+            groups: caller.groups.clone(),
+            tenant: caller.tenant.clone(),
+        }
+    }
 }
 
 /// What was asked over MCP.
@@ -186,6 +202,10 @@ pub enum Outcome {
     Denied,
     /// No valid token.
     Unauthenticated,
+    /// Refused for load: too many calls in flight, or too many unverified tokens.
+    Throttled,
+    /// The client went away before a call that changes nothing was sent to Kubernetes.
+    Cancelled,
     /// A malformed request, unknown method or tool, or invalid arguments.
     Invalid,
     /// kubegate or Kubernetes failed.
@@ -221,6 +241,7 @@ impl AuditRecord {
             kube: Vec::new(),
             outcome: Outcome::Success,
             error: None,
+            unrecorded_before: None,
             latency_micros: 0,
             durable: false,
         }
@@ -248,6 +269,40 @@ impl AuditRecord {
         self.outcome = outcome;
         self.error = Some(message.into());
     }
+
+    /// Cuts what a caller controls to a bounded size: the user agent, the error message (which
+    /// may quote the request), the MCP method, tool, session and request ids.
+    fn cap(&mut self) {
+        let cut = |text: &mut String| {
+            if text.len() > MAX_FIELD_BYTES {
+                let mut end = MAX_FIELD_BYTES;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.truncate(end);
+                text.push_str("…<cut>");
+            }
+        };
+        for field in [
+            self.user_agent.as_mut(),
+            self.error.as_mut(),
+            self.mcp.method.as_mut(),
+            self.mcp.tool.as_mut(),
+            self.mcp.session_id.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            cut(field);
+        }
+        if let Some(id) = self.mcp.request_id.as_mut() {
+            match id {
+                Value::String(text) => cut(text),
+                Value::Number(_) | Value::Null => {}
+                _ => *id = Value::from("<not a string or number>"),
+            }
+        }
+    }
 }
 
 /// Proof that a call's `RequestReceived` record is on disk. Only [`AuditLog::write_ahead`]
@@ -261,7 +316,22 @@ pub struct WriteAhead {
 pub struct AuditLog {
     file: Mutex<std::fs::File>,
     level: AuditLevel,
+    unauthenticated: Option<Unauthenticated>,
 }
+
+/// Records of unauthenticated requests, per source address: a token bucket, and how many were
+/// left out since the last one written.
+struct Unauthenticated {
+    limiter: governor::DefaultKeyedRateLimiter<IpAddr>,
+    left_out: Mutex<HashMap<IpAddr, u64>>,
+}
+
+/// Addresses whose left-out counts are kept; beyond, the counts start over.
+const REMEMBERED_ADDRESSES: usize = 65_536;
+
+/// The longest user agent, error message or id a record keeps (a caller cannot make one
+/// record large).
+const MAX_FIELD_BYTES: usize = 1024;
 
 impl AuditLog {
     /// Opens (creating if needed, owner-only) the audit log for appending.
@@ -279,7 +349,42 @@ impl AuditLog {
         Ok(AuditLog {
             file: Mutex::new(file),
             level,
+            unauthenticated: None,
         })
+    }
+
+    /// Records at most `per_second` unauthenticated requests per source address (twice that in
+    /// a burst); the rest are counted into the next record.
+    pub fn with_unauthenticated_rate(mut self, per_second: u32) -> AuditLog {
+        let rate = std::num::NonZeroU32::new(per_second);
+        self.unauthenticated = rate.map(|rate| {
+            let burst = std::num::NonZeroU32::new(per_second.saturating_mul(2)).unwrap_or(rate);
+            Unauthenticated {
+                limiter: governor::RateLimiter::keyed(
+                    governor::Quota::per_second(rate).allow_burst(burst),
+                ),
+                left_out: Mutex::new(HashMap::new()),
+            }
+        });
+        self
+    }
+
+    /// Whether to write the record of an unauthenticated request from `source` now: if so,
+    /// with how many were left out before it; if not, it is counted.
+    pub fn admit_unauthenticated(&self, source: IpAddr) -> Option<u64> {
+        let Some(flood) = &self.unauthenticated else {
+            return Some(0);
+        };
+        let mut left_out = flood.left_out.lock().unwrap_or_else(|e| e.into_inner());
+        if flood.limiter.check_key(&source).is_ok() {
+            return Some(left_out.remove(&source).unwrap_or(0));
+        }
+        if left_out.len() >= REMEMBERED_ADDRESSES {
+            left_out.clear();
+            flood.limiter.retain_recent();
+        }
+        *left_out.entry(source).or_insert(0) += 1;
+        None
     }
 
     /// The level records are written at.
@@ -289,6 +394,7 @@ impl AuditLog {
 
     /// Stamps and appends one record as one line (flushed to disk if the record is durable).
     pub fn write(&self, record: &mut AuditRecord) -> Result<(), AuditError> {
+        record.cap();
         record.stage_timestamp = jiff::Timestamp::now();
         let elapsed = record
             .stage_timestamp

@@ -3,11 +3,14 @@
 //! A request without a token, or with one that does not verify against a configured key,
 //! issuer and audience, never gets further: the HTTP layer answers it with 401.
 
+mod budget;
 mod cache;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+
+use base64::Engine;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
@@ -48,6 +51,10 @@ pub enum AuthError {
     MalformedHeader,
     #[error("the bearer token is not a well-formed JWT")]
     Malformed(#[source] jsonwebtoken::errors::Error),
+    #[error("the bearer token is not a well-formed JWT")]
+    NotJwt,
+    #[error("the bearer token is larger than {} KiB", MAX_TOKEN_BYTES / 1024)]
+    TooLarge,
     #[error("no configured key verifies tokens signed with {algorithm:?}{}", kid.as_ref().map(|k| format!(" and kid {k:?}")).unwrap_or_default())]
     UnknownKey {
         algorithm: Algorithm,
@@ -64,6 +71,14 @@ pub enum AuthError {
         "the token maps to `{0}`, a name Kubernetes reserves for itself; kubegate will not impersonate it"
     )]
     Reserved(String),
+    /// Refused on what the token says of itself, before its signature is checked.
+    #[error("the token was rejected: {0}")]
+    Unverifiable(&'static str),
+    #[error(
+        "too many tokens kubegate has not seen before came from this address; wait a moment \
+         (a valid token, once verified, is not counted again)"
+    )]
+    TooManyUnverified,
 }
 
 /// Why the authenticator could not be built from its configuration.
@@ -95,10 +110,18 @@ struct VerificationKey {
     validation: Validation,
 }
 
+/// The largest bearer token kubegate reads.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
 /// Verifies bearer JWTs and maps their claims to a [`Caller`].
 pub struct Authenticator {
     keys: Vec<VerificationKey>,
     verified: cache::TokenCache,
+    issuer: String,
+    audiences: Vec<String>,
+    leeway: i64,
+    /// Signature checks of unseen tokens, per source address.
+    budget: Option<budget::SignatureBudget>,
     username_claim: String,
     groups_claim: String,
     tenant_claim: String,
@@ -117,6 +140,10 @@ impl Authenticator {
         Ok(Authenticator {
             keys,
             verified: cache::TokenCache::default(),
+            issuer: config.issuer.clone(),
+            audiences: config.audiences.clone(),
+            leeway: i64::try_from(config.leeway_seconds).unwrap_or(i64::MAX),
+            budget: None,
             username_claim: config.username_claim.clone(),
             groups_claim: config.groups_claim.clone(),
             tenant_claim: config.tenant_claim.clone(),
@@ -125,19 +152,98 @@ impl Authenticator {
         })
     }
 
+    /// Bounds the signature checks of tokens not seen before to `per_second` per source
+    /// address (twice that in a burst).
+    pub fn with_signature_budget(mut self, per_second: u32) -> Authenticator {
+        self.budget = budget::SignatureBudget::new(per_second);
+        self
+    }
+
     /// Verifies the `Authorization` header's bearer token and returns the caller it names.
-    /// A token verified before and not yet expired is answered from memory.
-    pub fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Arc<Caller>, AuthError> {
+    /// A token verified before and not yet expired is answered from memory; any other is first
+    /// checked for what it says of itself (size, shape, algorithm, key id, issuer, audience,
+    /// expiry), then counted against its source address's budget of signature checks, and only
+    /// then verified.
+    pub fn authenticate(
+        &self,
+        authorization: Option<&[u8]>,
+        source: std::net::IpAddr,
+    ) -> Result<Arc<Caller>, AuthError> {
         let token = bearer_token(authorization)?;
         let now = jiff::Timestamp::now().as_second();
         if let Some(caller) = self.verified.get(token, now) {
             return Ok(caller);
+        }
+        self.precheck(token, now)?;
+        if let Some(budget) = &self.budget
+            && !budget.allow(source)
+        {
+            return Err(AuthError::TooManyUnverified);
         }
         let (caller, expires) = self.verify(token)?;
         let caller = Arc::new(caller);
         self.verified
             .insert(token, Arc::clone(&caller), expires, now);
         Ok(caller)
+    }
+
+    /// Refuses, without checking a signature, a token that no configured key could accept:
+    /// what it says of itself already fails.
+    fn precheck(&self, token: &str, now: i64) -> Result<(), AuthError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::TooLarge);
+        }
+        let segments: Vec<&str> = token.split('.').collect();
+        let base64url = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if segments.len() != 3 || !segments.iter().all(|s| base64url(s)) {
+            return Err(AuthError::NotJwt);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(AuthError::Malformed)?;
+        if !self.keys.iter().any(|k| {
+            k.validation.algorithms.contains(&header.alg)
+                && (k.kid.is_none() || k.kid == header.kid)
+        }) {
+            return Err(AuthError::UnknownKey {
+                algorithm: header.alg,
+                kid: header.kid,
+            });
+        }
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(segments[1])
+            .map_err(|_| AuthError::Unverifiable("its claims are not base64url"))?;
+        let claims: Unverified = serde_json::from_slice(&payload)
+            .map_err(|_| AuthError::Unverifiable("its claims are not a JSON object"))?;
+        if claims.iss.as_deref() != Some(self.issuer.as_str()) {
+            return Err(AuthError::Unverifiable(
+                "it was issued by an issuer kubegate does not trust",
+            ));
+        }
+        let audiences = match claims.aud {
+            Some(Audience::One(aud)) => vec![aud],
+            Some(Audience::Many(auds)) => auds,
+            None => Vec::new(),
+        };
+        if !audiences.iter().any(|a| self.audiences.contains(a)) {
+            return Err(AuthError::Unverifiable(
+                "it is not meant for kubegate (aud)",
+            ));
+        }
+        match claims
+            .exp
+            .and_then(|e| e.as_i64().or(e.as_f64().map(|f| f as i64)))
+        {
+            None => Err(AuthError::Unverifiable(
+                "it lacks one of the claims exp, iss, aud",
+            )),
+            Some(exp) if exp.saturating_add(self.leeway) < now => {
+                Err(AuthError::Unverifiable("it has expired"))
+            }
+            Some(_) => Ok(()),
+        }
     }
 
     /// Verifies a token's signature and claims; returns the caller and the token's `exp`.
@@ -197,6 +303,21 @@ impl Authenticator {
             claims,
         })
     }
+}
+
+/// The claims a precheck reads, unverified.
+#[derive(serde::Deserialize)]
+struct Unverified {
+    iss: Option<String>,
+    aud: Option<Audience>,
+    exp: Option<serde_json::Number>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 fn load_key(key: &KeyConfig, config: &AuthConfig) -> Result<VerificationKey, AuthSetupError> {

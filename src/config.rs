@@ -29,6 +29,80 @@ pub struct Config {
     pub kubernetes: KubernetesConfig,
     pub policy: PolicyConfig,
     pub audit: AuditConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// How the HTTPS listener protects itself: its limits and timeouts, and which `Host`s and
+/// `Origin`s it answers. The defaults suit one replica on two cores.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Connections at once (capped below the process's file-descriptor limit); beyond, new
+    /// ones wait to be accepted.
+    pub max_connections: usize,
+    /// Connections at once from one source address; beyond, new ones are closed at once.
+    pub max_connections_per_ip: usize,
+    /// MCP exchanges in flight at once; beyond, requests are answered 503 with `Retry-After`.
+    pub max_exchanges: usize,
+    /// MCP exchanges in flight at once for one caller; beyond, 429 with `Retry-After`.
+    pub max_exchanges_per_caller: usize,
+    /// HTTP/2 streams one connection may have open at once.
+    pub max_streams_per_connection: u32,
+    /// The largest MCP message body read, in bytes; larger ones are answered 413.
+    pub max_body_bytes: usize,
+    /// To finish the TLS handshake.
+    pub handshake_timeout_seconds: u64,
+    /// To send a request's headers (the first request's included).
+    pub header_timeout_seconds: u64,
+    /// To send a request's body.
+    pub body_timeout_seconds: u64,
+    /// A connection with no request in flight for this long is closed (HTTP/1.1 keep-alive and
+    /// HTTP/2 alike); HTTP/2 peers are also pinged at this interval.
+    pub idle_timeout_seconds: u64,
+    /// Signature checks of tokens kubegate has not verified before, per source address per
+    /// second (twice that in a burst); beyond, 429. Tokens already verified are not counted.
+    pub unverified_tokens_per_ip_per_second: u32,
+    /// Audit records of unauthenticated requests per source address per second (twice that in
+    /// a burst); beyond, they are counted and the next record says how many were left out.
+    pub unauthenticated_records_per_ip_per_second: u32,
+    /// Names a request's `Host` may carry. Empty: the names the server certificate is valid
+    /// for (and loopback names when listening on loopback).
+    pub allowed_hosts: Vec<String>,
+    /// Check `Host` (DNS-rebinding protection). On by default.
+    pub check_host: bool,
+    /// Origins (`https://app.example.com`) browsers may call kubegate from, besides kubegate's
+    /// own hosts; a request with another `Origin` is refused 403.
+    pub allowed_origins: Vec<String>,
+    /// On SIGTERM, how long kubegate stays up, not ready, before it stops accepting (so load
+    /// balancers take it out first).
+    pub shutdown_delay_seconds: u64,
+    /// Then how long in-flight calls get to finish.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_connections: 4096,
+            max_connections_per_ip: 256,
+            max_exchanges: 512,
+            max_exchanges_per_caller: 32,
+            max_streams_per_connection: 64,
+            max_body_bytes: 1024 * 1024,
+            handshake_timeout_seconds: 10,
+            header_timeout_seconds: 10,
+            body_timeout_seconds: 30,
+            idle_timeout_seconds: 120,
+            unverified_tokens_per_ip_per_second: 20,
+            unauthenticated_records_per_ip_per_second: 5,
+            allowed_hosts: Vec::new(),
+            check_host: true,
+            allowed_origins: Vec::new(),
+            shutdown_delay_seconds: 5,
+            shutdown_grace_seconds: 20,
+        }
+    }
 }
 
 /// The server certificate chain and key, PEM files.
@@ -252,6 +326,34 @@ impl Config {
         }
         if self.cluster_name.is_empty() {
             return Err(ConfigError::Invalid("cluster_name is empty".into()));
+        }
+        let http = &self.http;
+        let zero = [
+            ("max_connections", http.max_connections == 0),
+            ("max_connections_per_ip", http.max_connections_per_ip == 0),
+            ("max_exchanges", http.max_exchanges == 0),
+            (
+                "max_exchanges_per_caller",
+                http.max_exchanges_per_caller == 0,
+            ),
+            (
+                "max_streams_per_connection",
+                http.max_streams_per_connection == 0,
+            ),
+            ("max_body_bytes", http.max_body_bytes == 0),
+            (
+                "unverified_tokens_per_ip_per_second",
+                http.unverified_tokens_per_ip_per_second == 0,
+            ),
+            (
+                "unauthenticated_records_per_ip_per_second",
+                http.unauthenticated_records_per_ip_per_second == 0,
+            ),
+        ];
+        if let Some((name, _)) = zero.iter().find(|(_, is_zero)| *is_zero) {
+            return Err(ConfigError::Invalid(format!(
+                "http.{name} is 0: nothing could ever be served"
+            )));
         }
         Ok(())
     }

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use crate::audit::{AuditError, AuditLog};
 use crate::auth::{AuthSetupError, Authenticator};
 use crate::config::Config;
+use crate::http::Guards;
+use crate::http::origin::HostCheck;
 use crate::kube::{Kube, KubeError};
 use crate::mcp::session::Sessions;
 use crate::policy::{PolicyEngine, PolicyError};
 
 /// Everything a request needs, shared by all connections.
 pub struct Gateway {
+    pub guards: Guards,
     pub auth: Authenticator,
     pub policy: Arc<PolicyEngine>,
     pub kube: Kube,
@@ -36,7 +39,14 @@ impl Gateway {
     /// Builds every part from the configuration: cheap local checks first (keys, policies, audit
     /// log), then Kubernetes (discovery and the namespace cache), so a typo fails fast.
     pub async fn start(config: &Config) -> Result<Gateway, StartError> {
-        let auth = Authenticator::from_config(&config.auth)?;
+        let hosts = HostCheck::new(
+            &config.http,
+            crate::tls::first_certificate(&config.tls.cert),
+            config.listen,
+        );
+        let guards = Guards::new(&config.http, hosts);
+        let auth = Authenticator::from_config(&config.auth)?
+            .with_signature_budget(config.http.unverified_tokens_per_ip_per_second);
         let policy = PolicyEngine::load(config.policy_sources(), &config.cluster_name)?;
         if policy.is_empty() {
             tracing::warn!("no policies are loaded: every call will be refused");
@@ -46,7 +56,8 @@ impl Gateway {
         }
         let policy = Arc::new(policy);
         crate::policy::reload::spawn(Arc::clone(&policy), config.policy.watch);
-        let audit = AuditLog::open(&config.audit.path, config.audit.level)?;
+        let audit = AuditLog::open(&config.audit.path, config.audit.level)?
+            .with_unauthenticated_rate(config.http.unauthenticated_records_per_ip_per_second);
         let kube = Kube::connect(&config.kubernetes, config.tenant_label()).await?;
         tracing::info!(
             policies = policy.len(),
@@ -56,6 +67,7 @@ impl Gateway {
             "kubegate is ready"
         );
         Ok(Gateway {
+            guards,
             auth,
             policy,
             kube,

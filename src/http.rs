@@ -1,15 +1,36 @@
-//! Serves kubegate over HTTPS: accepts TLS connections (HTTP/2 or HTTP/1.1), routes `/mcp`,
-//! `/healthz` and `/readyz`, and is the one place where errors become HTTP statuses.
+//! Serves kubegate over HTTPS: accepts TLS connections (HTTP/2 or HTTP/1.1, as ALPN chose),
+//! routes `/mcp`, `/healthz` and `/readyz`, and is the one place where errors become HTTP
+//! statuses.
 //!
-//! Every `POST /mcp` leaves exactly one audit record, whatever its fate (401s included), and the
-//! response is sent only once the record is written. Each exchange runs as its own task, so a
-//! client that resets its stream or drops the connection mid-call cannot cut it short: the call
-//! finishes and is recorded, and shutdown waits for it.
+//! Every `POST /mcp` leaves exactly one audit record, whatever its fate (401s are recorded at a
+//! bounded rate per address, the rest counted), and the response is sent only once the record
+//! is written. Each exchange runs as its own task, so a client that resets its stream or drops
+//! the connection mid-call cannot cut a change short: the call finishes and is recorded, and
+//! shutdown waits for it. A call that changes nothing is abandoned instead when its client goes
+//! away before it reached Kubernetes.
+//!
+//! # Nobody can hold it down
+//! - Every phase has a deadline: the TLS handshake, each request's headers (the first one's
+//!   too: the protocol is chosen by ALPN, never sniffed), its body, and idleness (a connection
+//!   with no request in flight is closed; HTTP/2 peers are also pinged).
+//! - Connections are bounded in all (below the file-descriptor limit) and per source address;
+//!   exchanges in flight in all (503, before any work is spawned) and per caller (429); HTTP/2
+//!   streams per connection; bodies by size (413, from `Content-Length` before reading).
+//! - A request for a `Host` kubegate does not serve, or from a foreign `Origin`, is refused
+//!   (see [`origin`]); tokens kubegate has not verified before cost a signature check only
+//!   within their address's budget (see [`crate::auth`]).
+//! - On shutdown, readiness goes false first, then the listener stops, connections close
+//!   gracefully and exchanges get a grace period to finish and write their records.
+
+pub mod limits;
+pub mod origin;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,38 +40,73 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming as IncomingBody;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::audit::{AuditError, AuditRecord, Outcome};
 use crate::auth::AuthError;
+use crate::config::HttpConfig;
 use crate::gateway::Gateway;
 use crate::mcp::{self, Incoming, McpError, Reply, jsonrpc};
 use crate::policy::NamespaceDirectory;
-
-/// The largest MCP message body kubegate reads.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// A client gets this long to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// On shutdown, open requests get this long to finish.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// An HTTP/1.1 client gets this long to send a request's headers (slow clients hold sockets).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// At most this many connections at once; beyond, new ones wait to be accepted.
-const MAX_CONNECTIONS: usize = 4096;
+use limits::{KeySlot, Limits};
+use origin::HostCheck;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const PROTOCOL_HEADER: &str = "mcp-protocol-version";
 const TRANSPORT: &str = "streamable-http";
+/// How long a refused client is asked to wait before trying again.
+const RETRY_AFTER_SECONDS: &str = "1";
+/// How long an HTTP/2 peer has to answer a keep-alive ping.
+const PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 type Body = Full<Bytes>;
 
-/// Serves HTTPS on `listener` until `shutdown` completes, then lets open requests finish.
+/// What the listener checks and bounds, built once from the configuration.
+pub struct Guards {
+    pub config: HttpConfig,
+    pub limits: Limits,
+    pub hosts: HostCheck,
+    /// False from the moment shutdown begins: `/readyz` says so.
+    ready: AtomicBool,
+}
+
+impl Guards {
+    pub fn new(config: &HttpConfig, hosts: HostCheck) -> Guards {
+        Guards {
+            config: config.clone(),
+            limits: Limits::new(config),
+            hosts,
+            ready: AtomicBool::new(true),
+        }
+    }
+
+    fn seconds(seconds: u64) -> Duration {
+        Duration::from_secs(seconds.max(1))
+    }
+
+    fn handshake_timeout(&self) -> Duration {
+        Guards::seconds(self.config.handshake_timeout_seconds)
+    }
+    fn header_timeout(&self) -> Duration {
+        Guards::seconds(self.config.header_timeout_seconds)
+    }
+    fn body_timeout(&self) -> Duration {
+        Guards::seconds(self.config.body_timeout_seconds)
+    }
+    fn idle_timeout(&self) -> Duration {
+        Guards::seconds(self.config.idle_timeout_seconds)
+    }
+}
+
+/// Serves HTTPS on `listener` until `shutdown` completes, then drains: not ready for
+/// `shutdown_delay_seconds` while still serving, then no new connections, open ones closed
+/// gracefully, and exchanges given `shutdown_grace_seconds` to finish.
 pub async fn serve(
     gateway: Arc<Gateway>,
     tls: Arc<ServerConfig>,
@@ -58,23 +114,35 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let graceful = GracefulShutdown::new();
+    let closing = CancellationToken::new();
+    let connections = TaskTracker::new();
     let exchanges = TaskTracker::new();
-    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
-    tokio::pin!(shutdown);
+    let guards = &gateway.guards;
+    let mut shutdown = pin!(shutdown);
+    let mut draining: Option<Instant> = None;
     loop {
+        let stop_accepting = async {
+            match draining {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let permit = tokio::select! {
-            permit = Arc::clone(&connections).acquire_owned() => match permit {
+            permit = Arc::clone(&guards.limits.connections).acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => break,
             },
-            () = &mut shutdown => break,
+            () = &mut shutdown, if draining.is_none() => {
+                draining = Some(begin_draining(guards));
+                continue;
+            }
+            () = stop_accepting => break,
+        };
+        let stop_accepting = async {
+            match draining {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
         };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -86,20 +154,117 @@ pub async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = &mut shutdown, if draining.is_none() => {
+                draining = Some(begin_draining(guards));
+                continue;
+            }
+            () = stop_accepting => break,
+        };
+        let Some(ip_slot) = guards.limits.per_ip.try_take(&peer.ip()) else {
+            tracing::debug!(client.ip = %peer.ip(), "too many connections from this address");
+            continue;
         };
         // Small answers (and HTTP/2 control frames) must not wait for the peer's delayed ACKs.
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(client.ip = %peer.ip(), %error, "cannot set TCP_NODELAY");
         }
-        let acceptor = acceptor.clone();
-        let gateway = Arc::clone(&gateway);
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let exchanges = exchanges.clone();
-        tokio::spawn(async move {
-            let _connection_slot = permit;
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        let connection = Connection {
+            gateway: Arc::clone(&gateway),
+            acceptor: acceptor.clone(),
+            exchanges: exchanges.clone(),
+            closing: closing.clone(),
+            peer,
+            _slots: (permit, ip_slot),
+        };
+        connections.spawn(connection.serve(stream));
+    }
+    drop(listener);
+    let grace = Guards::seconds(guards.config.shutdown_grace_seconds);
+    closing.cancel();
+    connections.close();
+    if tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("open connections did not close within the shutdown grace period");
+    }
+    // Exchanges whose connections are gone still finish and write their audit records.
+    exchanges.close();
+    if tokio::time::timeout(grace, exchanges.wait()).await.is_err() {
+        tracing::error!("MCP exchanges still running at shutdown; their audit records are lost");
+    }
+}
+
+/// Marks kubegate not ready and returns when to stop accepting connections.
+fn begin_draining(guards: &Guards) -> Instant {
+    guards.ready.store(false, Ordering::SeqCst);
+    let delay = Duration::from_secs(guards.config.shutdown_delay_seconds);
+    tracing::info!(
+        delay_seconds = delay.as_secs(),
+        "shutting down: not ready; still serving until the delay is over"
+    );
+    Instant::now() + delay
+}
+
+/// One accepted connection and what it holds.
+struct Connection {
+    gateway: Arc<Gateway>,
+    acceptor: TlsAcceptor,
+    exchanges: TaskTracker,
+    closing: CancellationToken,
+    peer: SocketAddr,
+    /// Its place among all connections and among its address's, given back when it ends.
+    _slots: (OwnedSemaphorePermit, KeySlot<std::net::IpAddr>),
+}
+
+/// Requests in flight on one connection, and when the last one ended.
+struct Activity {
+    in_flight: AtomicUsize,
+    idle_since: Mutex<Instant>,
+    served: AtomicBool,
+}
+
+impl Activity {
+    fn begin(self: &Arc<Self>) -> ActivityGuard {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.served.store(true, Ordering::SeqCst);
+        ActivityGuard(Arc::clone(self))
+    }
+
+    /// When the connection may be closed for idleness, if nothing is in flight.
+    fn idle_deadline(&self, first_request: Duration, idle: Duration) -> Option<Instant> {
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let since = *self.idle_since.lock().unwrap_or_else(|e| e.into_inner());
+        Some(
+            since
+                + if self.served.load(Ordering::SeqCst) {
+                    idle
+                } else {
+                    first_request
+                },
+        )
+    }
+}
+
+struct ActivityGuard(Arc<Activity>);
+
+impl Drop for ActivityGuard {
+    fn drop(&mut self) {
+        *self.0.idle_since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Connection {
+    async fn serve(self, stream: tokio::net::TcpStream) {
+        let guards = &self.gateway.guards;
+        let peer = self.peer;
+        let tls =
+            match tokio::time::timeout(guards.handshake_timeout(), self.acceptor.accept(stream))
+                .await
+            {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
                     tracing::debug!(client.ip = %peer.ip(), %error, "TLS handshake failed");
@@ -110,32 +275,134 @@ pub async fn serve(
                     return;
                 }
             };
-            let service = service_fn(move |request| {
-                // Routed (and an MCP exchange spawned) now, not when hyper first polls the
-                // returned future: hyper may drop that future unpolled if the client hangs up.
-                let routed = route(Arc::clone(&gateway), &exchanges, peer, request);
-                async move { Ok::<_, Infallible>(routed.response().await) }
-            });
-            let connection = builder.serve_connection(TokioIo::new(tls), service);
-            if let Err(error) = watcher.watch(connection.into_owned()).await {
-                tracing::debug!(client.ip = %peer.ip(), %error, "connection ended with an error");
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let activity = Arc::new(Activity {
+            in_flight: AtomicUsize::new(0),
+            idle_since: Mutex::new(Instant::now()),
+            served: AtomicBool::new(false),
+        });
+        let gateway = Arc::clone(&self.gateway);
+        let exchanges = self.exchanges.clone();
+        let counted = Arc::clone(&activity);
+        let service = service_fn(move |request| {
+            let active = counted.begin();
+            // Routed (and an MCP exchange spawned) now, not when hyper first polls the returned
+            // future: hyper may drop that future unpolled if the client hangs up.
+            let gone = CancellationToken::new();
+            let routed = route(
+                Arc::clone(&gateway),
+                &exchanges,
+                peer,
+                request,
+                gone.clone(),
+            );
+            async move {
+                // Dropped with this future: when the client resets the stream or hangs up.
+                let _gone = gone.drop_guard();
+                let response = routed.response().await;
+                drop(active);
+                Ok::<_, Infallible>(response)
             }
         });
+        let io = TokioIo::new(tls);
+        let idle = guards.idle_timeout();
+        let first = guards.header_timeout();
+        if h2 {
+            let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+            builder
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(guards.config.max_streams_per_connection)
+                .max_pending_accept_reset_streams(Some(20))
+                .max_local_error_reset_streams(Some(256))
+                .keep_alive_interval(Some(idle))
+                .keep_alive_timeout(PING_TIMEOUT);
+            let connection = builder.serve_connection(io, service);
+            watch(connection, &activity, &self.closing, first, idle, peer).await;
+        } else {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(first)
+                .keep_alive(true);
+            let connection = builder.serve_connection(io, service);
+            watch(connection, &activity, &self.closing, first, idle, peer).await;
+        }
     }
-    drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("open connections did not finish within the shutdown grace period");
+}
+
+/// A served connection that can be asked to close gracefully.
+trait Closable: Future<Output = Result<(), hyper::Error>> {
+    fn close(self: std::pin::Pin<&mut Self>);
+}
+
+impl<S> Closable
+    for hyper::server::conn::http1::Connection<
+        TokioIo<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+        S,
+    >
+where
+    S: hyper::service::HttpService<IncomingBody, ResBody = Body>,
+{
+    fn close(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
     }
-    // Exchanges whose connections are gone still finish and write their audit records.
-    exchanges.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, exchanges.wait())
-        .await
-        .is_err()
-    {
-        tracing::error!("MCP exchanges still running at shutdown; their audit records are lost");
+}
+
+impl<S> Closable
+    for hyper::server::conn::http2::Connection<
+        TokioIo<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+        S,
+        TokioExecutor,
+    >
+where
+    S: hyper::service::HttpService<IncomingBody, ResBody = Body>,
+    S::Future: Send + 'static,
+{
+    fn close(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Drives a connection to its end, closing it gracefully when it has been idle too long (or
+/// never sent a request in time), or when kubegate shuts down.
+async fn watch<C: Closable>(
+    connection: C,
+    activity: &Activity,
+    closing: &CancellationToken,
+    first_request: Duration,
+    idle: Duration,
+    peer: SocketAddr,
+) {
+    let mut connection = pin!(connection);
+    let mut closed = false;
+    loop {
+        let deadline = activity.idle_deadline(first_request, idle);
+        let wait = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                // Something is in flight: look again soon.
+                None => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        };
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(client.ip = %peer.ip(), %error, "connection ended with an error");
+                }
+                return;
+            }
+            () = closing.cancelled(), if !closed => {
+                connection.as_mut().close();
+                closed = true;
+            }
+            () = wait, if !closed => {
+                if activity.idle_deadline(first_request, idle).is_some_and(|at| at <= Instant::now()) {
+                    tracing::debug!(client.ip = %peer.ip(), "closing an idle connection");
+                    connection.as_mut().close();
+                    closed = true;
+                }
+            }
+        }
     }
 }
 
@@ -148,10 +415,18 @@ enum HttpError {
     Mcp(#[from] McpError),
     #[error("MCP messages must be sent as `Content-Type: application/json`")]
     UnsupportedMediaType,
-    #[error("the request body is larger than {MAX_BODY_BYTES} bytes")]
-    BodyTooLarge,
+    #[error("the request body is larger than {0} bytes")]
+    BodyTooLarge(usize),
     #[error("the request body could not be read")]
     BodyRead,
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
+    #[error(transparent)]
+    Refused(#[from] origin::Refused),
+    #[error("kubegate is busy: too many calls are in flight; try again in a moment")]
+    Busy,
+    #[error("you have too many calls in flight; wait for one to finish, then try again")]
+    CallerBusy,
     #[error("kubegate could not write its audit record, so it refuses to answer")]
     Audit(#[source] AuditError),
     #[error("kubegate failed while answering; the failure is in its log")]
@@ -181,14 +456,30 @@ fn route(
     exchanges: &TaskTracker,
     peer: SocketAddr,
     request: Request<IncomingBody>,
+    gone: CancellationToken,
 ) -> Routed {
+    let guards = &gateway.guards;
+    let host = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| header_str(request.headers(), header::HOST.as_str()));
+    let origin = header_str(request.headers(), header::ORIGIN.as_str());
+    if let Err(refused) = guards.hosts.check(host, origin) {
+        return Routed::Ready(error_response(&HttpError::Refused(refused)));
+    }
     let response = match (request.method(), request.uri().path()) {
-        // Its own task: dropping the connection's future (a reset stream, a closed connection)
-        // does not cancel a call that may already have reached Kubernetes, nor its audit record.
         (&Method::POST, "/mcp") => {
-            return Routed::Exchange(exchanges.spawn(post_mcp(gateway, peer, request)));
+            // The slot is taken before anything is spawned, and held by the exchange itself.
+            let Some(slot) = guards.limits.exchange() else {
+                return Routed::Ready(error_response(&HttpError::Busy));
+            };
+            // Its own task: dropping the connection's future (a reset stream, a closed
+            // connection) does not cancel a change that may already have reached Kubernetes,
+            // nor its audit record.
+            return Routed::Exchange(exchanges.spawn(post_mcp(gateway, peer, request, gone, slot)));
         }
-        (&Method::DELETE, "/mcp") => delete_session(&gateway, request.headers()),
+        (&Method::DELETE, "/mcp") => delete_session(&gateway, peer, request.headers()),
         (&Method::GET, "/mcp") => plain(
             StatusCode::METHOD_NOT_ALLOWED,
             "kubegate does not open a server-to-client stream; POST MCP messages to /mcp\n",
@@ -196,8 +487,12 @@ fn route(
         .with_header(header::ALLOW, "POST, DELETE"),
         (&Method::GET, "/healthz") => plain(StatusCode::OK, "ok\n"),
         // The gateway exists only once discovery and the namespace cache are done; it stays
-        // ready while its copy of the namespaces can be trusted.
+        // ready while its copy of the namespaces can be trusted and it is not shutting down.
         (&Method::GET, "/readyz") => match gateway.kube.stale() {
+            _ if !guards.ready.load(Ordering::SeqCst) => plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: shutting down\n",
+            ),
             None => plain(StatusCode::OK, "ok\n"),
             Some(why) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -213,22 +508,36 @@ async fn post_mcp(
     gateway: Arc<Gateway>,
     peer: SocketAddr,
     request: Request<IncomingBody>,
+    gone: CancellationToken,
+    _slot: OwnedSemaphorePermit,
 ) -> Response<Body> {
     let user_agent = header_str(request.headers(), header::USER_AGENT.as_str()).map(str::to_owned);
     let mut record = AuditRecord::begin(gateway.audit.level(), TRANSPORT, peer.ip(), user_agent);
-    let outcome = exchange(&gateway, peer, request, &mut record).await;
+    let outcome = exchange(&gateway, peer, request, gone, &mut record).await;
     // The one place a failed exchange is marked in its record (the MCP layer marks only what
     // it answers itself, such as a refused tool call).
     if let Err(error) = &outcome
         && record.error.is_none()
     {
         let kind = match error {
+            HttpError::Unauthenticated(AuthError::TooManyUnverified) => Outcome::Throttled,
             HttpError::Unauthenticated(_) => Outcome::Unauthenticated,
+            HttpError::Busy | HttpError::CallerBusy => Outcome::Throttled,
             _ => Outcome::Invalid,
         };
         record.fail(kind, error.to_string());
     }
-    if let Err(error) = gateway.audit.write(&mut record) {
+    let unauthenticated = matches!(outcome, Err(HttpError::Unauthenticated(_)));
+    if unauthenticated {
+        // A flood of these is counted, not written line by line; and a refusal stays a refusal
+        // even if its record cannot be written (nothing was served).
+        if let Some(left_out) = gateway.audit.admit_unauthenticated(peer.ip()) {
+            record.unrecorded_before = (left_out > 0).then_some(left_out);
+            if let Err(error) = gateway.audit.write(&mut record) {
+                tracing::warn!(%error, "cannot record an unauthenticated request");
+            }
+        }
+    } else if let Err(error) = gateway.audit.write(&mut record) {
         tracing::error!(%error, audit.id = %record.audit_id, "audit write failed; refusing the answer");
         return error_response(&HttpError::Audit(error));
     }
@@ -250,16 +559,28 @@ async fn exchange(
     gateway: &Gateway,
     peer: SocketAddr,
     request: Request<IncomingBody>,
+    gone: CancellationToken,
     record: &mut AuditRecord,
 ) -> Result<Reply, HttpError> {
     let caller = gateway
         .auth
-        .authenticate(authorization(request.headers()))?;
+        .authenticate(authorization(request.headers()), peer.ip())?;
+    let Some(_caller_slot) = gateway.guards.limits.caller_exchange(&caller.username) else {
+        record.user = Some(crate::audit::AuditUser::of(&caller));
+        return Err(HttpError::CallerBusy);
+    };
     if !is_json(request.headers()) {
+        record.user = Some(crate::audit::AuditUser::of(&caller));
         return Err(HttpError::UnsupportedMediaType);
     }
     let (parts, body) = request.into_parts();
-    let body = read_body(body).await?;
+    let body = match read_body(&gateway.guards, &parts.headers, body).await {
+        Ok(body) => body,
+        Err(error) => {
+            record.user = Some(crate::audit::AuditUser::of(&caller));
+            return Err(error);
+        }
+    };
     let incoming = Incoming {
         caller,
         source_ip: peer.ip(),
@@ -267,12 +588,13 @@ async fn exchange(
         session_id: header_str(&parts.headers, SESSION_HEADER),
         protocol_version: header_str(&parts.headers, PROTOCOL_HEADER),
         body: &body,
+        gone,
     };
     Ok(mcp::handle(gateway, incoming, record).await?)
 }
 
-fn delete_session(gateway: &Gateway, headers: &HeaderMap) -> Response<Body> {
-    let caller = match gateway.auth.authenticate(authorization(headers)) {
+fn delete_session(gateway: &Gateway, peer: SocketAddr, headers: &HeaderMap) -> Response<Body> {
+    let caller = match gateway.auth.authenticate(authorization(headers), peer.ip()) {
         Ok(caller) => caller,
         Err(error) => return error_response(&HttpError::Unauthenticated(error)),
     };
@@ -286,13 +608,27 @@ fn delete_session(gateway: &Gateway, headers: &HeaderMap) -> Response<Body> {
     }
 }
 
-async fn read_body(body: IncomingBody) -> Result<Bytes, HttpError> {
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(HttpError::BodyTooLarge)
+/// Reads a body up to the configured size and within the body deadline; a declared length over
+/// the limit is refused before anything is read.
+async fn read_body(
+    guards: &Guards,
+    headers: &HeaderMap,
+    body: IncomingBody,
+) -> Result<Bytes, HttpError> {
+    let max = guards.config.max_body_bytes;
+    let declared = header_str(headers, header::CONTENT_LENGTH.as_str())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(HttpError::BodyTooLarge(max));
+    }
+    let read = Limited::new(body, max).collect();
+    match tokio::time::timeout(guards.body_timeout(), read).await {
+        Err(_) => Err(HttpError::BodyTimeout(guards.body_timeout().as_secs())),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(HttpError::BodyTooLarge(max))
         }
-        Err(_) => Err(HttpError::BodyRead),
+        Ok(Err(_)) => Err(HttpError::BodyRead),
     }
 }
 
@@ -314,31 +650,35 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 
 /// The one mapping from failures to HTTP statuses; the body is a JSON-RPC error a client can show.
 fn error_response(error: &HttpError) -> Response<Body> {
+    use jsonrpc::code;
     let (status, code) = match error {
-        HttpError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, jsonrpc::code::UNAUTHENTICATED),
+        HttpError::Unauthenticated(AuthError::TooManyUnverified) => {
+            (StatusCode::TOO_MANY_REQUESTS, code::UNAUTHENTICATED)
+        }
+        HttpError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED),
         HttpError::Mcp(McpError::Envelope(envelope)) => (StatusCode::BAD_REQUEST, envelope.code()),
-        HttpError::Mcp(McpError::SessionNotFound) => {
-            (StatusCode::NOT_FOUND, jsonrpc::code::INVALID_REQUEST)
-        }
+        HttpError::Mcp(McpError::SessionNotFound) => (StatusCode::NOT_FOUND, code::INVALID_REQUEST),
         HttpError::Mcp(McpError::UnsupportedVersion(_) | McpError::VersionMismatch { .. }) => {
-            (StatusCode::BAD_REQUEST, jsonrpc::code::INVALID_REQUEST)
+            (StatusCode::BAD_REQUEST, code::INVALID_REQUEST)
         }
-        HttpError::UnsupportedMediaType => (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            jsonrpc::code::INVALID_REQUEST,
-        ),
-        HttpError::BodyTooLarge => (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            jsonrpc::code::INVALID_REQUEST,
-        ),
-        HttpError::BodyRead => (StatusCode::BAD_REQUEST, jsonrpc::code::INVALID_REQUEST),
-        HttpError::Audit(_) | HttpError::Internal => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            jsonrpc::code::INTERNAL_ERROR,
-        ),
+        HttpError::UnsupportedMediaType => {
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, code::INVALID_REQUEST)
+        }
+        HttpError::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, code::INVALID_REQUEST),
+        HttpError::BodyRead => (StatusCode::BAD_REQUEST, code::INVALID_REQUEST),
+        HttpError::BodyTimeout(_) => (StatusCode::REQUEST_TIMEOUT, code::INVALID_REQUEST),
+        HttpError::Refused(_) => (StatusCode::FORBIDDEN, code::INVALID_REQUEST),
+        HttpError::Busy => (StatusCode::SERVICE_UNAVAILABLE, code::INTERNAL_ERROR),
+        HttpError::CallerBusy => (StatusCode::TOO_MANY_REQUESTS, code::INVALID_REQUEST),
+        HttpError::Audit(_) | HttpError::Internal => {
+            (StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL_ERROR)
+        }
     };
     let response = json(status, &jsonrpc::error(None, code, error.to_string()));
     match error {
+        HttpError::Unauthenticated(AuthError::TooManyUnverified)
+        | HttpError::Busy
+        | HttpError::CallerBusy => response.with_header(header::RETRY_AFTER, RETRY_AFTER_SECONDS),
         HttpError::Unauthenticated(cause) => response.with_header(
             header::WWW_AUTHENTICATE,
             &format!(
@@ -346,6 +686,10 @@ fn error_response(error: &HttpError) -> Response<Body> {
                 cause.to_string().replace(['"', '\\'], "'")
             ),
         ),
+        HttpError::BodyTooLarge(_) | HttpError::BodyTimeout(_) => {
+            // The rest of the body is not read: the connection cannot carry another request.
+            response.with_header(header::CONNECTION, "close")
+        }
         _ => response,
     }
 }

@@ -42,6 +42,9 @@ pub struct Incoming<'a> {
     /// The `MCP-Protocol-Version` header.
     pub protocol_version: Option<&'a str>,
     pub body: &'a [u8],
+    /// Cancelled when the client goes away (a reset stream, a closed connection): a call that
+    /// changes nothing and has not reached Kubernetes yet is then abandoned.
+    pub gone: tokio_util::sync::CancellationToken,
 }
 
 /// What to answer.
@@ -77,6 +80,7 @@ pub(crate) struct Exchange<'a> {
     pub caller: &'a Arc<Caller>,
     pub facts: RequestFacts,
     pub id: Value,
+    pub gone: tokio_util::sync::CancellationToken,
 }
 
 /// Handles one message from an authenticated caller, filling in its audit record.
@@ -86,11 +90,7 @@ pub async fn handle(
     record: &mut AuditRecord,
 ) -> Result<Reply, McpError> {
     let caller = &incoming.caller;
-    record.user = Some(AuditUser {
-        username: caller.username.clone(),
-        groups: caller.groups.clone(),
-        tenant: caller.tenant.clone(),
-    });
+    record.user = Some(AuditUser::of(caller));
     // Errors returned from here are recorded once, by the transport that answers them.
     let message = jsonrpc::parse(incoming.body)?;
     if let Some(version) = incoming.protocol_version
@@ -144,6 +144,7 @@ pub async fn handle(
             time: record.request_received_timestamp,
         },
         id,
+        gone: incoming.gone.clone(),
     };
 
     let mut session_id = None;

@@ -30,6 +30,11 @@ pub enum TlsError {
     Build(#[source] rustls::Error),
 }
 
+/// The first (the server's own) certificate of a PEM chain, if it can be read.
+pub fn first_certificate(cert: &Path) -> Option<CertificateDer<'static>> {
+    CertificateDer::pem_file_iter(cert).ok()?.next()?.ok()
+}
+
 /// Loads a PEM certificate chain and key and makes a server configuration with ALPN `h2`, `http/1.1`.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
     let chain = CertificateDer::pem_file_iter(cert)

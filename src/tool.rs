@@ -166,6 +166,9 @@ pub enum ToolError {
     NotFound(String),
     #[error("{0}")]
     Failed(String),
+    /// The client went away before the call (which changes nothing) was done.
+    #[error("the call was abandoned: its client went away")]
+    Cancelled,
 }
 
 impl ToolError {

@@ -7,6 +7,9 @@ use serde_json::json;
 use std::sync::Arc;
 
 use super::*;
+
+/// The source address of the tests' requests.
+const LOCAL: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 use crate::config::{AuthConfig, KeyConfig};
 use crate::dev::{self, IssuerKey, TokenRequest};
 
@@ -78,7 +81,7 @@ fn a_dev_token_becomes_a_caller() {
         &request("alice", &["team-a-devs"], Some("team-a")),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let caller = f.auth.authenticate(Some(&bearer(&token)));
+    let caller = f.auth.authenticate(Some(&bearer(&token)), LOCAL);
     let caller = caller.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(caller.username, "alice");
     assert_eq!(caller.groups, ["team-a-devs"]);
@@ -95,7 +98,7 @@ fn a_dev_token_becomes_a_caller() {
     );
     let lower = format!("bearer {token}").into_bytes();
     assert!(
-        f.auth.authenticate(Some(&lower)).is_ok(),
+        f.auth.authenticate(Some(&lower), LOCAL).is_ok(),
         "the scheme is case-insensitive"
     );
 }
@@ -110,7 +113,7 @@ fn prefixes_map_claims_to_kubernetes_names() {
     .unwrap_or_else(|e| panic!("{e}"));
     let caller = f
         .auth
-        .authenticate(Some(&bearer(&token)))
+        .authenticate(Some(&bearer(&token)), LOCAL)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(caller.username, "oidc:alice");
     assert_eq!(caller.groups, ["oidc:devs"]);
@@ -120,23 +123,23 @@ fn prefixes_map_claims_to_kubernetes_names() {
 fn missing_and_malformed_credentials_are_refused() {
     let f = fixture("");
     assert!(matches!(
-        f.auth.authenticate(None),
+        f.auth.authenticate(None, LOCAL),
         Err(AuthError::MissingToken)
     ));
     assert!(matches!(
-        f.auth.authenticate(Some(b"Basic YWxpY2U6cHc=")),
+        f.auth.authenticate(Some(b"Basic YWxpY2U6cHc="), LOCAL),
         Err(AuthError::MalformedHeader)
     ));
     assert!(matches!(
-        f.auth.authenticate(Some(b"Bearer ")),
+        f.auth.authenticate(Some(b"Bearer "), LOCAL),
         Err(AuthError::MalformedHeader)
     ));
     assert!(matches!(
-        f.auth.authenticate(Some(b"Bearer not.a.jwt")),
+        f.auth.authenticate(Some(b"Bearer not.a.jwt"), LOCAL),
         Err(AuthError::Malformed(_))
     ));
     assert!(matches!(
-        f.auth.authenticate(Some(&[b'B', 0xff, 0xfe])),
+        f.auth.authenticate(Some(&[b'B', 0xff, 0xfe]), LOCAL),
         Err(AuthError::MalformedHeader)
     ));
 }
@@ -154,7 +157,7 @@ fn tokens_kubegate_should_not_trust_are_rejected_with_the_reason() {
     };
     let message = |token: String| {
         f.auth
-            .authenticate(Some(&bearer(&token)))
+            .authenticate(Some(&bearer(&token)), LOCAL)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default()
@@ -206,7 +209,7 @@ fn claims_must_name_a_usable_identity() {
     };
     let message = |extra| {
         f.auth
-            .authenticate(Some(&bearer(&token(extra))))
+            .authenticate(Some(&bearer(&token(extra))), LOCAL)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default()
@@ -246,9 +249,12 @@ fn claims_must_name_a_usable_identity() {
         message(json!({"sub": " system:admin", "tenant": "t"}))
             .contains("cannot pass to Kubernetes")
     );
-    let single_group = f.auth.authenticate(Some(&bearer(&token(
-        json!({"sub": "a", "tenant": "t", "groups": "g"}),
-    ))));
+    let single_group = f.auth.authenticate(
+        Some(&bearer(&token(
+            json!({"sub": "a", "tenant": "t", "groups": "g"}),
+        ))),
+        LOCAL,
+    );
     assert_eq!(
         single_group.ok().map(|c| c.groups.clone()),
         Some(vec!["g".to_owned()])
@@ -287,11 +293,11 @@ fn a_verified_token_is_remembered_until_it_expires_and_only_then() {
     .unwrap_or_else(|e| panic!("{e}"));
     let first = f
         .auth
-        .authenticate(Some(&bearer(&token)))
+        .authenticate(Some(&bearer(&token)), LOCAL)
         .unwrap_or_else(|e| panic!("{e}"));
     let second = f
         .auth
-        .authenticate(Some(&bearer(&token)))
+        .authenticate(Some(&bearer(&token)), LOCAL)
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         Arc::ptr_eq(&first, &second),
@@ -303,6 +309,10 @@ fn a_verified_token_is_remembered_until_it_expires_and_only_then() {
     let at = tampered.len() - 10;
     tampered[at] = if tampered[at] == 'A' { 'B' } else { 'A' };
     let tampered: String = tampered.into_iter().collect();
-    assert!(f.auth.authenticate(Some(&bearer(&tampered))).is_err());
+    assert!(
+        f.auth
+            .authenticate(Some(&bearer(&tampered)), LOCAL)
+            .is_err()
+    );
     assert_eq!(f.auth.verified.len(), 1, "failures are not cached");
 }

@@ -92,8 +92,26 @@ pub(super) async fn call_tool(
     } else {
         None
     };
-    match ex.run(&permitted, write_ahead, record).await {
+    let ran = if changes_cluster {
+        // A change runs to its end and is recorded, whatever its client does.
+        ex.run(&permitted, write_ahead, record).await
+    } else {
+        // A read whose client went away is abandoned, before or during its Kubernetes call:
+        // a client resetting streams cannot make kubegate do the work anyway.
+        let gone = ex.gone.clone();
+        tokio::select! {
+            biased;
+            () = gone.cancelled() => Err(ToolError::Cancelled),
+            ran = ex.run(&permitted, write_ahead, record) => ran,
+        }
+    };
+    match ran {
         Ok(output) => tool_result(id, &output.text, output.structured.as_deref(), false),
+        Err(ToolError::Cancelled) => {
+            let message = ToolError::Cancelled.to_string();
+            record.fail(Outcome::Cancelled, message.clone());
+            tool_result(id, &message, None, true)
+        }
         Err(error) => {
             let message = error.to_string();
             record.fail(Outcome::Error, message.clone());
