@@ -167,6 +167,9 @@ pub struct AuditSubDecision {
     pub allowed: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<String>,
+    /// Whether the shadow set would have allowed it, when one is loaded.
+    #[serde(rename = "shadowAllowed", skip_serializing_if = "Option::is_none")]
+    pub shadow_allowed: Option<bool>,
 }
 
 /// A further action decided for a call (`reveal-secrets`), and the policies that decided it.
@@ -176,6 +179,9 @@ pub struct AuditGrant {
     pub resource: String,
     pub allowed: bool,
     pub policies: Vec<String>,
+    /// Whether the shadow set would have granted it, when one is loaded.
+    #[serde(rename = "shadowAllowed", skip_serializing_if = "Option::is_none")]
+    pub shadow_allowed: Option<bool>,
 }
 
 /// One request kubegate made to the API server on the caller's behalf.

@@ -110,6 +110,9 @@ struct VerificationKey {
     validation: Validation,
 }
 
+/// Claims that belong to one token rather than to its caller (checked, then not kept as tags).
+const PER_TOKEN_CLAIMS: &[&str] = &["exp", "iat", "nbf", "jti"];
+
 /// The largest bearer token kubegate reads.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
@@ -288,6 +291,11 @@ impl Authenticator {
             .ok_or_else(|| missing(&self.tenant_claim))?;
         check_printable(&tenant, &self.tenant_claim)?;
         let email = take_string(&mut claims, "email")?;
+        // The token's own bookkeeping differs from one token of a caller to the next and says
+        // nothing of who they are: it is not one of their tags.
+        for per_token in PER_TOKEN_CLAIMS {
+            claims.remove(*per_token);
+        }
         let claims = claims
             .into_iter()
             .map(|(k, v)| match v {

@@ -236,8 +236,8 @@ impl PolicySources {
         paths
     }
 
-    /// Reads the enforced sources, and the shadow set's if any.
-    fn read(&self) -> Result<(Vec<Source>, Option<Vec<Source>>), PolicyError> {
+    /// Reads the enforced sources.
+    fn read_enforced(&self) -> Result<Vec<Source>, PolicyError> {
         let mut enforced = load::read_sources(&self.paths)?;
         enforced.extend(self.inline.iter().cloned());
         let builtin = |name: &str, text: &str| Source {
@@ -253,20 +253,23 @@ impl PolicySources {
         if self.read_only {
             enforced.push(builtin("policies/read-only.cedar", READ_ONLY_POLICIES));
         }
-        let shadow = match &self.shadow {
-            None => None,
-            Some(shadow) => {
-                let mut sources = if shadow.with_enforced {
-                    enforced.clone()
-                } else {
-                    Vec::new()
-                };
-                sources.extend(load::read_sources(&shadow.paths)?);
-                sources.extend(shadow.inline.iter().cloned());
-                Some(sources)
-            }
+        Ok(enforced)
+    }
+
+    /// Reads the shadow set's sources, if one is configured (with the enforced ones first, if it
+    /// adds to them).
+    fn read_shadow(&self, enforced: &[Source]) -> Result<Option<Vec<Source>>, PolicyError> {
+        let Some(shadow) = &self.shadow else {
+            return Ok(None);
         };
-        Ok((enforced, shadow))
+        let mut sources = if shadow.with_enforced {
+            enforced.to_vec()
+        } else {
+            Vec::new()
+        };
+        sources.extend(load::read_sources(&shadow.paths)?);
+        sources.extend(shadow.inline.iter().cloned());
+        Ok(Some(sources))
     }
 }
 
@@ -300,7 +303,7 @@ impl PolicyEngine {
     /// Loads policies from their sources for the named cluster.
     pub fn load(sources: PolicySources, cluster: &str) -> Result<PolicyEngine, PolicyError> {
         let schema = schema::schema().map_err(PolicyError::Schema)?;
-        let loaded = build(&sources, &schema)?;
+        let loaded = build(&sources, &schema, None)?;
         let all_actions = schema
             .action_entities()
             .map_err(|e| PolicyError::Schema(e.to_string()))?;
@@ -349,7 +352,7 @@ impl PolicyEngine {
     /// with.
     pub fn reload(&self) -> Result<Reloaded, PolicyError> {
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
-        let loaded = build(&self.sources, &self.schema)?;
+        let loaded = build(&self.sources, &self.schema, self.current().shadow.clone())?;
         if loaded.version == self.current().version {
             return Ok(Reloaded::Unchanged);
         }
@@ -525,13 +528,67 @@ impl PolicyEngine {
             .map(|allowed| RevealSecrets { allowed })
     }
 
+    /// Decides `Action::"reveal-secrets"` for a permitted call's caller on one target, against
+    /// the policy set that permitted the call (a reload mid-call changes nothing of it). Also
+    /// says what the shadow set would have decided, if one is loaded.
+    pub fn reveal_secrets_for(
+        &self,
+        permit: &Permit,
+        target: &Target,
+        request: &RequestFacts,
+        namespaces: &dyn NamespaceDirectory,
+    ) -> (Result<RevealSecrets, Denied>, Option<bool>) {
+        let asked = &permit.question;
+        let question = match entities::context(None, request, &self.extension_values) {
+            Ok(context) => Question {
+                caller: Arc::clone(&asked.caller),
+                principal: asked.principal.clone(),
+                action: REVEAL_SECRETS,
+                action_uid: entities::uid("Action", REVEAL_SECRETS),
+                context,
+                loaded: Arc::clone(&asked.loaded),
+                slices: Arc::clone(&asked.slices),
+            },
+            Err(error) => {
+                let denied = Denied {
+                    principal: asked.principal.to_string(),
+                    action: REVEAL_SECRETS,
+                    resource: self.resource_uid(target),
+                    cause: Refusal::Undecidable {
+                        errors: vec![error],
+                    },
+                    shadow: None,
+                    policy_version: asked.loaded.version.clone(),
+                };
+                return (Err(denied), None);
+            }
+        };
+        let (decision, shadow) = self.decide(&question, target, namespaces);
+        (
+            decision.map(|allowed| RevealSecrets { allowed }),
+            shadow.map(|v| v.allowed()),
+        )
+    }
+
     /// What this caller could ever be permitted, per action and resource type, worked out once
     /// per caller and policy set (see [`listing`]).
     pub fn listed(&self, caller: &Arc<Caller>) -> Arc<Listed> {
         let loaded = self.current();
-        let slices = loaded
+        self.listed_in(&loaded, caller)
+    }
+
+    fn listed_in(&self, loaded: &Loaded, caller: &Arc<Caller>) -> Arc<Listed> {
+        let slices = match loaded
             .slices
-            .get(caller, &loaded.enforced, loaded.shadow.as_ref());
+            .get(caller, &loaded.enforced, loaded.shadow.as_deref())
+        {
+            Ok(slices) => slices,
+            // Nothing is listed; every decision of the caller refuses with the reason.
+            Err(error) => {
+                tracing::error!(%error, "cannot cut the caller's policies");
+                return Arc::new(Listed::default());
+            }
+        };
         let listed = slices.listed.get_or_init(|| {
             let principal = entities::uid("User", &caller.username);
             let entities = self.caller_entities(caller, &principal);
@@ -566,9 +623,12 @@ impl PolicyEngine {
             return false;
         };
         let loaded = self.current();
-        let slices = loaded
+        let Ok(slices) = loaded
             .slices
-            .get(caller, &loaded.enforced, loaded.shadow.as_ref());
+            .get(caller, &loaded.enforced, loaded.shadow.as_deref())
+        else {
+            return false;
+        };
         let principal = entities::uid("User", &caller.username);
         let entities = self.caller_entities(caller, &principal);
         listing::possible_with(
@@ -605,12 +665,17 @@ impl PolicyEngine {
         caller: &Arc<Caller>,
         action: &'static str,
     ) -> Result<(), Denied> {
-        let listed = self.listed(caller);
+        let loaded = self.current();
+        // With a shadow set, every call is decided in full, so that the shadow's verdict on it
+        // is recorded too (the enforced decision refuses it all the same).
+        if loaded.shadow.is_some() {
+            return Ok(());
+        }
+        let listed = self.listed_in(&loaded, caller);
         if listed.possible(action) {
             return Ok(());
         }
         let forbids = listed.forbids(action);
-        let loaded = self.current();
         let reasons = forbids
             .iter()
             .filter_map(|id| loaded.enforced.reasons.get(&PolicyId::new(id)).cloned())
@@ -643,28 +708,31 @@ impl PolicyEngine {
     ) -> Result<Question, Denied> {
         let loaded = self.current();
         let principal = entities::uid("User", &caller.username);
+        let undecidable = |error: String| Denied {
+            principal: principal.to_string(),
+            action,
+            resource: self.cluster.uid_cluster().to_string(),
+            cause: Refusal::Undecidable {
+                errors: vec![error],
+            },
+            shadow: None,
+            policy_version: loaded.version.clone(),
+        };
+        let slices = loaded
+            .slices
+            .get(caller, &loaded.enforced, loaded.shadow.as_deref())
+            .map_err(undecidable)?;
         match entities::context(arguments, request, &self.extension_values) {
             Ok(context) => Ok(Question {
-                slices: loaded
-                    .slices
-                    .get(caller, &loaded.enforced, loaded.shadow.as_ref()),
+                slices,
                 caller: Arc::clone(caller),
                 principal,
                 action,
                 action_uid: entities::uid("Action", action),
                 context,
-                loaded,
+                loaded: Arc::clone(&loaded),
             }),
-            Err(error) => Err(Denied {
-                principal: principal.to_string(),
-                action,
-                resource: self.cluster.uid_cluster().to_string(),
-                cause: Refusal::Undecidable {
-                    errors: vec![error],
-                },
-                shadow: None,
-                policy_version: loaded.version.clone(),
-            }),
+            Err(error) => Err(undecidable(error)),
         }
     }
 
@@ -684,8 +752,12 @@ impl PolicyEngine {
         } else {
             &question.slices.enforced
         };
-        let shadow_set = question.slices.shadow.as_ref().filter(|_| !reveal);
-        let shadow_reasons = question.loaded.shadow.as_ref().map(|c| &c.reasons);
+        let shadow_set = question
+            .slices
+            .shadow
+            .as_ref()
+            .map(|(calls, reveals)| if reveal { reveals } else { calls });
+        let shadow_reasons = question.loaded.shadow.as_deref().map(|c| &c.reasons);
         let (enforced, shadow) = match self.entities(question, target, namespaces) {
             Err(error) => (
                 Verdict::undecidable(error.clone()),
@@ -848,12 +920,40 @@ impl PolicyEngine {
 }
 
 /// Reads, links and validates every source into a set ready to decide.
-fn build(sources: &PolicySources, schema: &Schema) -> Result<Loaded, PolicyError> {
-    let (enforced, shadow) = sources.read()?;
-    let version = version_of(&enforced, shadow.as_deref(), &sources.links);
-    let enforced = Corpus::build(&enforced, &sources.links, schema)?;
-    let shadow = match shadow {
-        Some(shadow) => Some(Corpus::build(&shadow, &sources.links, schema)?),
+/// Reads, links and validates every source into a set ready to decide. The shadow set is built
+/// apart: if it does not read or validate, the enforced set still loads, with `previous` (the
+/// shadow set in force until now, if any) kept beside it and the problem logged.
+fn build(
+    sources: &PolicySources,
+    schema: &Schema,
+    previous: Option<Arc<Corpus>>,
+) -> Result<Loaded, PolicyError> {
+    let enforced_sources = sources.read_enforced()?;
+    // A directory read while it changes (an editor's write, a ConfigMap's swap) could give a
+    // mix that still validates: read again and insist on the same sources.
+    if sources.read_enforced()? != enforced_sources {
+        return Err(PolicyError::Changing);
+    }
+    let shadow_sources = match sources.read_shadow(&enforced_sources) {
+        Ok(shadow) => shadow,
+        Err(error) => {
+            tracing::error!("the shadow policy set does not read, keeping the last one: {error}");
+            None
+        }
+    };
+    let version = version_of(&enforced_sources, shadow_sources.as_deref(), &sources.links);
+    let enforced = Corpus::build(&enforced_sources, &sources.links, false, schema)?;
+    let shadow = match shadow_sources {
+        Some(shadow) => match Corpus::build(&shadow, &sources.links, true, schema) {
+            Ok(corpus) => Some(Arc::new(corpus)),
+            Err(error) => {
+                tracing::error!(
+                    "the shadow policy set does not validate, keeping the last one: {error}"
+                );
+                previous
+            }
+        },
+        None if sources.shadow.is_some() => previous,
         None => None,
     };
     Ok(Loaded {

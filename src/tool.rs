@@ -416,12 +416,9 @@ impl Run<'_> {
             Some(ns) => Target::Namespace(ns.to_owned()),
             None => Target::Cluster,
         };
-        let decision = self.policy.reveal_secrets(
-            self.permit.caller_arc(),
-            &target,
-            self.facts,
-            self.kube.kube(),
-        );
+        let (decision, shadow_allowed) =
+            self.policy
+                .reveal_secrets_for(self.permit, &target, self.facts, self.kube.kube());
         let unmask = decision.as_ref().ok().map(|grant| grant.unmask());
         let allowed = unmask.is_some();
         let mut grants = self.grants.lock().unwrap_or_else(|e| e.into_inner());
@@ -433,6 +430,7 @@ impl Run<'_> {
                 Ok(grant) => grant.allowed().policies.clone(),
                 Err(denied) => denied.policies().to_vec(),
             },
+            shadow_allowed,
         });
         reveals.insert(key, unmask);
         unmask

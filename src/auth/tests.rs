@@ -91,7 +91,12 @@ fn a_dev_token_becomes_a_caller() {
         caller.claims.get("iss").map(String::as_str),
         Some(dev::DEV_ISSUER)
     );
-    assert!(caller.claims.contains_key("jti"));
+    for per_token in ["jti", "exp", "iat"] {
+        assert!(
+            !caller.claims.contains_key(per_token),
+            "{per_token} belongs to the token, not the caller"
+        );
+    }
     assert!(
         !caller.claims.contains_key("sub"),
         "mapped claims are not repeated as tags"

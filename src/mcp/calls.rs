@@ -201,6 +201,20 @@ impl Exchange<'_> {
         if let Some(decision) = record.decision.as_mut() {
             decision.later = later(permitted.permit());
             decision.grants = ran.grants;
+            // The shadow agrees only if it would also have decided every later decision (the
+            // namespaces of a cluster-wide list's items, the objects of a release) and every
+            // grant the same way.
+            if let Some(shadow) = decision.shadow.as_mut() {
+                let later_agree = decision
+                    .later
+                    .iter()
+                    .all(|d| d.shadow_allowed.is_none_or(|s| s == d.allowed));
+                let grants_agree = decision
+                    .grants
+                    .iter()
+                    .all(|g| g.shadow_allowed.is_none_or(|s| s == g.allowed));
+                shadow.agrees = shadow.agrees && later_agree && grants_agree;
+            }
         }
         ran.output
     }
@@ -284,6 +298,7 @@ fn later(permit: &Permit) -> Vec<AuditSubDecision> {
             resource: d.resource,
             allowed: d.allowed,
             policies: d.policies,
+            shadow_allowed: d.shadow_allowed,
         })
         .collect()
 }

@@ -118,7 +118,8 @@ pub struct Case {
     #[serde(default)]
     pub policies: Option<Vec<String>>,
     /// For calls that see what they may of every namespace (`list-namespaces`, `cleanup`
-    /// without a namespace): the namespaces they may.
+    /// without a namespace, and lists across namespaces, whose items are kept by their
+    /// namespace's decision): the namespaces they may.
     #[serde(default)]
     pub visible: Option<Vec<String>>,
 }
@@ -249,11 +250,14 @@ impl RequestCase {
     }
 }
 
+/// What a case expects: the call permitted, refused, or not even a valid call (its arguments
+/// do not parse): a case that meant to test a decision fails if its call is invalid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Expect {
     Allow,
     Deny,
+    Invalid,
 }
 
 /// Namespaces given by hand: what a case file says, or what explain was told.
@@ -300,8 +304,11 @@ pub struct Decided {
     pub reasons: Vec<String>,
     /// Each permitted resource's uid and the policies that permitted it.
     pub resources: Vec<(String, Vec<String>)>,
-    /// The namespaces among the permitted resources.
+    /// The namespaces among the permitted resources (for a call permitted on the cluster, with
+    /// `across` asked: the namespaces whose items it would show).
     pub namespaces: Vec<String>,
+    /// Whether the call did not parse (then nothing was decided).
+    pub invalid: bool,
     /// What the shadow set would have decided, if one is loaded.
     pub shadow: Option<super::ShadowDecision>,
     /// The refusal or parse error, said as kubegate would say it to the caller.
@@ -320,9 +327,33 @@ impl Decided {
                 .map(|a| (a.resource.clone(), a.policies.clone()))
                 .collect(),
             namespaces: permit.namespaces().map(str::to_owned).collect(),
+            invalid: false,
             shadow: permit.shadow().cloned(),
             message: format!("permitted on {}", permit.resource()),
         }
+    }
+
+    /// As [`Decided::permitted`]; for a call permitted on the cluster, with each namespace
+    /// decided as the call's items in it would be (`across`).
+    fn permitted_across(
+        permit: &Permit,
+        engine: &PolicyEngine,
+        namespaces: &dyn NamespaceDirectory,
+        across: bool,
+    ) -> Decided {
+        let mut decided = Decided::permitted(permit);
+        if across && permit.covers(&Target::Cluster) {
+            decided.namespaces = namespaces
+                .names()
+                .into_iter()
+                .filter(|ns| {
+                    permit
+                        .also(engine, &Target::Namespace(ns.clone()), namespaces)
+                        .is_ok()
+                })
+                .collect();
+        }
+        decided
     }
 
     fn denied(denied: &Denied) -> Decided {
@@ -332,6 +363,7 @@ impl Decided {
             reasons: denied.reasons().to_vec(),
             resources: Vec::new(),
             namespaces: Vec::new(),
+            invalid: false,
             shadow: denied.shadow.clone(),
             message: denied.to_string(),
         }
@@ -344,13 +376,15 @@ impl Decided {
             reasons: Vec::new(),
             resources: Vec::new(),
             namespaces: Vec::new(),
+            invalid: true,
             shadow: None,
             message,
         }
     }
 }
 
-/// Decides one hypothetical call as kubegate would decide it live.
+/// Decides one hypothetical call as kubegate would decide it live; with `across`, a call
+/// permitted on the cluster also has each namespace decided, as its items would be.
 pub fn decide(
     engine: &PolicyEngine,
     caller: &Arc<Caller>,
@@ -358,7 +392,9 @@ pub fn decide(
     facts: &RequestFacts,
     namespaces: &dyn NamespaceDirectory,
     served: &ApiCatalog,
+    across: bool,
 ) -> Decided {
+    let permitted = |permit: &Permit| Decided::permitted_across(permit, engine, namespaces, across);
     let outcome = match call {
         Call::Tool { tool, arguments } => {
             if let Some(spec) = tool::spec(tool)
@@ -369,14 +405,14 @@ pub fn decide(
             match ToolCall::parse(tool, arguments, served) {
                 Ok(call) => engine
                     .authorize(caller, call, facts, namespaces)
-                    .map(|p| Decided::permitted(p.permit())),
+                    .map(|p| permitted(p.permit())),
                 Err(error) => return Decided::invalid(error.to_string()),
             }
         }
         Call::Resource { resource } => match ResourceRead::parse(resource, served) {
             Ok(read) => engine
                 .authorize(caller, read, facts, namespaces)
-                .map(|p| Decided::permitted(p.permit())),
+                .map(|p| permitted(p.permit())),
             Err(message) => return Decided::invalid(message),
         },
         Call::Prompt { prompt, arguments } => {
@@ -385,7 +421,7 @@ pub fn decide(
             match Prompt::parse(&params) {
                 Ok(prompt) => engine
                     .authorize(caller, prompt, facts, namespaces)
-                    .map(|p| Decided::permitted(p.permit())),
+                    .map(|p| permitted(p.permit())),
                 Err(message) => return Decided::invalid(message),
             }
         }
@@ -405,6 +441,7 @@ pub fn decide(
                         grant.allowed().policies.clone(),
                     )],
                     namespaces: Vec::new(),
+                    invalid: false,
                     shadow: None,
                     message: format!("reveal-secrets granted on {}", grant.allowed().resource),
                 })
@@ -469,6 +506,7 @@ pub fn run(path: &Path) -> Result<Vec<CaseOutcome>, CaseError> {
                         &case.request.facts(),
                         &namespaces,
                         &served,
+                        case.visible.is_some(),
                     );
                     check(case, &decided)
                 }
@@ -484,6 +522,22 @@ pub fn run(path: &Path) -> Result<Vec<CaseOutcome>, CaseError> {
 
 /// What a decision got wrong against its case, if anything.
 fn check(case: &Case, decided: &Decided) -> Option<String> {
+    match (case.expect, decided.invalid) {
+        (Expect::Invalid, true) => return None,
+        (Expect::Invalid, false) => {
+            return Some(format!(
+                "expected an invalid call, but it was decided: {}",
+                decided.message
+            ));
+        }
+        (_, true) => {
+            return Some(format!(
+                "the call is not valid, so nothing was decided: {}",
+                decided.message
+            ));
+        }
+        (_, false) => {}
+    }
     let expected_allow = case.expect == Expect::Allow;
     if decided.allowed != expected_allow {
         return Some(format!(

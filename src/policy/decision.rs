@@ -39,7 +39,7 @@ impl fmt::Debug for Question {
 /// One loaded policy set (enforced, and shadow if any), replaced whole by a reload.
 pub struct Loaded {
     pub(super) enforced: Corpus,
-    pub(super) shadow: Option<Corpus>,
+    pub(super) shadow: Option<Arc<Corpus>>,
     pub(super) slices: super::slice::SliceCache,
     /// A short hash of the sources, named in every audit record's decision.
     pub(super) version: String,
@@ -62,6 +62,8 @@ pub struct SubDecision {
     pub resource: String,
     pub allowed: bool,
     pub policies: Vec<String>,
+    /// Whether the shadow set would have allowed it, if one is loaded.
+    pub shadow_allowed: Option<bool>,
 }
 
 /// What the shadow set would have decided for a call (never enforced).
@@ -145,18 +147,21 @@ impl Permit {
         target: &Target,
         namespaces: &dyn NamespaceDirectory,
     ) -> Result<Allowed, Denied> {
-        let (decision, _shadow) = engine.decide(&self.question, target, namespaces);
+        let (decision, shadow) = engine.decide(&self.question, target, namespaces);
+        let shadow_allowed = shadow.map(|v| v.allowed());
         let mut later = self.later.lock().unwrap_or_else(|e| e.into_inner());
         later.push(match &decision {
             Ok(allowed) => SubDecision {
                 resource: allowed.resource.clone(),
                 allowed: true,
                 policies: allowed.policies.clone(),
+                shadow_allowed,
             },
             Err(denied) => SubDecision {
                 resource: denied.resource.clone(),
                 allowed: false,
                 policies: denied.policies().to_vec(),
+                shadow_allowed,
             },
         });
         decision

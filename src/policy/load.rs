@@ -79,6 +79,10 @@ pub enum PolicyError {
     },
     #[error("policies do not validate against the kubegate schema:\n{}", list(.0))]
     Validation(Vec<Problem>),
+    #[error(
+        "the policy files changed while they were read; they are read again on the next change"
+    )]
+    Changing,
 }
 
 fn list(problems: &[Problem]) -> String {
@@ -181,9 +185,12 @@ pub struct Corpus {
 
 impl Corpus {
     /// Parses, ids, links and validates `sources` against `schema`.
+    /// With `links_optional`, links of templates these sources do not hold are left out (a
+    /// shadow set that replaces the enforced one need not hold its templates).
     pub fn build(
         sources: &[Source],
         links: &[TenantLinks],
+        links_optional: bool,
         schema: &Schema,
     ) -> Result<Corpus, PolicyError> {
         let mut set = PolicySet::new();
@@ -258,6 +265,9 @@ impl Corpus {
         }
         for group in links {
             let template_id = PolicyId::new(&group.template);
+            if links_optional && !corpus.templates.contains_key(&template_id) {
+                continue;
+            }
             let template = corpus
                 .templates
                 .get(&template_id)

@@ -25,6 +25,7 @@ pub fn spawn(engine: Arc<PolicyEngine>, watch_files: bool) {
     } else {
         None
     };
+    let retry = changed.clone();
     spawn_hangup(changed);
     tokio::spawn(async move {
         // The watcher stops when dropped: it lives as long as this task.
@@ -38,6 +39,10 @@ pub fn spawn(engine: Arc<PolicyEngine>, watch_files: bool) {
                     tracing::info!(policy.version = %version, policies, "policies reloaded");
                 }
                 Ok(Ok(Reloaded::Unchanged)) => tracing::debug!("policies unchanged"),
+                Ok(Err(super::PolicyError::Changing)) => {
+                    tracing::debug!("policy files changed while being read; reading again");
+                    let _ = retry.send(());
+                }
                 Ok(Err(error)) => tracing::error!(
                     "policy reload refused, the last good set stays in force: {error}"
                 ),

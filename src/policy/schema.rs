@@ -25,7 +25,7 @@ const PREAMBLE: &str = r#"// kubegate's Cedar schema, generated from its tool ca
 entity Tenant;
 // A Kubernetes group of the caller, as impersonated.
 entity Group;
-// The caller: id = Kubernetes username; every other JWT claim is a tag.
+// The caller: id = Kubernetes username; every other JWT claim (but exp, iat, nbf, jti) is a tag.
 entity User in [Group, Tenant] = {
   "tenant": String,
   "email"?: String,

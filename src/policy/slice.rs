@@ -35,14 +35,23 @@ pub struct Slices {
     /// The enforced slice's forbids alone: what a call on an object is also decided by on
     /// its namespace.
     pub forbids: PolicySet,
-    /// The shadow set's slice, if a shadow set is loaded.
-    pub shadow: Option<PolicySet>,
+    /// The shadow set's slices (calls, and `reveal-secrets`), if a shadow set is loaded.
+    pub shadow: Option<(PolicySet, PolicySet)>,
     /// What this caller's lists show, worked out on first use.
     pub listed: OnceLock<Listed>,
     /// The caller's `User`, `Group`s and `Tenant`, made on first use.
     pub caller: OnceLock<Result<Vec<Entity>, String>>,
     /// Per action: whether any of `forbids` can apply to it on a `Namespace`.
     namespace_forbids: Mutex<HashMap<&'static str, bool>>,
+}
+
+/// The slices by caller key, and the keys oldest first.
+type ByCaller = (HashMap<String, Arc<Slices>>, VecDeque<String>);
+
+/// The cache of slices, by caller.
+#[derive(Default)]
+pub struct SliceCache {
+    by_caller: Mutex<ByCaller>,
 }
 
 impl Slices {
@@ -84,43 +93,44 @@ fn may_apply_on_namespace(policy: &Policy, action: &EntityUid, ancestors: &[Enti
     action_fits && resource_fits
 }
 
-/// The slices by caller key, and the keys oldest first.
-type ByCaller = (HashMap<String, Arc<Slices>>, VecDeque<String>);
-
-/// The cache of slices, by caller.
-#[derive(Default)]
-pub struct SliceCache {
-    by_caller: Mutex<ByCaller>,
-}
-
 impl SliceCache {
-    /// The slices for `caller`, cut now or taken from the cache.
-    pub fn get(&self, caller: &Caller, enforced: &Corpus, shadow: Option<&Corpus>) -> Arc<Slices> {
+    /// The slices for `caller`, cut now or taken from the cache; an error if a policy could not
+    /// be put in a slice (then every decision of the caller refuses).
+    pub fn get(
+        &self,
+        caller: &Caller,
+        enforced: &Corpus,
+        shadow: Option<&Corpus>,
+    ) -> Result<Arc<Slices>, String> {
         let key = key_of(caller);
-        let mut cache = self.by_caller.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(slices) = cache.0.get(&key) {
-            return Arc::clone(slices);
-        }
-        let reach = reach_of(caller);
-        let enforced_slice = cut(enforced, &reach, false);
-        let mut forbids = PolicySet::new();
-        for forbid in enforced_slice
-            .policies()
-            .filter(|p| p.effect() == Effect::Forbid)
         {
-            // Template links come out as plain policies here; ids stay unique.
-            let _ = forbids.add(forbid.clone());
+            let cache = self.by_caller.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(slices) = cache.0.get(&key) {
+                return Ok(Arc::clone(slices));
+            }
         }
+        // Cut outside the lock: other callers' decisions do not wait for this one's first.
+        let reach = reach_of(caller);
         let slices = Arc::new(Slices {
-            enforced: enforced_slice,
-            reveal: cut(enforced, &reach, true),
-            forbids,
-            shadow: shadow.map(|corpus| cut(corpus, &reach, false)),
+            enforced: cut(enforced, &reach, Cut::Calls)?,
+            reveal: cut(enforced, &reach, Cut::Reveal)?,
+            forbids: cut(enforced, &reach, Cut::Forbids)?,
+            shadow: match shadow {
+                Some(corpus) => Some((
+                    cut(corpus, &reach, Cut::Calls)?,
+                    cut(corpus, &reach, Cut::Reveal)?,
+                )),
+                None => None,
+            },
             listed: OnceLock::new(),
             caller: OnceLock::new(),
             namespace_forbids: Mutex::new(HashMap::new()),
         });
+        let mut cache = self.by_caller.lock().unwrap_or_else(|e| e.into_inner());
         let (map, order) = &mut *cache;
+        if let Some(cut_meanwhile) = map.get(&key) {
+            return Ok(Arc::clone(cut_meanwhile));
+        }
         if map.len() >= CACHED_CALLERS
             && let Some(oldest) = order.pop_front()
         {
@@ -128,25 +138,32 @@ impl SliceCache {
         }
         map.insert(key.clone(), Arc::clone(&slices));
         order.push_back(key);
-        slices
+        Ok(slices)
     }
 }
 
 /// Everything about a caller that a decision or a listing reads: two callers with the same key
-/// are the same principal to Cedar.
+/// are the same principal to Cedar. Each part is length-prefixed, so no two callers share one.
 fn key_of(caller: &Caller) -> String {
     let mut key = String::with_capacity(64);
     let mut push = |part: &str| {
+        key.push_str(&part.len().to_string());
+        key.push(':');
         key.push_str(part);
-        key.push('\0');
     };
     push(&caller.username);
     push(&caller.tenant);
-    push(caller.email.as_deref().unwrap_or("\u{1}"));
+    match &caller.email {
+        Some(email) => {
+            push("email");
+            push(email);
+        }
+        None => push("no-email"),
+    }
+    push(&caller.groups.len().to_string());
     for group in &caller.groups {
         push(group);
     }
-    push("\u{2}");
     for (name, value) in &caller.claims {
         push(name);
         push(value);
@@ -162,9 +179,25 @@ fn reach_of(caller: &Caller) -> HashSet<EntityUid> {
         .collect()
 }
 
-/// The policies of `corpus` that can apply to a caller who is (in) `reach`; for
-/// `reveal-secrets`, only its forbids and the permits that name the action.
-fn cut(corpus: &Corpus, reach: &HashSet<EntityUid>, reveal: bool) -> PolicySet {
+/// Which policies of a corpus a slice keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// Every policy that can apply to the caller: for calls.
+    Calls,
+    /// For `reveal-secrets`: the forbids, and only the permits that name the action.
+    Reveal,
+    /// The forbids alone.
+    Forbids,
+}
+
+/// The policies of `corpus` that can apply to a caller who is (in) `reach`, as `mode` keeps
+/// them. Template links are linked again in the slice.
+fn cut(corpus: &Corpus, reach: &HashSet<EntityUid>, mode: Cut) -> Result<PolicySet, String> {
+    let keeps = |effect: Effect, id: &cedar_policy::PolicyId| match mode {
+        Cut::Calls => true,
+        Cut::Reveal => effect == Effect::Forbid || corpus.reveal_permits.contains(id),
+        Cut::Forbids => effect == Effect::Forbid,
+    };
     let entries = corpus.anyone.iter().chain(
         reach
             .iter()
@@ -177,32 +210,28 @@ fn cut(corpus: &Corpus, reach: &HashSet<EntityUid>, reveal: bool) -> PolicySet {
         match *entry {
             Entry::Static(n) => {
                 let (policy, _) = &corpus.statics[n];
-                if reveal
-                    && policy.effect() == Effect::Permit
-                    && !corpus.reveal_permits.contains(policy.id())
-                {
-                    continue;
+                if keeps(policy.effect(), policy.id()) {
+                    set.add(policy.clone())
+                        .map_err(|e| format!("slicing policy {}: {e}", policy.id()))?;
                 }
-                // Ids are unique in the corpus, so adding cannot clash.
-                let _ = set.add(policy.clone());
             }
             Entry::Link(n) => {
                 let link = &corpus.links[n];
-                let Some(template) = corpus.templates.get(&link.template) else {
-                    continue;
-                };
-                if reveal
-                    && template.effect() == Effect::Permit
-                    && !corpus.reveal_permits.contains(&link.template)
-                {
+                let template = corpus
+                    .templates
+                    .get(&link.template)
+                    .ok_or_else(|| format!("slicing {}: its template is not loaded", link.id))?;
+                if !keeps(template.effect(), &link.template) {
                     continue;
                 }
                 if templates_added.insert(link.template.clone()) {
-                    let _ = set.add_template(template.clone());
+                    set.add_template(template.clone())
+                        .map_err(|e| format!("slicing template {}: {e}", link.template))?;
                 }
-                let _ = set.link(link.template.clone(), link.id.clone(), link.values.clone());
+                set.link(link.template.clone(), link.id.clone(), link.values.clone())
+                    .map_err(|e| format!("slicing link {}: {e}", link.id))?;
             }
         }
     }
-    set
+    Ok(set)
 }

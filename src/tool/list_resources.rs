@@ -124,8 +124,16 @@ impl Tool for ListResources {
         if let Some(selector) = &self.label_selector {
             query.push(("labelSelector", selector.clone()));
         }
+        // A token is good for this caller and this list only.
+        let binding = format!(
+            "{}\0{}\0{}\0{}",
+            run.caller().username,
+            kind.plural(),
+            self.namespace.as_deref().unwrap_or(""),
+            self.label_selector.as_deref().unwrap_or("")
+        );
         if let Some(sealed) = &self.continue_token {
-            let token = paging::open(sealed, &run.caller().username)
+            let token = paging::open(sealed, &binding)
                 .map_err(|e| ToolError::invalid(Self::SPEC.name, e.to_string()))?;
             query.push(("continue", token));
         }
@@ -135,10 +143,9 @@ impl Tool for ListResources {
             .await?;
         let mut decided: HashMap<String, bool> = HashMap::new();
         let run = &*run;
-        let caller = &run.caller().username;
         self.answer(
             &body,
-            |token| paging::seal(token, caller),
+            |token| paging::seal(token, &binding),
             |ns| {
                 *decided
                     .entry(ns.to_owned())

@@ -5,7 +5,8 @@
 //! item returned, e.g. `/pods/kube-system/etcd-0`. In a list across namespaces that item may sit
 //! in a namespace the policy hides from the caller, so the raw token would tell them its name.
 //! kubegate hands out the token sealed (ChaCha20-Poly1305 under a key only this process holds,
-//! bound to the caller it was made for), so it reveals nothing and nobody else can use it.
+//! bound to the caller and the list it was made for, padded so its length says little of the
+//! hidden key's), so it reveals nothing, and nobody else, nor another list, can use it.
 
 use std::sync::LazyLock;
 
@@ -34,15 +35,22 @@ static KEY: LazyLock<Option<LessSafeKey>> = LazyLock::new(|| {
 )]
 pub struct UnknownToken;
 
-/// Seals the API server's token for `caller`; `None` if it cannot be sealed.
-pub fn seal(token: &str, caller: &str) -> Option<String> {
+/// Sealed tokens are padded to a multiple of this many bytes.
+const PAD_TO: usize = 64;
+
+/// Seals the API server's token for `binding` (the caller and the list it was made for);
+/// `None` if it cannot be sealed.
+pub fn seal(token: &str, binding: &str) -> Option<String> {
     let key = KEY.as_ref()?;
     let mut nonce = [0u8; NONCE_LEN];
     SystemRandom::new().fill(&mut nonce).ok()?;
-    let mut sealed = token.as_bytes().to_vec();
+    let length = u16::try_from(token.len()).ok()?;
+    let mut sealed = length.to_be_bytes().to_vec();
+    sealed.extend_from_slice(token.as_bytes());
+    sealed.resize(sealed.len().div_ceil(PAD_TO) * PAD_TO, 0);
     key.seal_in_place_append_tag(
         Nonce::assume_unique_for_key(nonce),
-        Aad::from(caller.as_bytes()),
+        Aad::from(binding.as_bytes()),
         &mut sealed,
     )
     .ok()?;
@@ -51,8 +59,8 @@ pub fn seal(token: &str, caller: &str) -> Option<String> {
     Some(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
-/// Opens a token sealed for `caller` and returns the API server's own.
-pub fn open(sealed: &str, caller: &str) -> Result<String, UnknownToken> {
+/// Opens a token sealed for `binding` and returns the API server's own.
+pub fn open(sealed: &str, binding: &str) -> Result<String, UnknownToken> {
     let key = KEY.as_ref().ok_or(UnknownToken)?;
     let encoded = sealed.strip_prefix(PREFIX).ok_or(UnknownToken)?;
     let mut bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| UnknownToken)?;
@@ -62,9 +70,12 @@ pub fn open(sealed: &str, caller: &str) -> Result<String, UnknownToken> {
     let mut ciphertext = bytes.split_off(NONCE_LEN);
     let nonce = Nonce::try_assume_unique_for_key(&bytes).map_err(|_| UnknownToken)?;
     let plain = key
-        .open_in_place(nonce, Aad::from(caller.as_bytes()), &mut ciphertext)
+        .open_in_place(nonce, Aad::from(binding.as_bytes()), &mut ciphertext)
         .map_err(|_| UnknownToken)?;
-    String::from_utf8(plain.to_vec()).map_err(|_| UnknownToken)
+    let (length, rest) = plain.split_at_checked(2).ok_or(UnknownToken)?;
+    let length = usize::from(u16::from_be_bytes([length[0], length[1]]));
+    let token = rest.get(..length).ok_or(UnknownToken)?;
+    String::from_utf8(token.to_vec()).map_err(|_| UnknownToken)
 }
 
 #[cfg(test)]
@@ -85,6 +96,10 @@ mod tests {
         assert_eq!(open(&sealed, "bob"), Err(UnknownToken));
         // Two seals of one token differ (fresh nonces), so tokens cannot be compared either.
         assert_ne!(seal(raw, "alice"), Some(sealed));
+        // Lengths come in steps, so a token's length says little of the key it hides.
+        let short = seal("a", "alice").unwrap_or_default();
+        let longer = seal(&"a".repeat(40), "alice").unwrap_or_default();
+        assert_eq!(short.len(), longer.len());
     }
 
     #[test]

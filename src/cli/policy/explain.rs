@@ -116,7 +116,7 @@ async fn explain(args: Args) -> anyhow::Result<()> {
         time: args.time.unwrap_or_else(jiff::Timestamp::now),
     };
 
-    let (engine, live, notes) = setup(&args).await?;
+    let (engine, live, tenant_label, notes) = setup(&args).await?;
     let (namespaces, served): (Box<dyn NamespaceDirectory>, Arc<ApiCatalog>) = match live {
         Some(kube) => {
             let served = kube.catalog();
@@ -125,12 +125,20 @@ async fn explain(args: Args) -> anyhow::Result<()> {
         None => (
             Box::new(StaticNamespaces::new(
                 &parse_namespaces(&args.namespaces)?,
-                DEFAULT_TENANT_LABEL,
+                &tenant_label,
             )),
             Arc::new(ApiCatalog::offline()),
         ),
     };
-    let decided = cases::decide(&engine, &caller, &call, &facts, &*namespaces, &served);
+    let decided = cases::decide(
+        &engine,
+        &caller,
+        &call,
+        &facts,
+        &*namespaces,
+        &served,
+        false,
+    );
     if args.json {
         println!(
             "{}",
@@ -145,8 +153,8 @@ async fn explain(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The engine, and the cluster if `--config` names a reachable one.
-async fn setup(args: &Args) -> anyhow::Result<(PolicyEngine, Option<Kube>, Vec<String>)> {
+/// The engine, the cluster if `--config` names a reachable one, and the tenant label.
+async fn setup(args: &Args) -> anyhow::Result<(PolicyEngine, Option<Kube>, String, Vec<String>)> {
     let mut notes = Vec::new();
     let Some(path) = &args.config else {
         if args.policies.is_empty() {
@@ -156,7 +164,8 @@ async fn setup(args: &Args) -> anyhow::Result<(PolicyEngine, Option<Kube>, Vec<S
             paths: args.policies.clone(),
             ..PolicySources::default()
         };
-        return Ok((PolicyEngine::load(sources, "local")?, None, notes));
+        let engine = PolicyEngine::load(sources, "local")?;
+        return Ok((engine, None, DEFAULT_TENANT_LABEL.to_owned(), notes));
     };
     let config = Config::load(path)?;
     let engine = PolicyEngine::load(config.policy_sources(), &config.cluster_name)?;
@@ -175,7 +184,7 @@ async fn setup(args: &Args) -> anyhow::Result<(PolicyEngine, Option<Kube>, Vec<S
             None
         }
     };
-    Ok((engine, kube, notes))
+    Ok((engine, kube, config.tenant_label().to_owned(), notes))
 }
 
 fn parse_namespaces(

@@ -516,19 +516,107 @@ cases:
     as: {{user: alice, tenant: team-a}}
     tool: get-logs
     arguments: {{podName: "Not A Name!"}}
-    expect: allow
+    expect: deny
+  - name: arguments the tool refuses, expected so
+    as: {{user: alice, tenant: team-a}}
+    tool: get-logs
+    arguments: {{podName: "Not A Name!"}}
+    expect: invalid
+  - name: a refused call expected invalid
+    as: {{user: alice, tenant: team-a}}
+    tool: list-resources
+    arguments: {{resourceType: pods, namespace: team-b}}
+    expect: invalid
 "#,
         policies = policies.display()
     );
     std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
     let outcomes = cases::run(&file).unwrap_or_else(|e| panic!("{e:?}"));
     let failures: Vec<String> = outcomes.into_iter().filter_map(|o| o.failure).collect();
-    assert_eq!(failures.len(), 3, "{failures:?}");
+    assert_eq!(failures.len(), 4, "{failures:?}");
     assert!(
         failures[0].contains("expected allow, got deny"),
         "{}",
         failures[0]
     );
     assert!(failures[1].contains("exactly one of"), "{}", failures[1]);
-    assert!(failures[2].contains("podName"), "{}", failures[2]);
+    assert!(
+        failures[2].contains("not valid") && failures[2].contains("podName"),
+        "an invalid call does not pass as a refusal: {}",
+        failures[2]
+    );
+    assert!(
+        failures[3].contains("expected an invalid call"),
+        "{}",
+        failures[3]
+    );
+}
+
+#[test]
+fn a_forbid_linked_from_a_template_holds_on_an_objects_namespace() {
+    let freeze = Source {
+        name: "freeze.cedar".into(),
+        text: r#"@id("freeze") @reason("this tenant's dev namespaces are frozen")
+                 forbid (principal in ?principal, action, resource is Namespace)
+                 when { resource.hasTag("env") && resource.getTag("env") == "dev" };"#
+            .into(),
+    };
+    let mut sources = PolicySources::inline(&[(
+        "tenant-isolation.cedar".to_owned(),
+        include_str!("../../../policies/tenant-isolation.cedar").to_owned(),
+    )]);
+    sources.inline.push(freeze);
+    sources.links = vec![TenantLinks {
+        template: "freeze".into(),
+        tenants: vec!["team-a".into()],
+    }];
+    let engine = PolicyEngine::load(sources, "local").unwrap_or_else(|e| panic!("{e}"));
+    let alice = caller("alice", "team-a", &["team-a-devs"]);
+    // team-a is labelled env=dev: an object in it is refused by the link, on its namespace.
+    let refused = ask(&engine, &alice, get_pod("team-a")).err();
+    assert_eq!(
+        refused.map(|d| d.policies().to_vec()),
+        Some(vec!["freeze/team-a".to_owned()])
+    );
+    // team-a-2 (env=prod) is not frozen.
+    assert!(ask(&engine, &alice, get_pod("team-a-2")).is_ok());
+}
+
+#[test]
+fn a_shadow_set_that_replaces_the_enforced_one_loads_without_its_templates() {
+    let mut sources =
+        PolicySources::inline(&[("tenants.cedar".to_owned(), tenants_template().to_owned())]);
+    sources.links = vec![TenantLinks {
+        template: "tenant-read".into(),
+        tenants: vec!["team-a".into()],
+    }];
+    sources.shadow = Some(ShadowSources {
+        paths: Vec::new(),
+        inline: vec![Source {
+            name: "trial.cedar".into(),
+            text:
+                r#"@id("trial-read-all") permit (principal, action in Action::"read", resource);"#
+                    .into(),
+        }],
+        with_enforced: false,
+    });
+    let engine = PolicyEngine::load(sources, "local").unwrap_or_else(|e| panic!("{e}"));
+    let bob = caller("bob", "team-b", &[]);
+    // Enforced: team-b has no link; the shadow set would read everywhere.
+    let denied = ask(&engine, &bob, list_pods(Some("team-b"))).err();
+    assert_eq!(denied.and_then(|d| d.shadow).map(|s| s.allowed), Some(true));
+    // A shadow file that does not validate leaves the enforced set loading, without a shadow.
+    let mut broken =
+        PolicySources::inline(&[("tenants.cedar".to_owned(), tenants_template().to_owned())]);
+    broken.shadow = Some(ShadowSources {
+        paths: Vec::new(),
+        inline: vec![Source {
+            name: "typo.cedar".into(),
+            text: r#"permit (principal, action, resource) when { principal.tennant == "x" };"#
+                .into(),
+        }],
+        with_enforced: true,
+    });
+    let engine = PolicyEngine::load(broken, "local").unwrap_or_else(|e| panic!("{e}"));
+    assert!(!engine.has_shadow());
 }
