@@ -64,6 +64,8 @@ const TRANSPORT: &str = "streamable-http";
 const RETRY_AFTER_SECONDS: &str = "1";
 /// How long an HTTP/2 peer has to answer a keep-alive ping.
 const PING_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a connection asked to close on shutdown gets to finish its answers.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
 type Body = Full<Bytes>;
 
@@ -375,6 +377,9 @@ async fn watch<C: Closable>(
 ) {
     let mut connection = pin!(connection);
     let mut closed = false;
+    // Once asked to close, a connection gets this long to finish; then it is dropped (a peer
+    // that never sent its HTTP/2 preface cannot keep it).
+    let mut hard_deadline: Option<Instant> = None;
     loop {
         let deadline = activity.idle_deadline(first_request, idle);
         let wait = async {
@@ -394,13 +399,24 @@ async fn watch<C: Closable>(
             () = closing.cancelled(), if !closed => {
                 connection.as_mut().close();
                 closed = true;
+                hard_deadline = Some(Instant::now() + CLOSE_GRACE);
             }
             () = wait, if !closed => {
                 if activity.idle_deadline(first_request, idle).is_some_and(|at| at <= Instant::now()) {
                     tracing::debug!(client.ip = %peer.ip(), "closing an idle connection");
                     connection.as_mut().close();
                     closed = true;
+                    hard_deadline = Some(Instant::now() + first_request);
                 }
+            }
+            () = async {
+                match hard_deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                tracing::debug!(client.ip = %peer.ip(), "dropping a connection that did not close");
+                return;
             }
         }
     }
@@ -459,13 +475,16 @@ fn route(
     gone: CancellationToken,
 ) -> Routed {
     let guards = &gateway.guards;
-    let host = request
-        .uri()
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| header_str(request.headers(), header::HOST.as_str()));
+    // HTTP/2 names the host in `:authority`, HTTP/1.1 in `Host`; a request may carry both, and
+    // both must be kubegate's.
+    let authority = request.uri().authority().map(|a| a.as_str());
+    let host = header_str(request.headers(), header::HOST.as_str());
     let origin = header_str(request.headers(), header::ORIGIN.as_str());
-    if let Err(refused) = guards.hosts.check(host, origin) {
+    let checked = guards
+        .hosts
+        .check(authority, origin)
+        .and_then(|()| guards.hosts.check(host, None));
+    if let Err(refused) = checked {
         return Routed::Ready(error_response(&HttpError::Refused(refused)));
     }
     let response = match (request.method(), request.uri().path()) {

@@ -8,6 +8,7 @@ mod support;
 mod auth;
 mod cedar_cli;
 mod cli;
+mod holddown;
 mod kubelet;
 mod list_resources;
 mod mcp;

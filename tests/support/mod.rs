@@ -20,6 +20,7 @@ use kube::api::{Api, PostParams};
 use kubegate::config::Config;
 use kubegate::dev::{self, TokenRequest};
 use kubegate::gateway::Gateway;
+use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -95,6 +96,8 @@ pub struct GatewayOptions {
     pub kube_server: Option<String>,
     /// `kubernetes.namespaces_stale_after_seconds`.
     pub namespaces_stale_after: Option<u64>,
+    /// Settings of the `[http]` section, as `key = value` TOML lines.
+    pub http: Vec<String>,
 }
 
 /// A policy file shipped in `policies/`, as (file name, Cedar text).
@@ -139,6 +142,7 @@ impl Default for GatewayOptions {
             read_only: false,
             kube_server: None,
             namespaces_stale_after: None,
+            http: Vec::new(),
         }
     }
 }
@@ -232,7 +236,11 @@ read_only = {read_only}
 [audit]
 path = "{audit_path}"
 level = "{level}"
+
+[http]
+{http}
 "#,
+                http = options.http.join("\n"),
                 audit_path = options
                     .audit_path
                     .as_ref()
@@ -322,6 +330,44 @@ impl TestGateway {
     /// `https://127.0.0.1:<port>` + `path`.
     pub fn url_of(&self, path: &str) -> String {
         self.url.replace("/mcp", path)
+    }
+
+    /// The address kubegate listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        let port = self
+            .url
+            .trim_start_matches("https://127.0.0.1:")
+            .trim_end_matches("/mcp")
+            .parse()
+            .unwrap_or(0);
+        std::net::SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// Begins kubegate's shutdown, as SIGTERM does.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+
+    /// A raw TLS connection to kubegate offering `alpn` (`h2` or `http/1.1`).
+    pub async fn tls(
+        &self,
+        alpn: &[u8],
+    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        kubegate::install_crypto_provider();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
+            roots.add(cert?)?;
+        }
+        let mut config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![alpn.to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(self.addr()).await?;
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1")?.to_owned();
+        Ok(connector.connect(name, tcp).await?)
     }
 
     /// The audit records written so far.
