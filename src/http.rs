@@ -59,6 +59,8 @@ use origin::HostCheck;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const PROTOCOL_HEADER: &str = "mcp-protocol-version";
+const METHOD_HEADER: &str = "mcp-method";
+const NAME_HEADER: &str = "mcp-name";
 const TRANSPORT: &str = "streamable-http";
 /// How long a refused client is asked to wait before trying again.
 const RETRY_AFTER_SECONDS: &str = "1";
@@ -561,8 +563,17 @@ async fn post_mcp(
         return error_response(&HttpError::Audit(error));
     }
     match outcome {
-        Ok(Reply::Message { body, session_id }) => {
-            let response = json(StatusCode::OK, &body);
+        Ok(Reply::Message {
+            body,
+            session_id,
+            not_found,
+        }) => {
+            let status = if not_found {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::OK
+            };
+            let response = json(status, &body);
             match session_id {
                 Some(id) => response.with_header(SESSION_HEADER, &id),
                 None => response,
@@ -606,6 +617,8 @@ async fn exchange(
         transport: TRANSPORT,
         session_id: header_str(&parts.headers, SESSION_HEADER),
         protocol_version: header_str(&parts.headers, PROTOCOL_HEADER),
+        method_header: header_values(&parts.headers, METHOD_HEADER),
+        name_header: header_values(&parts.headers, NAME_HEADER),
         body: &body,
         gone,
     };
@@ -619,7 +632,7 @@ fn delete_session(gateway: &Gateway, peer: SocketAddr, headers: &HeaderMap) -> R
     };
     match header_str(headers, SESSION_HEADER) {
         Some(id) if gateway.sessions.end(id, &caller.username) => empty(StatusCode::NO_CONTENT),
-        Some(_) => error_response(&HttpError::Mcp(McpError::SessionNotFound)),
+        Some(_) => error_response(&HttpError::Mcp(McpError::SessionNotFound { id: None })),
         None => plain(
             StatusCode::BAD_REQUEST,
             "name the session in Mcp-Session-Id\n",
@@ -667,6 +680,15 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Every value a header was sent with (a value that is not text counts as an empty one).
+fn header_values<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
+    headers
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap_or(""))
+        .collect()
+}
+
 /// The one mapping from failures to HTTP statuses; the body is a JSON-RPC error a client can show.
 fn error_response(error: &HttpError) -> Response<Body> {
     use jsonrpc::code;
@@ -675,11 +697,10 @@ fn error_response(error: &HttpError) -> Response<Body> {
             (StatusCode::TOO_MANY_REQUESTS, code::UNAUTHENTICATED)
         }
         HttpError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED),
-        HttpError::Mcp(McpError::Envelope(envelope)) => (StatusCode::BAD_REQUEST, envelope.code()),
-        HttpError::Mcp(McpError::SessionNotFound) => (StatusCode::NOT_FOUND, code::INVALID_REQUEST),
-        HttpError::Mcp(McpError::UnsupportedVersion(_) | McpError::VersionMismatch { .. }) => {
-            (StatusCode::BAD_REQUEST, code::INVALID_REQUEST)
+        HttpError::Mcp(error @ McpError::SessionNotFound { .. }) => {
+            (StatusCode::NOT_FOUND, error.code())
         }
+        HttpError::Mcp(error) => (StatusCode::BAD_REQUEST, error.code()),
         HttpError::UnsupportedMediaType => {
             (StatusCode::UNSUPPORTED_MEDIA_TYPE, code::INVALID_REQUEST)
         }
@@ -693,7 +714,14 @@ fn error_response(error: &HttpError) -> Response<Body> {
             (StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL_ERROR)
         }
     };
-    let response = json(status, &jsonrpc::error(None, code, error.to_string()));
+    let (id, data) = match error {
+        HttpError::Mcp(error) => (error.request_id(), error.data()),
+        _ => (None, None),
+    };
+    let response = json(
+        status,
+        &jsonrpc::error_with_data(id, code, error.to_string(), data),
+    );
     match error {
         HttpError::Unauthenticated(AuthError::TooManyUnverified)
         | HttpError::Busy

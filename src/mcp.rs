@@ -1,16 +1,26 @@
-//! Speaks MCP over JSON-RPC: negotiates the protocol version, keeps sessions, and dispatches each
-//! method. A `tools/call`, `resources/read` or `prompts/get` is parsed, decided by the policy, and
-//! only then run.
+//! Speaks MCP over JSON-RPC: recognises the protocol revision a message is sent under,
+//! validates it by that revision's rules, keeps sessions (for the revisions that have them), and
+//! dispatches each method. A `tools/call`, `resources/read` or `prompts/get` is parsed, decided
+//! by the policy, and only then run.
 //!
-//! Clients may skip `initialize` and send bare requests (as k8sgpt's documented curl examples
-//! do): kubegate then answers statelessly with the version the client names in
-//! `MCP-Protocol-Version`, or the transport's default.
+//! # Revisions
+//! - **Initialize revisions** (2024-11-05 … 2025-11-25): `initialize` opens a session bound to
+//!   its caller; later messages name it in `Mcp-Session-Id`. Clients may also skip
+//!   `initialize` and send bare requests (as k8sgpt's documented curl examples do): kubegate
+//!   then answers statelessly with the version the client names in `MCP-Protocol-Version`, or
+//!   the transport's default.
+//! - **2026-07-28, the stateless revision** ([`wire`]): no `initialize` and no session; every
+//!   request carries its protocol version and client capabilities in `params._meta`, and its
+//!   method (and tool, prompt or resource name) in the `Mcp-Method` (and `Mcp-Name`) headers,
+//!   which must agree with the body. Results carry `resultType`, list results their caching
+//!   hints, and every result names the server in `_meta`.
 
 mod calls;
 mod completion;
 pub mod jsonrpc;
 mod prompts;
 pub mod session;
+pub mod wire;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -26,11 +36,23 @@ use crate::policy::schema::{GET_PROMPT, READ_RESOURCE};
 use crate::policy::{Listed, RequestFacts, ResourceType};
 use crate::tool;
 use jsonrpc::{EnvelopeError, Message, code};
+use wire::Wire;
 
-/// The protocol revisions kubegate speaks, newest first.
+/// The initialize-based protocol revisions kubegate speaks, newest first.
 pub const PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/// The stateless revisions kubegate speaks.
+pub const STATELESS_VERSIONS: &[&str] = &["2026-07-28"];
 /// What the Streamable HTTP transport assumes when a client names no version.
 pub const DEFAULT_HTTP_VERSION: &str = "2025-03-26";
+
+/// Every revision kubegate speaks, newest first.
+pub fn supported_versions() -> Vec<&'static str> {
+    STATELESS_VERSIONS
+        .iter()
+        .chain(PROTOCOL_VERSIONS)
+        .copied()
+        .collect()
+}
 
 /// One MCP message as it arrived, with what the transport knows about it.
 pub struct Incoming<'a> {
@@ -41,6 +63,9 @@ pub struct Incoming<'a> {
     pub session_id: Option<&'a str>,
     /// The `MCP-Protocol-Version` header.
     pub protocol_version: Option<&'a str>,
+    /// The `Mcp-Method` and `Mcp-Name` headers (every value each was sent with).
+    pub method_header: Vec<&'a str>,
+    pub name_header: Vec<&'a str>,
     pub body: &'a [u8],
     /// Cancelled when the client goes away (a reset stream, a closed connection): a call that
     /// changes nothing and has not reached Kubernetes yet is then abandoned.
@@ -54,24 +79,84 @@ pub enum Reply {
     Message {
         body: jsonrpc::Response,
         session_id: Option<String>,
+        /// A method the revision does not have (the stateless revision answers those 404).
+        not_found: bool,
     },
     /// A notification or response was received; nothing to answer.
     Accepted,
 }
 
-/// Why a message could not be handled at all (the transport answers with an HTTP error).
+/// Why a message could not be handled at all (the transport answers with an HTTP error). The
+/// request's id is kept whenever it could be read, and echoed in the error.
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
     #[error("no such session: it ended, expired, or belongs to another caller; initialize again")]
-    SessionNotFound,
-    #[error("unsupported MCP protocol version {0:?}; kubegate speaks {versions}", versions = PROTOCOL_VERSIONS.join(", "))]
-    UnsupportedVersion(String),
+    SessionNotFound { id: Option<Value> },
+    #[error("unsupported MCP protocol version {requested:?}; kubegate speaks {}", supported_versions().join(", "))]
+    UnsupportedVersion {
+        id: Option<Value>,
+        requested: String,
+    },
     #[error(
         "MCP-Protocol-Version {header:?} is not the version {session:?} this session negotiated"
     )]
-    VersionMismatch { session: String, header: String },
+    VersionMismatch {
+        id: Option<Value>,
+        session: String,
+        header: String,
+    },
+    #[error("params._meta must carry {key:?} (the {revision} revision sends it on every request)")]
+    MissingMeta {
+        id: Option<Value>,
+        key: &'static str,
+        revision: &'static str,
+    },
+    #[error("the {header} header {problem}")]
+    HeaderMismatch {
+        id: Option<Value>,
+        header: &'static str,
+        problem: String,
+    },
+}
+
+impl McpError {
+    /// The request's id, if it could be read.
+    pub fn request_id(&self) -> Option<&Value> {
+        match self {
+            McpError::Envelope(_) => None,
+            McpError::SessionNotFound { id }
+            | McpError::UnsupportedVersion { id, .. }
+            | McpError::VersionMismatch { id, .. }
+            | McpError::MissingMeta { id, .. }
+            | McpError::HeaderMismatch { id, .. } => id.as_ref(),
+        }
+    }
+
+    /// The JSON-RPC error code.
+    pub fn code(&self) -> i64 {
+        match self {
+            McpError::Envelope(envelope) => envelope.code(),
+            McpError::SessionNotFound { .. } | McpError::VersionMismatch { .. } => {
+                code::INVALID_REQUEST
+            }
+            McpError::UnsupportedVersion { .. } => code::UNSUPPORTED_VERSION,
+            McpError::MissingMeta { .. } => code::INVALID_PARAMS,
+            McpError::HeaderMismatch { .. } => code::HEADER_MISMATCH,
+        }
+    }
+
+    /// The error's `data`, where the revision defines one.
+    pub fn data(&self) -> Option<Value> {
+        match self {
+            McpError::UnsupportedVersion { requested, .. } => Some(json!({
+                "supported": supported_versions(),
+                "requested": requested,
+            })),
+            _ => None,
+        }
+    }
 }
 
 /// What a method handler works with.
@@ -81,6 +166,7 @@ pub(crate) struct Exchange<'a> {
     pub facts: RequestFacts,
     pub id: Value,
     pub gone: tokio_util::sync::CancellationToken,
+    pub wire: Wire,
 }
 
 /// Handles one message from an authenticated caller, filling in its audit record.
@@ -93,109 +179,183 @@ pub async fn handle(
     record.user = Some(AuditUser::of(caller));
     // Errors returned from here are recorded once, by the transport that answers them.
     let message = jsonrpc::parse(incoming.body)?;
-    if let Some(version) = incoming.protocol_version
-        && !PROTOCOL_VERSIONS.contains(&version)
-    {
-        return Err(McpError::UnsupportedVersion(version.to_owned()));
-    }
-    let session_version = match incoming.session_id {
-        Some(id) => {
-            record.mcp.session_id = Some(id.to_owned());
-            Some(
-                gateway
-                    .sessions
-                    .resume(id, &caller.username)
-                    .ok_or(McpError::SessionNotFound)?,
-            )
-        }
-        None => None,
-    };
-    if let (Some(session), Some(header)) = (&session_version, incoming.protocol_version)
-        && session != header
-    {
-        return Err(McpError::VersionMismatch {
-            session: session.clone(),
-            header: header.to_owned(),
-        });
-    }
-    let protocol_version = session_version
-        .or_else(|| incoming.protocol_version.map(str::to_owned))
-        .unwrap_or_else(|| DEFAULT_HTTP_VERSION.to_owned());
-    record.mcp.protocol_version = Some(protocol_version.clone());
-
-    let (id, method, params) = match message {
-        Message::Request { id, method, params } => (id, method, params.unwrap_or_default()),
-        Message::Notification { method } => {
-            record.mcp.method = Some(method);
-            return Ok(Reply::Accepted);
-        }
+    let (id, method, mut params) = match message {
+        Message::Request { id, method, params } => (Some(id), method, params.unwrap_or_default()),
+        Message::Notification { method } => (None, method, Map::new()),
         Message::Response => return Ok(Reply::Accepted),
     };
     record.mcp.method = Some(method.clone());
-    record.mcp.request_id = Some(id.clone());
+    record.mcp.request_id = id.clone();
+    let wire = match wire::recognise(&incoming, &method, &params) {
+        wire::Recognised::Stateless => {
+            let version = wire::validate(&incoming, id.as_ref(), &method, &mut params)?;
+            Wire::Stateless { version }
+        }
+        wire::Recognised::Initialize => {
+            initialize_wire(gateway, &incoming, id.as_ref(), &method, record)?
+        }
+    };
+    record.mcp.protocol_version = Some(wire.version().to_owned());
+    let Some(id) = id else {
+        // Notifications (`notifications/initialized`, `notifications/cancelled`) need no answer.
+        return Ok(Reply::Accepted);
+    };
     let exchange = Exchange {
         gateway,
         caller,
         facts: RequestFacts {
             transport: incoming.transport,
             source_ip: incoming.source_ip,
-            protocol_version,
+            protocol_version: wire.version().to_owned(),
             session_id: incoming.session_id.map(str::to_owned),
             time: record.request_received_timestamp,
         },
         id,
         gone: incoming.gone.clone(),
+        wire,
     };
-
     let mut session_id = None;
-    let id = &exchange.id;
+    let ex = &exchange;
+    let stateless = ex.wire.is_stateless();
     let body = match method.as_str() {
-        "initialize" => {
+        "initialize" if !stateless => {
             let version = negotiate(&params);
-            let id_opened = gateway.sessions.open(&caller.username, version);
-            record.mcp.session_id = Some(id_opened.clone());
+            let opened = gateway.sessions.open(&caller.username, version);
+            record.mcp.session_id = Some(opened.clone());
             record.mcp.protocol_version = Some(version.to_owned());
-            session_id = Some(id_opened);
-            jsonrpc::result(id, initialize_result(version))
+            session_id = Some(opened);
+            jsonrpc::result(&ex.id, initialize_result(version))
         }
-        "ping" => jsonrpc::result(id, json!({})),
-        "tools/list" => jsonrpc::result(id, tools_list(&gateway.policy.listed(caller))),
-        "tools/call" => calls::call_tool(&exchange, &params, record).await,
+        // Exactly `{}`: these two carry nothing back.
+        "ping" | "logging/setLevel" if !stateless => jsonrpc::result(&ex.id, json!({})),
+        "server/discover" if stateless => ex.result(wire::discover_result()),
+        "tools/list" => ex.list_result(tools_list(&gateway.policy.listed(caller))),
+        "tools/call" => calls::call_tool(ex, &params, record).await,
         "resources/list" => {
             let resources = tool::resources::list(|uri, ty| {
                 let arguments = json!({ "uri": uri });
                 gateway
                     .policy
-                    .could_permit(caller, READ_RESOURCE, ty, &arguments, &exchange.facts)
+                    .could_permit(caller, READ_RESOURCE, ty, &arguments, &ex.facts)
             });
-            jsonrpc::result(id, json!({ "resources": resources }))
+            ex.list_result(json!({ "resources": resources }))
         }
         "resources/templates/list" => {
             let listed = gateway.policy.listed(caller);
             let readable = listed.possible_on(READ_RESOURCE, ResourceType::Object);
-            jsonrpc::result(
-                id,
-                json!({ "resourceTemplates": tool::resources::templates(readable) }),
-            )
+            ex.list_result(json!({ "resourceTemplates": tool::resources::templates(readable) }))
         }
-        "resources/read" => calls::read_resource(&exchange, &params, record).await,
+        "resources/read" => calls::read_resource(ex, &params, record).await,
         "prompts/list" => {
             let listed = gateway.policy.listed(caller);
             let prompts = tool::prompts::list(
                 listed.possible_on(GET_PROMPT, ResourceType::Namespace),
                 listed.possible_on(GET_PROMPT, ResourceType::Cluster),
             );
-            jsonrpc::result(id, json!({ "prompts": prompts }))
+            ex.list_result(json!({ "prompts": prompts }))
         }
-        "prompts/get" => prompts::get(&exchange, &params, record),
-        "completion/complete" => completion::complete(&exchange, &params, record).await,
+        "prompts/get" => prompts::get(ex, &params, record),
+        "completion/complete" => completion::complete(ex, &params, record).await,
         other => {
-            let message = format!("unknown method `{other}`");
+            let message = if stateless && wire::REMOVED_METHODS.contains(&other) {
+                format!(
+                    "`{other}` is not a method of the {} revision",
+                    ex.wire.version()
+                )
+            } else {
+                format!("unknown method `{other}`")
+            };
             record.fail(Outcome::Invalid, message.clone());
-            jsonrpc::error(Some(id), code::METHOD_NOT_FOUND, message)
+            return Ok(Reply::Message {
+                body: jsonrpc::error(Some(&ex.id), code::METHOD_NOT_FOUND, message),
+                session_id: None,
+                not_found: stateless,
+            });
         }
     };
-    Ok(Reply::Message { body, session_id })
+    Ok(Reply::Message {
+        body,
+        session_id,
+        not_found: false,
+    })
+}
+
+/// The initialize revisions' rules: a known version, a live session of this caller, and a
+/// header that agrees with the session.
+fn initialize_wire(
+    gateway: &Gateway,
+    incoming: &Incoming<'_>,
+    id: Option<&Value>,
+    method: &str,
+    record: &mut AuditRecord,
+) -> Result<Wire, McpError> {
+    let header = incoming.protocol_version.map(str::trim);
+    if let Some(version) = header
+        && !PROTOCOL_VERSIONS.contains(&version)
+    {
+        return Err(McpError::UnsupportedVersion {
+            id: id.cloned(),
+            requested: version.to_owned(),
+        });
+    }
+    let session_version = match incoming.session_id {
+        Some(session) if method != "initialize" => {
+            record.mcp.session_id = Some(session.to_owned());
+            Some(
+                gateway
+                    .sessions
+                    .resume(session, &incoming.caller.username)
+                    .ok_or(McpError::SessionNotFound { id: id.cloned() })?,
+            )
+        }
+        _ => None,
+    };
+    if let (Some(session), Some(header)) = (&session_version, header)
+        && session != header
+    {
+        return Err(McpError::VersionMismatch {
+            id: id.cloned(),
+            session: session.clone(),
+            header: header.to_owned(),
+        });
+    }
+    let version = session_version
+        .or_else(|| header.map(str::to_owned))
+        .unwrap_or_else(|| DEFAULT_HTTP_VERSION.to_owned());
+    Ok(Wire::Initialize { version })
+}
+
+impl Exchange<'_> {
+    /// A successful result, as the revision has results look.
+    pub(crate) fn result(&self, result: Value) -> jsonrpc::Response {
+        jsonrpc::result(&self.id, self.wire.decorate(result, None))
+    }
+
+    /// A list result: with the stateless revision's caching hints (lists vary by caller and by
+    /// policy set: private, and short-lived).
+    pub(crate) fn list_result(&self, result: Value) -> jsonrpc::Response {
+        jsonrpc::result(
+            &self.id,
+            self.wire.decorate(result, Some(wire::LIST_TTL_MS)),
+        )
+    }
+
+    /// A resource's contents: live, so not to be kept (a zero lifetime), and the caller's own.
+    pub(crate) fn read_result(&self, result: Value) -> jsonrpc::Response {
+        jsonrpc::result(&self.id, self.wire.decorate(result, Some(0)))
+    }
+
+    /// A tool result the model can read: text content, structured content if any (already
+    /// encoded: spliced in, not encoded again), flagged as an error or not.
+    pub(crate) fn tool_result(
+        &self,
+        text: &str,
+        structured: Option<&RawValue>,
+        is_error: bool,
+    ) -> jsonrpc::Response {
+        let stateless = self.wire.is_stateless();
+        tool_result_as(&self.id, text, structured, is_error, stateless)
+    }
 }
 
 /// The client's version if kubegate speaks it, else kubegate's newest (the client then decides).
@@ -208,20 +368,26 @@ fn negotiate(params: &Map<String, Value>) -> &'static str {
         .unwrap_or(PROTOCOL_VERSIONS[0])
 }
 
+/// What kubegate can do, as `initialize` and `server/discover` declare it. Nothing is
+/// subscribed to or announced as changed: lists are worked out per call.
+pub fn capabilities(stateless: bool) -> Value {
+    let mut capabilities = json!({
+        "tools": {},
+        "resources": {},
+        "prompts": {},
+        "completions": {},
+    });
+    if !stateless {
+        capabilities["logging"] = json!({});
+    }
+    capabilities
+}
+
 fn initialize_result(version: &str) -> Value {
     json!({
         "protocolVersion": version,
-        "capabilities": {
-            "tools": { "listChanged": false },
-            "resources": { "subscribe": false, "listChanged": false },
-            "prompts": { "listChanged": false },
-            "completions": {},
-        },
-        "serverInfo": {
-            "name": "kubegate",
-            "title": "kubegate: policy-gated Kubernetes",
-            "version": env!("CARGO_PKG_VERSION"),
-        },
+        "capabilities": capabilities(false),
+        "serverInfo": wire::server_info(),
         "instructions": "Kubernetes tools, run as you: every call is checked by policy and by \
                          Kubernetes RBAC, and audited. Start with list-namespaces to see where \
                          you may work.",
@@ -243,13 +409,22 @@ fn tools_list(listed: &Listed) -> Value {
     json!({ "tools": tools })
 }
 
-/// A tool result the model can read: text content, structured content if any (already
-/// encoded: spliced in, not encoded again), flagged as an error or not.
+/// A tool result as an initialize revision writes it.
 pub fn tool_result(
     id: &Value,
     text: &str,
     structured: Option<&RawValue>,
     is_error: bool,
+) -> jsonrpc::Response {
+    tool_result_as(id, text, structured, is_error, false)
+}
+
+fn tool_result_as(
+    id: &Value,
+    text: &str,
+    structured: Option<&RawValue>,
+    is_error: bool,
+    stateless: bool,
 ) -> jsonrpc::Response {
     #[derive(Serialize)]
     struct Text<'a> {
@@ -264,6 +439,10 @@ pub fn tool_result(
         #[serde(rename = "structuredContent", skip_serializing_if = "Option::is_none")]
         structured: Option<&'a RawValue>,
         is_error: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        result_type: Option<&'static str>,
+        #[serde(rename = "_meta", skip_serializing_if = "Option::is_none")]
+        meta: Option<Value>,
     }
     jsonrpc::result(
         id,
@@ -271,6 +450,8 @@ pub fn tool_result(
             content: [Text { kind: "text", text }],
             structured,
             is_error,
+            result_type: stateless.then_some(wire::COMPLETE),
+            meta: stateless.then(wire::result_meta),
         },
     )
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Exchange, jsonrpc, tool_result};
+use super::{Exchange, jsonrpc};
 use crate::audit::{
     AuditDecision, AuditRecord, AuditShadow, AuditSubDecision, Outcome, WriteAhead,
 };
@@ -46,7 +46,7 @@ pub(super) async fn call_tool(
         ));
         record.decision = Some(refused(&denied));
         record.fail(Outcome::Denied, denied.to_string());
-        return tool_result(id, &denied.to_string(), None, true);
+        return ex.tool_result(&denied.to_string(), None, true);
     }
     let mut parsed = ToolCall::parse(name, arguments, &ex.gateway.kube.catalog());
     // A kind installed since the last discovery (a new CRD): discover again, once, and retry.
@@ -65,7 +65,7 @@ pub(super) async fn call_tool(
                     jsonrpc::error(Some(id), code::INVALID_PARAMS, error.to_string())
                 }
                 // Invalid arguments are a tool error the model can read and correct (MCP 2025-11-25).
-                _ => tool_result(id, &error.to_string(), None, true),
+                _ => ex.tool_result(&error.to_string(), None, true),
             };
         }
     };
@@ -73,7 +73,7 @@ pub(super) async fn call_tool(
     let changes_cluster = call.spec().group.changes_cluster();
     let permitted = match ex.authorize(call, record) {
         Ok(permitted) => permitted,
-        Err(denied) => return tool_result(id, &denied.to_string(), None, true),
+        Err(denied) => return ex.tool_result(&denied.to_string(), None, true),
     };
     // A call that changes the cluster leaves its record on disk before anything is sent.
     let write_ahead = if changes_cluster {
@@ -86,7 +86,7 @@ pub(super) async fn call_tool(
                      and it changes nothing it has not recorded. Nothing was sent to Kubernetes."
                 );
                 record.fail(Outcome::Error, message.clone());
-                return tool_result(id, &message, None, true);
+                return ex.tool_result(&message, None, true);
             }
         }
     } else {
@@ -106,16 +106,16 @@ pub(super) async fn call_tool(
         }
     };
     match ran {
-        Ok(output) => tool_result(id, &output.text, output.structured.as_deref(), false),
+        Ok(output) => ex.tool_result(&output.text, output.structured.as_deref(), false),
         Err(ToolError::Cancelled) => {
             let message = ToolError::Cancelled.to_string();
             record.fail(Outcome::Cancelled, message.clone());
-            tool_result(id, &message, None, true)
+            ex.tool_result(&message, None, true)
         }
         Err(error) => {
             let message = error.to_string();
             record.fail(Outcome::Error, message.clone());
-            tool_result(id, &message, None, true)
+            ex.tool_result(&message, None, true)
         }
     }
 }
@@ -136,7 +136,14 @@ pub(super) async fn read_resource(
         Ok(read) => read,
         Err(message) => {
             record.fail(Outcome::Invalid, message.clone());
-            return jsonrpc::error(Some(id), code::RESOURCE_NOT_FOUND, message);
+            // The stateless revision answers an unknown resource as invalid params naming the
+            // URI; the initialize revisions with MCP's resource-not-found code.
+            let code = if ex.wire.is_stateless() {
+                code::INVALID_PARAMS
+            } else {
+                code::RESOURCE_NOT_FOUND
+            };
+            return jsonrpc::error_with_data(Some(id), code, message, Some(json!({ "uri": uri })));
         }
     };
     let permitted = match ex.authorize(read, record) {
@@ -144,7 +151,7 @@ pub(super) async fn read_resource(
         Err(denied) => return jsonrpc::error(Some(id), code::REFUSED, denied.to_string()),
     };
     match ex.run(&permitted, None, record).await {
-        Ok(output) => jsonrpc::result(id, resources::contents(permitted.call(), &output)),
+        Ok(output) => ex.read_result(resources::contents(uri, &output)),
         Err(error) => {
             let message = error.to_string();
             record.fail(Outcome::Error, message.clone());

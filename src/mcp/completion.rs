@@ -56,10 +56,7 @@ pub(super) async fn complete(
     values.dedup();
     let total = values.len();
     values.truncate(MAX_VALUES);
-    jsonrpc::result(
-        id,
-        json!({ "completion": { "values": values, "total": total, "hasMore": total > MAX_VALUES } }),
-    )
+    ex.result(json!({ "completion": { "values": values, "total": total, "hasMore": total > MAX_VALUES } }))
 }
 
 /// The namespaces `list-namespaces` would show this caller.

@@ -17,6 +17,10 @@ pub mod code {
     pub const RESOURCE_NOT_FOUND: i64 = -32002;
     /// kubegate's code (in JSON-RPC's server range) for a request the policy refused.
     pub const REFUSED: i64 = -32003;
+    /// MCP 2026-07-28: a header disagrees with the body (or is missing).
+    pub const HEADER_MISMATCH: i64 = -32020;
+    /// MCP 2026-07-28: the protocol version is not one the server speaks.
+    pub const UNSUPPORTED_VERSION: i64 = -32022;
 }
 
 /// One message received from a client.
@@ -112,6 +116,24 @@ pub fn error(id: Option<&Value>, code: i64, message: impl Into<String>) -> Respo
         "jsonrpc": "2.0",
         "id": id.cloned().unwrap_or(Value::Null),
         "error": { "code": code, "message": message.into() },
+    }))
+}
+
+/// An error response with `data`.
+pub fn error_with_data(
+    id: Option<&Value>,
+    code: i64,
+    message: impl Into<String>,
+    data: Option<Value>,
+) -> Response {
+    let mut error = json!({ "code": code, "message": message.into() });
+    if let Some(data) = data {
+        error["data"] = data;
+    }
+    encode(&json!({
+        "jsonrpc": "2.0",
+        "id": id.cloned().unwrap_or(Value::Null),
+        "error": error,
     }))
 }
 

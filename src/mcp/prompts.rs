@@ -28,11 +28,8 @@ pub(super) fn get(
         Err(denied) => return jsonrpc::error(Some(id), code::REFUSED, denied.to_string()),
     };
     let (description, text) = permitted.call().messages();
-    jsonrpc::result(
-        id,
-        json!({
-            "description": description,
-            "messages": [{ "role": "user", "content": { "type": "text", "text": text } }],
-        }),
-    )
+    ex.result(json!({
+        "description": description,
+        "messages": [{ "role": "user", "content": { "type": "text", "text": text } }],
+    }))
 }

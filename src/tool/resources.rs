@@ -1,6 +1,10 @@
 //! The MCP resources kubegate serves, each read as the caller and decided by policy as
 //! `Action::"read-resource"` (with the URI in `context.arguments.uri`):
 //!
+//! Each fixed resource is listed under a URI (`k8s://cluster-info`, as MCP wants URIs with a
+//! scheme) and read by that URI or by its bare name (`cluster-info`, as k8sgpt's clients ask for
+//! it); policies see the bare name in `context.arguments.uri`.
+//!
 //! - `cluster-info`: the cluster's name and version (Cedar resource: the `Cluster`);
 //! - `namespaces`: the namespaces this caller may use (decided on each `Namespace`, as
 //!   `list-namespaces` is);
@@ -46,18 +50,18 @@ pub fn list(mut could_read: impl FnMut(&str, ResourceType) -> bool) -> Value {
     let all = [
         (
             ResourceType::Cluster,
-            json!({"uri": "cluster-info", "name": "cluster-info", "title": "Cluster information",
+            json!({"uri": "k8s://cluster-info", "name": "cluster-info", "title": "Cluster information",
                    "description": "The cluster's name, Kubernetes version and platform",
                    "mimeType": "application/json"}),
         ),
         (
             ResourceType::Namespace,
-            json!({"uri": "namespaces", "name": "namespaces", "title": "Namespaces",
+            json!({"uri": "k8s://namespaces", "name": "namespaces", "title": "Namespaces",
                    "description": "The namespaces you may use", "mimeType": "application/json"}),
         ),
         (
             ResourceType::Cluster,
-            json!({"uri": "active-filters", "name": "active-filters",
+            json!({"uri": "k8s://active-filters", "name": "active-filters",
                    "title": "Active analyzer filters",
                    "description": "The analyzers `analyze` runs (none yet: the analyzers are not served)",
                    "mimeType": "application/json"}),
@@ -65,7 +69,7 @@ pub fn list(mut could_read: impl FnMut(&str, ResourceType) -> bool) -> Value {
     ];
     Value::from(
         all.into_iter()
-            .filter(|(ty, entry)| could_read(entry["uri"].as_str().unwrap_or_default(), *ty))
+            .filter(|(ty, entry)| could_read(entry["name"].as_str().unwrap_or_default(), *ty))
             .map(|(_, entry)| entry)
             .collect::<Vec<_>>(),
     )
@@ -88,7 +92,8 @@ pub fn templates(objects_readable: bool) -> Value {
 impl ResourceRead {
     /// Parses a resource URI; unknown ones are refused with the list of known ones.
     pub fn parse(uri: &str, served: &ApiCatalog) -> Result<ResourceRead, String> {
-        match uri {
+        let bare = uri.strip_prefix(OBJECT_SCHEME).unwrap_or(uri);
+        match bare {
             "cluster-info" => return Ok(ResourceRead::ClusterInfo),
             "namespaces" => return Ok(ResourceRead::Namespaces),
             "active-filters" => return Ok(ResourceRead::ActiveFilters),
@@ -173,8 +178,9 @@ impl Runnable for ResourceRead {
     }
 }
 
-/// A resource's contents as `resources/read` answers them: its JSON.
-pub fn contents(read: &ResourceRead, output: &ToolOutput) -> Value {
+/// A resource's contents as `resources/read` answers them: its JSON, under the URI it was read
+/// by.
+pub fn contents(asked: &str, output: &ToolOutput) -> Value {
     let text = match output
         .structured
         .as_deref()
@@ -183,5 +189,5 @@ pub fn contents(read: &ResourceRead, output: &ToolOutput) -> Value {
         Some(value) => serde_json::to_string_pretty(&value).unwrap_or_default(),
         None => output.text.clone(),
     };
-    json!({ "contents": [{ "uri": read.uri(), "mimeType": "application/json", "text": text }] })
+    json!({ "contents": [{ "uri": asked, "mimeType": "application/json", "text": text }] })
 }

@@ -16,6 +16,7 @@ mod policy_gate;
 mod sdk;
 mod secrets;
 mod seeds;
+mod stateless;
 mod tools_destructive;
 mod tools_read;
 mod tools_write;

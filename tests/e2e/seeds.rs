@@ -155,13 +155,22 @@ async fn k8sgpts_documented_requests_work_with_a_token_added() -> Result<()> {
     );
 
     let resources = send(r#"{"jsonrpc": "2.0", "id": 2, "method": "resources/list"}"#).await?;
-    let uris: Vec<&str> = resources["resources"]
+    // k8sgpt's resource names, each under a URI with a scheme (as MCP's schema wants); the bare
+    // names k8sgpt's clients read by work too (above and below).
+    let listed: Vec<(&str, &str)> = resources["resources"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|r| r["uri"].as_str())
+        .filter_map(|r| Some((r["name"].as_str()?, r["uri"].as_str()?)))
         .collect();
-    assert_eq!(uris, ["cluster-info", "namespaces", "active-filters"]);
+    assert_eq!(
+        listed,
+        [
+            ("cluster-info", "k8s://cluster-info"),
+            ("namespaces", "k8s://namespaces"),
+            ("active-filters", "k8s://active-filters")
+        ]
+    );
     let prompts = send(r#"{"jsonrpc": "2.0", "id": 3, "method": "prompts/list"}"#).await?;
     let prompt_names: Vec<&str> = prompts["prompts"]
         .as_array()
