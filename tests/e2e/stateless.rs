@@ -12,6 +12,15 @@ use crate::support::{self, GatewayOptions, McpClient, TestGateway, tenant_namesp
 
 const VERSION: &str = "2026-07-28";
 
+/// A request refused on the wire: what it is, its headers and params, the status and the code.
+type Case = (
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    Value,
+    u16,
+    i64,
+);
+
 fn meta() -> Value {
     json!({
         "io.modelcontextprotocol/protocolVersion": VERSION,
@@ -107,7 +116,7 @@ async fn the_stateless_revision_discovers_checks_and_decorates() -> Result<()> {
     let mut v999 = meta();
     v999["io.modelcontextprotocol/protocolVersion"] = json!("v999.0.0");
     let records_before = gateway.audit_records().len();
-    let cases: Vec<(&str, Vec<(&str, &str)>, Value, u16, i64)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "no _meta",
             standard.to_vec(),
