@@ -84,6 +84,10 @@ pub struct AuditUser {
     pub username: String,
     pub groups: Vec<String>,
     pub tenant: String,
+    /// Where the identity came from when it is not a verified token (`stdio configuration`,
+    /// `local OS user`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<&'static str>,
 }
 
 impl AuditUser {
@@ -93,6 +97,7 @@ impl AuditUser {
             username: caller.username.clone(),
             groups: caller.groups.clone(),
             tenant: caller.tenant.clone(),
+            source: None,
         }
     }
 }

@@ -155,6 +155,24 @@ impl Authenticator {
         })
     }
 
+    /// An authenticator that accepts no token (no keys, no issuer): for a kubegate that serves no
+    /// HTTP callers.
+    pub fn refusing() -> Authenticator {
+        Authenticator {
+            keys: Vec::new(),
+            verified: cache::TokenCache::default(),
+            issuer: String::new(),
+            audiences: Vec::new(),
+            leeway: 0,
+            budget: None,
+            username_claim: "sub".to_owned(),
+            groups_claim: "groups".to_owned(),
+            tenant_claim: "tenant".to_owned(),
+            username_prefix: String::new(),
+            group_prefix: String::new(),
+        }
+    }
+
     /// Bounds the signature checks of tokens not seen before to `per_second` per source
     /// address (twice that in a burst).
     pub fn with_signature_budget(mut self, per_second: u32) -> Authenticator {

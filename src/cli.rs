@@ -3,6 +3,7 @@
 mod dev_certs;
 mod policy;
 mod serve;
+mod stdio;
 mod token;
 
 use std::process::ExitCode;
@@ -19,8 +20,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve MCP over HTTPS at https://ADDR:PORT/mcp.
+    /// Serve MCP over HTTPS at https://ADDR:PORT/mcp (with --mcp: over stdio).
     Serve(serve::Args),
+    /// Serve MCP over stdin and stdout, for a local client, as the configured caller.
+    Stdio(stdio::Args),
     /// Mint a dev JWT signed with the local dev issuer key (demo and tests only).
     Token(token::Args),
     /// Make a dev CA, a server certificate and a dev JWT issuer key (demo and tests only).
@@ -41,6 +44,7 @@ pub fn run() -> ExitCode {
     kubegate::install_crypto_provider();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Stdio(args) => stdio::run(args),
         Command::Token(args) => token::run(args),
         Command::DevCerts(args) => dev_certs::run(args),
         Command::Policy(args) => policy::run(args),

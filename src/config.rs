@@ -23,8 +23,15 @@ pub struct Config {
     /// The name of the cluster, the id of the Cedar `Cluster` entity.
     #[serde(default = "default_cluster_name")]
     pub cluster_name: String,
-    pub tls: TlsConfig,
-    pub auth: AuthConfig,
+    /// The server certificate: needed to serve over HTTPS, not for stdio.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// How bearer tokens are verified: needed to serve over HTTPS, not for stdio.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    /// The caller of `kubegate stdio` (without it, the local OS user).
+    #[serde(default)]
+    pub stdio: Option<StdioConfig>,
     #[serde(default)]
     pub kubernetes: KubernetesConfig,
     pub policy: PolicyConfig,
@@ -103,6 +110,21 @@ impl Default for HttpConfig {
             shutdown_grace_seconds: 20,
         }
     }
+}
+
+/// Who calls through `kubegate stdio`: the one local user a desktop client runs it for. Their
+/// calls are decided and impersonated as this identity, as any caller's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdioConfig {
+    /// The Kubernetes username.
+    pub user: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub tenant: String,
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 /// The server certificate chain and key, PEM files.
@@ -299,9 +321,13 @@ impl Config {
                 *p = base.join(&*p);
             }
         };
-        fix(&mut self.tls.cert);
-        fix(&mut self.tls.key);
-        self.auth.keys.iter_mut().for_each(|k| fix(&mut k.file));
+        if let Some(tls) = self.tls.as_mut() {
+            fix(&mut tls.cert);
+            fix(&mut tls.key);
+        }
+        if let Some(auth) = self.auth.as_mut() {
+            auth.keys.iter_mut().for_each(|k| fix(&mut k.file));
+        }
         if let Some(k) = self.kubernetes.kubeconfig.as_mut() {
             fix(k);
         }
@@ -314,15 +340,17 @@ impl Config {
 
     /// Checks what serde cannot: settings that parse but could never work.
     pub fn check(&self) -> Result<(), ConfigError> {
-        if self.auth.audiences.is_empty() {
-            return Err(ConfigError::Invalid(
-                "auth.audiences is empty: every token must be meant for kubegate".into(),
-            ));
-        }
-        if self.auth.keys.is_empty() {
-            return Err(ConfigError::Invalid(
-                "auth.keys is empty: no token could ever be verified".into(),
-            ));
+        if let Some(auth) = &self.auth {
+            if auth.audiences.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "auth.audiences is empty: every token must be meant for kubegate".into(),
+                ));
+            }
+            if auth.keys.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "auth.keys is empty: no token could ever be verified".into(),
+                ));
+            }
         }
         if self.cluster_name.is_empty() {
             return Err(ConfigError::Invalid("cluster_name is empty".into()));

@@ -41,12 +41,19 @@ impl Gateway {
     pub async fn start(config: &Config) -> Result<Gateway, StartError> {
         let hosts = HostCheck::new(
             &config.http,
-            crate::tls::first_certificate(&config.tls.cert),
+            config
+                .tls
+                .as_ref()
+                .and_then(|tls| crate::tls::first_certificate(&tls.cert)),
             config.listen,
         );
         let guards = Guards::new(&config.http, hosts);
-        let auth = Authenticator::from_config(&config.auth)?
-            .with_signature_budget(config.http.unverified_tokens_per_ip_per_second);
+        // Without [auth] (kubegate stdio), no token is ever accepted.
+        let auth = match &config.auth {
+            Some(auth) => Authenticator::from_config(auth)?,
+            None => Authenticator::refusing(),
+        }
+        .with_signature_budget(config.http.unverified_tokens_per_ip_per_second);
         let policy = PolicyEngine::load(config.policy_sources(), &config.cluster_name)?;
         if policy.is_empty() {
             tracing::warn!("no policies are loaded: every call will be refused");

@@ -619,6 +619,7 @@ async fn exchange(
         protocol_version: header_str(&parts.headers, PROTOCOL_HEADER),
         method_header: header_values(&parts.headers, METHOD_HEADER),
         name_header: header_values(&parts.headers, NAME_HEADER),
+        headers: true,
         body: &body,
         gone,
     };

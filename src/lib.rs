@@ -26,6 +26,9 @@
 //! 9. [`audit`] writes the `ResponseComplete` record, shaped after `audit.k8s.io/v1` `Event`,
 //!    before the answer leaves.
 //!
+//! [`stdio`] is the other transport: a local client's messages, one per line, as the caller
+//! the configuration names.
+//!
 //! [`gateway`] holds the running parts together and builds them from [`config`]; [`dev`] makes
 //! the local CA, certificates and dev tokens that the demo and the tests use.
 
@@ -38,6 +41,7 @@ pub mod http;
 pub mod kube;
 pub mod mcp;
 pub mod policy;
+pub mod stdio;
 pub mod tls;
 pub mod tool;
 

@@ -66,6 +66,8 @@ pub struct Incoming<'a> {
     /// The `Mcp-Method` and `Mcp-Name` headers (every value each was sent with).
     pub method_header: Vec<&'a str>,
     pub name_header: Vec<&'a str>,
+    /// Whether the transport carries headers at all (stdio does not: there are none to check).
+    pub headers: bool,
     pub body: &'a [u8],
     /// Cancelled when the client goes away (a reset stream, a closed connection): a call that
     /// changes nothing and has not reached Kubernetes yet is then abandoned.

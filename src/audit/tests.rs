@@ -28,6 +28,7 @@ fn records_are_appended_one_json_line_each_in_the_kubernetes_shape() {
     let log = AuditLog::open(&path, AuditLevel::Request).unwrap_or_else(|e| panic!("{e}"));
     let mut first = record(log.level());
     first.user = Some(AuditUser {
+        source: None,
         username: "alice".into(),
         groups: vec!["devs".into()],
         tenant: "team-a".into(),

@@ -17,10 +17,16 @@ pub struct Args {
     /// Where to listen, overriding the configuration's `listen`.
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Serve MCP over stdio instead (k8sgpt's `serve --mcp`): the same as `kubegate stdio`.
+    #[arg(long)]
+    mcp: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    if args.mcp {
+        return runtime.block_on(super::stdio::serve(args.config));
+    }
     runtime.block_on(serve(args))
 }
 
@@ -29,7 +35,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    let tls = kubegate::tls::server_config(&config.tls.cert, &config.tls.key)?;
+    let Some(tls) = &config.tls else {
+        anyhow::bail!("serving over HTTPS needs a [tls] section (a certificate and key)");
+    };
+    if config.auth.is_none() {
+        anyhow::bail!("serving over HTTPS needs an [auth] section: every caller presents a token");
+    }
+    let tls = kubegate::tls::server_config(&tls.cert, &tls.key)?;
     let gateway = Arc::new(Gateway::start(&config).await?);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

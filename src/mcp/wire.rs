@@ -130,6 +130,7 @@ pub fn validate(
         return Err(missing(CLIENT_CAPABILITIES_KEY));
     }
     match incoming.protocol_version.map(str::trim) {
+        None if !incoming.headers => {}
         None => {
             return Err(mismatch(
                 "MCP-Protocol-Version",

@@ -17,6 +17,7 @@ mod sdk;
 mod secrets;
 mod seeds;
 mod stateless;
+mod stdio;
 mod tools_destructive;
 mod tools_read;
 mod tools_write;

@@ -98,6 +98,8 @@ pub struct GatewayOptions {
     pub namespaces_stale_after: Option<u64>,
     /// Settings of the `[http]` section, as `key = value` TOML lines.
     pub http: Vec<String>,
+    /// Settings of a `[stdio]` section, if any.
+    pub stdio: Vec<String>,
 }
 
 /// A policy file shipped in `policies/`, as (file name, Cedar text).
@@ -143,6 +145,7 @@ impl Default for GatewayOptions {
             kube_server: None,
             namespaces_stale_after: None,
             http: Vec::new(),
+            stdio: Vec::new(),
         }
     }
 }
@@ -239,8 +242,14 @@ level = "{level}"
 
 [http]
 {http}
+{stdio}
 "#,
                 http = options.http.join("\n"),
+                stdio = if options.stdio.is_empty() {
+                    String::new()
+                } else {
+                    format!("[stdio]\n{}\n", options.stdio.join("\n"))
+                },
                 audit_path = options
                     .audit_path
                     .as_ref()
@@ -295,7 +304,11 @@ impl TestGateway {
     pub async fn start(options: GatewayOptions) -> Result<TestGateway> {
         let files = GatewayFiles::write(cluster(), &options, "127.0.0.1:0")?;
         let config = Config::load(&files.config_file)?;
-        let tls = kubegate::tls::server_config(&config.tls.cert, &config.tls.key)?;
+        let tls = config
+            .tls
+            .as_ref()
+            .context("the test configuration has [tls]")?;
+        let tls = kubegate::tls::server_config(&tls.cert, &tls.key)?;
         let gateway = Arc::new(Gateway::start(&config).await?);
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let port = listener.local_addr()?.port();
