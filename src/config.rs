@@ -38,6 +38,26 @@ pub struct Config {
     pub audit: AuditConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    #[serde(default)]
+    pub mcp: McpConfig,
+}
+
+/// MCP sessions (of the initialize revisions).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    /// A file of at least 32 random bytes, the same on every replica: sessions opened on one are
+    /// honoured by the others. Without it, each process signs with a key of its own.
+    #[serde(default)]
+    pub session_key_file: Option<PathBuf>,
+    /// How long a session lives; 12 hours by default.
+    #[serde(default)]
+    pub session_lifetime_seconds: Option<u64>,
+    /// Serve the legacy HTTP+SSE transport (`GET /sse`, `POST /messages`), as
+    /// mcp-server-kubernetes's `ENABLE_UNSAFE_SSE_TRANSPORT=true` does; behind the same TLS and
+    /// tokens as everything else.
+    #[serde(default)]
+    pub sse: bool,
 }
 
 /// How the HTTPS listener protects itself: its limits and timeouts, and which `Host`s and
@@ -334,6 +354,9 @@ impl Config {
         self.policy.files.iter_mut().for_each(fix);
         if let Some(shadow) = self.policy.shadow.as_mut() {
             shadow.files.iter_mut().for_each(fix);
+        }
+        if let Some(key) = self.mcp.session_key_file.as_mut() {
+            fix(key);
         }
         fix(&mut self.audit.path);
     }

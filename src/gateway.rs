@@ -33,6 +33,8 @@ pub enum StartError {
     Audit(#[from] AuditError),
     #[error("Kubernetes is not reachable as kubegate")]
     Kube(#[from] KubeError),
+    #[error("the session key cannot be used")]
+    Sessions(#[from] crate::mcp::session::SessionKeyError),
 }
 
 impl Gateway {
@@ -61,6 +63,19 @@ impl Gateway {
         for note in policy.notes() {
             tracing::warn!("{note}");
         }
+        let sessions = Sessions::new(
+            config.mcp.session_key_file.as_deref(),
+            config.mcp.session_lifetime_seconds.map_or(
+                crate::mcp::session::DEFAULT_LIFETIME,
+                std::time::Duration::from_secs,
+            ),
+        )?;
+        if config.mcp.session_key_file.is_none() {
+            tracing::info!(
+                "no mcp.session_key_file: sessions are signed with this process's own key and \
+                 are not honoured by other replicas or after a restart"
+            );
+        }
         let policy = Arc::new(policy);
         crate::policy::reload::spawn(Arc::clone(&policy), config.policy.watch);
         let audit = AuditLog::open(&config.audit.path, config.audit.level)?
@@ -79,7 +94,7 @@ impl Gateway {
             policy,
             kube,
             audit,
-            sessions: Sessions::default(),
+            sessions,
         })
     }
 }

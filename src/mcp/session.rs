@@ -1,106 +1,184 @@
-//! Keeps MCP sessions: each is bound to the caller who opened it and the protocol version it
-//! negotiated, and ends after an idle timeout or on the client's `DELETE`.
+//! MCP sessions of the initialize revisions, as tokens any replica can check: a session id is
+//! the session's facts (its owner, as a hash; its protocol version; when it expires) signed with
+//! a key every replica shares (`[mcp] session_key_file`), so a session opened on one kubegate is
+//! honoured by another behind the same Service without sticky routing, and refused, as an
+//! unknown session, for any other caller or after it expires.
+//!
+//! Ending a session (`DELETE`) is remembered by the replica that ended it until the session
+//! would have expired; other replicas honour the id until then. Without a configured key, each
+//! process makes its own, and sessions do not outlive it.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::time::Instant;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use sha2::{Digest, Sha256};
 
-/// How long an idle session lives.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
-/// At most this many live sessions; beyond it, the least recently used ends.
-pub const MAX_SESSIONS: usize = 10_000;
-/// At most this many live sessions per caller; beyond it, their least recently used ends, so
-/// one caller cannot push everyone else's sessions out.
-pub const MAX_SESSIONS_PER_CALLER: usize = 32;
+/// How long a session lives unless configured.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
+/// Ended sessions remembered at most; beyond, the expired ones are forgotten, then the oldest.
+const MAX_ENDED: usize = 100_000;
+/// Marks (and versions) a session id.
+const PREFIX: &str = "s1.";
 
-struct Session {
-    owner: String,
-    protocol_version: String,
-    last_seen: Instant,
+/// Why the session key could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionKeyError {
+    #[error("cannot read the session key {path}")]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the session key {0} holds fewer than 32 bytes; make one with `head -c 32 /dev/urandom`"
+    )]
+    Short(std::path::PathBuf),
+    #[error("the system's random source failed, so no session key could be made")]
+    Random,
 }
 
-/// The live sessions.
-#[derive(Default)]
+/// The sessions: the key that signs them, and the ones ended here.
 pub struct Sessions {
-    live: Mutex<HashMap<String, Session>>,
+    key: hmac::Key,
+    lifetime: Duration,
+    ended: Mutex<HashMap<String, i64>>,
 }
 
 impl Sessions {
-    /// Opens a session for `owner` and returns its id (random, unguessable).
-    pub fn open(&self, owner: &str, protocol_version: &str) -> String {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let now = Instant::now();
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        let owned: Vec<(&String, &Session)> =
-            live.iter().filter(|(_, s)| s.owner == owner).collect();
-        if owned.len() >= MAX_SESSIONS_PER_CALLER
-            && let Some(oldest) = least_recent(owned)
-        {
-            live.remove(&oldest);
-        }
-        if live.len() >= MAX_SESSIONS {
-            live.retain(|_, s| now.duration_since(s.last_seen) < IDLE_TIMEOUT);
-            if live.len() >= MAX_SESSIONS
-                && let Some(oldest) = least_recent(live.iter().collect())
-            {
-                live.remove(&oldest);
+    /// Sessions signed with the key in `key_file` (shared by replicas), or with a key of this
+    /// process's own.
+    pub fn new(key_file: Option<&Path>, lifetime: Duration) -> Result<Sessions, SessionKeyError> {
+        let secret = match key_file {
+            Some(path) => {
+                let bytes = std::fs::read(path).map_err(|source| SessionKeyError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                let bytes = bytes.trim_ascii().to_vec();
+                if bytes.len() < 32 {
+                    return Err(SessionKeyError::Short(path.to_owned()));
+                }
+                bytes
             }
-        }
-        live.insert(
-            id.clone(),
-            Session {
-                owner: owner.to_owned(),
-                protocol_version: protocol_version.to_owned(),
-                last_seen: now,
-            },
-        );
-        id
+            None => {
+                let mut bytes = vec![0u8; 32];
+                SystemRandom::new()
+                    .fill(&mut bytes)
+                    .map_err(|_| SessionKeyError::Random)?;
+                bytes
+            }
+        };
+        Ok(Sessions {
+            key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            lifetime,
+            ended: Mutex::new(HashMap::new()),
+        })
     }
 
-    /// The protocol version of `owner`'s live session `id`; `None` if there is no such session,
-    /// it expired, or it belongs to someone else (a session id is not a credential).
+    /// Opens a session for `owner` at `protocol_version` and returns its id.
+    pub fn open(&self, owner: &str, protocol_version: &str) -> String {
+        let expires = now() + i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX / 2);
+        let mut nonce = [0u8; 12];
+        // A failed random source leaves a zero nonce: ids still differ by their expiry, and
+        // nothing secret rests on the nonce.
+        let _ = SystemRandom::new().fill(&mut nonce);
+        let facts = format!(
+            "{}|{protocol_version}|{expires}|{}",
+            owner_hash(owner),
+            URL_SAFE_NO_PAD.encode(nonce)
+        );
+        let tag = hmac::sign(&self.key, facts.as_bytes());
+        format!(
+            "{PREFIX}{}.{}",
+            URL_SAFE_NO_PAD.encode(facts),
+            URL_SAFE_NO_PAD.encode(tag.as_ref())
+        )
+    }
+
+    /// The protocol version of `owner`'s live session `id`; `None` if the id is not one kubegate
+    /// signed, it expired or was ended here, or it belongs to someone else (a session id is not
+    /// a credential).
     pub fn resume(&self, id: &str, owner: &str) -> Option<String> {
-        let now = Instant::now();
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        let session = live.get_mut(id)?;
-        if session.owner != owner {
-            return None;
-        }
-        if now.duration_since(session.last_seen) >= IDLE_TIMEOUT {
-            live.remove(id);
-            return None;
-        }
-        session.last_seen = now;
-        Some(session.protocol_version.clone())
+        let (version, expires) = self.verify(id, owner)?;
+        let ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        (!ended.contains_key(id) && now() < expires).then_some(version)
     }
 
     /// Ends `owner`'s session `id`; whether there was one.
     pub fn end(&self, id: &str, owner: &str) -> bool {
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        match live.get(id) {
-            Some(session) if session.owner == owner => live.remove(id).is_some(),
-            _ => false,
+        let Some((_, expires)) = self.verify(id, owner) else {
+            return false;
+        };
+        let now = now();
+        if now >= expires {
+            return false;
         }
+        let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        if ended.len() >= MAX_ENDED {
+            ended.retain(|_, until| *until > now);
+            if ended.len() >= MAX_ENDED {
+                ended.clear();
+            }
+        }
+        ended.insert(id.to_owned(), expires).is_none()
+    }
+
+    /// The version and expiry of a session id signed by this key for `owner`.
+    fn verify(&self, id: &str, owner: &str) -> Option<(String, i64)> {
+        let (encoded_facts, encoded_tag) = id.strip_prefix(PREFIX)?.split_once('.')?;
+        let facts = URL_SAFE_NO_PAD.decode(encoded_facts).ok()?;
+        let tag = URL_SAFE_NO_PAD.decode(encoded_tag).ok()?;
+        // One spelling per session: an id re-encoded differently is not the same id.
+        if URL_SAFE_NO_PAD.encode(&facts) != encoded_facts
+            || URL_SAFE_NO_PAD.encode(&tag) != encoded_tag
+        {
+            return None;
+        }
+        hmac::verify(&self.key, &facts, &tag).ok()?;
+        let facts = String::from_utf8(facts).ok()?;
+        let mut parts = facts.split('|');
+        let (hash, version, expires) = (parts.next()?, parts.next()?, parts.next()?);
+        if hash != owner_hash(owner) {
+            return None;
+        }
+        Some((version.to_owned(), expires.parse().ok()?))
     }
 }
 
-fn least_recent(sessions: Vec<(&String, &Session)>) -> Option<String> {
-    sessions
-        .into_iter()
-        .min_by_key(|(_, s)| s.last_seen)
-        .map(|(id, _)| id.clone())
+/// A short hash of the owner's name: the id names its owner without showing who that is.
+fn owner_hash(owner: &str) -> String {
+    let digest = Sha256::digest(owner.as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..12])
+}
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn sessions_belong_to_their_owner_and_expire_when_idle() {
-        let sessions = Sessions::default();
+    fn sessions() -> Sessions {
+        Sessions::new(None, DEFAULT_LIFETIME).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_session_belongs_to_its_owner_and_ends_when_asked() {
+        let sessions = sessions();
         let id = sessions.open("alice", "2025-06-18");
+        assert!(
+            id.bytes().all(|b| (0x21..0x7f).contains(&b)),
+            "visible ASCII: {id}"
+        );
+        assert!(!id.contains("alice"));
         assert_eq!(sessions.resume(&id, "alice").as_deref(), Some("2025-06-18"));
         assert_eq!(
             sessions.resume(&id, "bob"),
@@ -108,44 +186,48 @@ mod tests {
             "another caller cannot use it"
         );
         assert!(!sessions.end(&id, "bob"));
-
-        tokio::time::advance(IDLE_TIMEOUT - Duration::from_secs(1)).await;
-        assert!(
-            sessions.resume(&id, "alice").is_some(),
-            "use keeps it alive"
-        );
-        tokio::time::advance(IDLE_TIMEOUT).await;
-        assert_eq!(sessions.resume(&id, "alice"), None, "idle too long");
-    }
-
-    #[tokio::test]
-    async fn ending_a_session_removes_it() {
-        let sessions = Sessions::default();
-        let id = sessions.open("alice", "2025-03-26");
         assert!(sessions.end(&id, "alice"));
         assert_eq!(sessions.resume(&id, "alice"), None);
-        assert!(!sessions.end(&id, "alice"));
+        assert!(!sessions.end(&id, "alice"), "ended once");
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn one_caller_cannot_push_out_anothers_sessions() {
-        let sessions = Sessions::default();
-        let bobs = sessions.open("bob", "2025-06-18");
-        tokio::time::advance(Duration::from_secs(1)).await;
-        let first = sessions.open("mallory", "2025-06-18");
-        for _ in 0..MAX_SESSIONS_PER_CALLER * 3 {
-            tokio::time::advance(Duration::from_millis(1)).await;
-            sessions.open("mallory", "2025-06-18");
+    #[test]
+    fn replicas_sharing_a_key_honour_each_others_sessions_and_others_do_not() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let key = dir.path().join("session.key");
+        std::fs::write(&key, [7u8; 32]).unwrap_or_else(|e| panic!("{e}"));
+        let one = Sessions::new(Some(&key), DEFAULT_LIFETIME).unwrap_or_else(|e| panic!("{e}"));
+        let two = Sessions::new(Some(&key), DEFAULT_LIFETIME).unwrap_or_else(|e| panic!("{e}"));
+        let id = one.open("alice", "2025-11-25");
+        assert_eq!(two.resume(&id, "alice").as_deref(), Some("2025-11-25"));
+        assert_eq!(sessions().resume(&id, "alice"), None, "another key");
+        std::fs::write(&key, b"short").unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            Sessions::new(Some(&key), DEFAULT_LIFETIME),
+            Err(SessionKeyError::Short(_))
+        ));
+    }
+
+    #[test]
+    fn an_expired_session_is_unknown() {
+        let sessions = Sessions::new(None, Duration::ZERO).unwrap_or_else(|e| panic!("{e}"));
+        let id = sessions.open("alice", "2025-06-18");
+        assert_eq!(sessions.resume(&id, "alice"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn forged_or_altered_ids_are_unknown(junk in "[ -~]{0,120}", flip in 0usize..200) {
+            let sessions = sessions();
+            prop_assert_eq!(sessions.resume(&junk, "alice"), None);
+            let id = sessions.open("alice", "2025-06-18");
+            let mut bytes = id.clone().into_bytes();
+            let at = flip % bytes.len();
+            bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+            let altered = String::from_utf8(bytes).unwrap_or_default();
+            if altered != id {
+                prop_assert_eq!(sessions.resume(&altered, "alice"), None);
+            }
         }
-        assert!(
-            sessions.resume(&bobs, "bob").is_some(),
-            "bob's session survives"
-        );
-        assert!(
-            sessions.resume(&first, "mallory").is_none(),
-            "mallory's oldest went"
-        );
-        let live = sessions.live.lock().map(|l| l.len()).unwrap_or(0);
-        assert_eq!(live, MAX_SESSIONS_PER_CALLER + 1);
     }
 }

@@ -16,6 +16,7 @@ mod policy_gate;
 mod sdk;
 mod secrets;
 mod seeds;
+mod sessions;
 mod stateless;
 mod stdio;
 mod tools_destructive;

@@ -31,7 +31,10 @@ async fn initialize_negotiates_a_version_and_opens_a_session() -> Result<()> {
         assert_eq!(answer.body["result"]["protocolVersion"], version);
         assert_eq!(answer.body["result"]["serverInfo"]["name"], "kubegate");
         assert!(answer.body["result"]["capabilities"]["tools"].is_object());
-        assert_eq!(session_of(&answer).len(), 32);
+        // A signed session token, of visible ASCII only (the header's rule).
+        let session = session_of(&answer);
+        assert!(session.starts_with("s1.") && session.len() > 60, "{session}");
+        assert!(session.bytes().all(|b| (0x21..0x7f).contains(&b)));
     }
     // An unknown version gets kubegate's newest, for the client to accept or not.
     let answer = client.post(Some(&alice), &initialize("1999-01-01")).await?;

@@ -100,6 +100,8 @@ pub struct GatewayOptions {
     pub http: Vec<String>,
     /// Settings of a `[stdio]` section, if any.
     pub stdio: Vec<String>,
+    /// Settings of the `[mcp]` section.
+    pub mcp: Vec<String>,
 }
 
 /// A policy file shipped in `policies/`, as (file name, Cedar text).
@@ -146,6 +148,7 @@ impl Default for GatewayOptions {
             namespaces_stale_after: None,
             http: Vec::new(),
             stdio: Vec::new(),
+            mcp: Vec::new(),
         }
     }
 }
@@ -242,9 +245,13 @@ level = "{level}"
 
 [http]
 {http}
+
+[mcp]
+{mcp}
 {stdio}
 "#,
                 http = options.http.join("\n"),
+                mcp = options.mcp.join("\n"),
                 stdio = if options.stdio.is_empty() {
                     String::new()
                 } else {
