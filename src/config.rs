@@ -12,6 +12,10 @@ use crate::policy::{PolicySources, ShadowSources, TenantLinks};
 
 /// The environment variable (the seed's own name) that adds the non-destructive policy set.
 pub const NON_DESTRUCTIVE_ENV: &str = "ALLOW_ONLY_NON_DESTRUCTIVE_TOOLS";
+/// mcp-server-kubernetes's switch for the legacy SSE transport (`1` or `true`).
+pub const SSE_ENV: &str = "ENABLE_UNSAFE_SSE_TRANSPORT";
+/// mcp-server-kubernetes's port setting: the port kubegate listens on.
+pub const PORT_ENV: &str = "PORT";
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -330,6 +334,10 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
         config.apply_env(std::env::var(NON_DESTRUCTIVE_ENV).ok().as_deref())?;
+        config.apply_seed_env(
+            std::env::var(SSE_ENV).ok().as_deref(),
+            std::env::var(PORT_ENV).ok().as_deref(),
+        )?;
         config.check()?;
         Ok(config)
     }
@@ -424,6 +432,39 @@ impl Config {
                     "{NON_DESTRUCTIVE_ENV} must be \"true\" or \"false\", not {value:?}"
                 )));
             }
+        }
+        Ok(())
+    }
+
+    /// Applies mcp-server-kubernetes's settings, if set: `ENABLE_UNSAFE_SSE_TRANSPORT` (`1` or
+    /// `true` turns the legacy SSE transport on, `0` or `false` leaves the file's choice) and,
+    /// with it on, `PORT` (the port to listen on, as it is the SSE server's port there; a `PORT`
+    /// set for something else does not move kubegate). Anything else is refused.
+    pub fn apply_seed_env(
+        &mut self,
+        sse: Option<&str>,
+        port: Option<&str>,
+    ) -> Result<(), ConfigError> {
+        let mut enabled_here = false;
+        if let Some(value) = sse {
+            match value.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" => {
+                    self.mcp.sse = true;
+                    enabled_here = true;
+                }
+                "0" | "false" => {}
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "{SSE_ENV} must be 1, true, 0 or false, not {value:?}"
+                    )));
+                }
+            }
+        }
+        if let Some(value) = port.filter(|_| enabled_here) {
+            let port: u16 = value.trim().parse().map_err(|_| {
+                ConfigError::Invalid(format!("{PORT_ENV} must be a port number, not {value:?}"))
+            })?;
+            self.listen.set_port(port);
         }
         Ok(())
     }

@@ -49,7 +49,7 @@ impl Gateway {
                 .and_then(|tls| crate::tls::first_certificate(&tls.cert)),
             config.listen,
         );
-        let guards = Guards::new(&config.http, hosts);
+        let guards = Guards::new(&config.http, hosts, config.mcp.sse);
         // Without [auth] (kubegate stdio), no token is ever accepted.
         let auth = match &config.auth {
             Some(auth) => Authenticator::from_config(auth)?,

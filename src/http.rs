@@ -22,24 +22,25 @@
 //! - On shutdown, readiness goes false first, then the listener stops, connections close
 //!   gracefully and exchanges get a grace period to finish and write their records.
 
+mod connection;
 pub mod limits;
 pub mod origin;
+pub mod sse;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming as IncomingBody;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::OwnedSemaphorePermit;
@@ -54,38 +55,44 @@ use crate::config::HttpConfig;
 use crate::gateway::Gateway;
 use crate::mcp::{self, Incoming, McpError, Reply, jsonrpc};
 use crate::policy::NamespaceDirectory;
-use limits::{KeySlot, Limits};
+use connection::Connection;
+use limits::Limits;
 use origin::HostCheck;
+use sse::SseStreams;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const PROTOCOL_HEADER: &str = "mcp-protocol-version";
 const METHOD_HEADER: &str = "mcp-method";
 const NAME_HEADER: &str = "mcp-name";
 const TRANSPORT: &str = "streamable-http";
+const SSE_TRANSPORT: &str = "sse";
 /// How long a refused client is asked to wait before trying again.
 const RETRY_AFTER_SECONDS: &str = "1";
-/// How long an HTTP/2 peer has to answer a keep-alive ping.
-const PING_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long a connection asked to close on shutdown gets to finish its answers.
-const CLOSE_GRACE: Duration = Duration::from_secs(10);
+/// A response body: whole, or an event stream.
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
-type Body = Full<Bytes>;
+fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).boxed()
+}
 
 /// What the listener checks and bounds, built once from the configuration.
 pub struct Guards {
     pub config: HttpConfig,
     pub limits: Limits,
     pub hosts: HostCheck,
+    /// The legacy SSE streams, if that transport is on.
+    pub sse: Option<SseStreams>,
     /// False from the moment shutdown begins: `/readyz` says so.
     ready: AtomicBool,
 }
 
 impl Guards {
-    pub fn new(config: &HttpConfig, hosts: HostCheck) -> Guards {
+    pub fn new(config: &HttpConfig, hosts: HostCheck, sse: bool) -> Guards {
         Guards {
             config: config.clone(),
             limits: Limits::new(config),
             hosts,
+            sse: sse.then(SseStreams::default),
             ready: AtomicBool::new(true),
         }
     }
@@ -210,220 +217,6 @@ fn begin_draining(guards: &Guards) -> Instant {
     Instant::now() + delay
 }
 
-/// One accepted connection and what it holds.
-struct Connection {
-    gateway: Arc<Gateway>,
-    acceptor: TlsAcceptor,
-    exchanges: TaskTracker,
-    closing: CancellationToken,
-    peer: SocketAddr,
-    /// Its place among all connections and among its address's, given back when it ends.
-    _slots: (OwnedSemaphorePermit, KeySlot<std::net::IpAddr>),
-}
-
-/// Requests in flight on one connection, and when the last one ended.
-struct Activity {
-    in_flight: AtomicUsize,
-    idle_since: Mutex<Instant>,
-    served: AtomicBool,
-}
-
-impl Activity {
-    fn begin(self: &Arc<Self>) -> ActivityGuard {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        self.served.store(true, Ordering::SeqCst);
-        ActivityGuard(Arc::clone(self))
-    }
-
-    /// When the connection may be closed for idleness, if nothing is in flight.
-    fn idle_deadline(&self, first_request: Duration, idle: Duration) -> Option<Instant> {
-        if self.in_flight.load(Ordering::SeqCst) > 0 {
-            return None;
-        }
-        let since = *self.idle_since.lock().unwrap_or_else(|e| e.into_inner());
-        Some(
-            since
-                + if self.served.load(Ordering::SeqCst) {
-                    idle
-                } else {
-                    first_request
-                },
-        )
-    }
-}
-
-struct ActivityGuard(Arc<Activity>);
-
-impl Drop for ActivityGuard {
-    fn drop(&mut self) {
-        *self.0.idle_since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl Connection {
-    async fn serve(self, stream: tokio::net::TcpStream) {
-        let guards = &self.gateway.guards;
-        let peer = self.peer;
-        let tls =
-            match tokio::time::timeout(guards.handshake_timeout(), self.acceptor.accept(stream))
-                .await
-            {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(error)) => {
-                    tracing::debug!(client.ip = %peer.ip(), %error, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(client.ip = %peer.ip(), "TLS handshake timed out");
-                    return;
-                }
-            };
-        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-        let activity = Arc::new(Activity {
-            in_flight: AtomicUsize::new(0),
-            idle_since: Mutex::new(Instant::now()),
-            served: AtomicBool::new(false),
-        });
-        let gateway = Arc::clone(&self.gateway);
-        let exchanges = self.exchanges.clone();
-        let counted = Arc::clone(&activity);
-        let service = service_fn(move |request| {
-            let active = counted.begin();
-            // Routed (and an MCP exchange spawned) now, not when hyper first polls the returned
-            // future: hyper may drop that future unpolled if the client hangs up.
-            let gone = CancellationToken::new();
-            let routed = route(
-                Arc::clone(&gateway),
-                &exchanges,
-                peer,
-                request,
-                gone.clone(),
-            );
-            async move {
-                // Dropped with this future: when the client resets the stream or hangs up.
-                let _gone = gone.drop_guard();
-                let response = routed.response().await;
-                drop(active);
-                Ok::<_, Infallible>(response)
-            }
-        });
-        let io = TokioIo::new(tls);
-        let idle = guards.idle_timeout();
-        let first = guards.header_timeout();
-        if h2 {
-            let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-            builder
-                .timer(TokioTimer::new())
-                .max_concurrent_streams(guards.config.max_streams_per_connection)
-                .max_pending_accept_reset_streams(Some(20))
-                .max_local_error_reset_streams(Some(256))
-                .keep_alive_interval(Some(idle))
-                .keep_alive_timeout(PING_TIMEOUT);
-            let connection = builder.serve_connection(io, service);
-            watch(connection, &activity, &self.closing, first, idle, peer).await;
-        } else {
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(first)
-                .keep_alive(true);
-            let connection = builder.serve_connection(io, service);
-            watch(connection, &activity, &self.closing, first, idle, peer).await;
-        }
-    }
-}
-
-/// A served connection that can be asked to close gracefully.
-trait Closable: Future<Output = Result<(), hyper::Error>> {
-    fn close(self: std::pin::Pin<&mut Self>);
-}
-
-impl<S> Closable
-    for hyper::server::conn::http1::Connection<
-        TokioIo<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
-        S,
-    >
-where
-    S: hyper::service::HttpService<IncomingBody, ResBody = Body>,
-{
-    fn close(self: std::pin::Pin<&mut Self>) {
-        self.graceful_shutdown();
-    }
-}
-
-impl<S> Closable
-    for hyper::server::conn::http2::Connection<
-        TokioIo<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
-        S,
-        TokioExecutor,
-    >
-where
-    S: hyper::service::HttpService<IncomingBody, ResBody = Body>,
-    S::Future: Send + 'static,
-{
-    fn close(self: std::pin::Pin<&mut Self>) {
-        self.graceful_shutdown();
-    }
-}
-
-/// Drives a connection to its end, closing it gracefully when it has been idle too long (or
-/// never sent a request in time), or when kubegate shuts down.
-async fn watch<C: Closable>(
-    connection: C,
-    activity: &Activity,
-    closing: &CancellationToken,
-    first_request: Duration,
-    idle: Duration,
-    peer: SocketAddr,
-) {
-    let mut connection = pin!(connection);
-    let mut closed = false;
-    // Once asked to close, a connection gets this long to finish; then it is dropped (a peer
-    // that never sent its HTTP/2 preface cannot keep it).
-    let mut hard_deadline: Option<Instant> = None;
-    loop {
-        let deadline = activity.idle_deadline(first_request, idle);
-        let wait = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                // Something is in flight: look again soon.
-                None => tokio::time::sleep(Duration::from_millis(250)).await,
-            }
-        };
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(error) = result {
-                    tracing::debug!(client.ip = %peer.ip(), %error, "connection ended with an error");
-                }
-                return;
-            }
-            () = closing.cancelled(), if !closed => {
-                connection.as_mut().close();
-                closed = true;
-                hard_deadline = Some(Instant::now() + CLOSE_GRACE);
-            }
-            () = wait, if !closed => {
-                if activity.idle_deadline(first_request, idle).is_some_and(|at| at <= Instant::now()) {
-                    tracing::debug!(client.ip = %peer.ip(), "closing an idle connection");
-                    connection.as_mut().close();
-                    closed = true;
-                    hard_deadline = Some(Instant::now() + first_request);
-                }
-            }
-            () = async {
-                match hard_deadline {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            } => {
-                tracing::debug!(client.ip = %peer.ip(), "dropping a connection that did not close");
-                return;
-            }
-        }
-    }
-}
-
 /// Why a request failed, as the transport sees it. Mapped to a status in [`error_response`].
 #[derive(Debug, thiserror::Error)]
 enum HttpError {
@@ -445,6 +238,8 @@ enum HttpError {
     Busy,
     #[error("you have too many calls in flight; wait for one to finish, then try again")]
     CallerBusy,
+    #[error("no such SSE stream: it closed, or it is another caller's; open one with GET /sse")]
+    NoStream,
     #[error("kubegate could not write its audit record, so it refuses to answer")]
     Audit(#[source] AuditError),
     #[error("kubegate failed while answering; the failure is in its log")]
@@ -498,9 +293,30 @@ fn route(
             // Its own task: dropping the connection's future (a reset stream, a closed
             // connection) does not cancel a change that may already have reached Kubernetes,
             // nor its audit record.
-            return Routed::Exchange(exchanges.spawn(post_mcp(gateway, peer, request, gone, slot)));
+            let via = Via::StreamableHttp;
+            return Routed::Exchange(
+                exchanges.spawn(post_mcp(gateway, peer, request, gone, slot, via)),
+            );
         }
         (&Method::DELETE, "/mcp") => delete_session(&gateway, peer, request.headers()),
+        (&Method::GET, "/sse") if guards.sse.is_some() => {
+            open_sse(&gateway, peer, request.headers())
+        }
+        (&Method::POST, "/messages") if guards.sse.is_some() => {
+            let Some(stream) = query_param(request.uri().query(), "sessionId") else {
+                return Routed::Ready(plain(
+                    StatusCode::BAD_REQUEST,
+                    "name the stream: POST /messages?sessionId=<the id GET /sse gave>\n",
+                ));
+            };
+            let Some(slot) = guards.limits.exchange() else {
+                return Routed::Ready(error_response(&HttpError::Busy));
+            };
+            let via = Via::Sse(stream);
+            return Routed::Exchange(
+                exchanges.spawn(post_mcp(gateway, peer, request, gone, slot, via)),
+            );
+        }
         (&Method::GET, "/mcp") => plain(
             StatusCode::METHOD_NOT_ALLOWED,
             "kubegate does not open a server-to-client stream; POST MCP messages to /mcp\n",
@@ -525,16 +341,27 @@ fn route(
     Routed::Ready(response)
 }
 
+/// How an MCP message came: on Streamable HTTP, or posted for a legacy SSE stream.
+enum Via {
+    StreamableHttp,
+    Sse(String),
+}
+
 async fn post_mcp(
     gateway: Arc<Gateway>,
     peer: SocketAddr,
     request: Request<IncomingBody>,
     gone: CancellationToken,
     _slot: OwnedSemaphorePermit,
+    via: Via,
 ) -> Response<Body> {
     let user_agent = header_str(request.headers(), header::USER_AGENT.as_str()).map(str::to_owned);
-    let mut record = AuditRecord::begin(gateway.audit.level(), TRANSPORT, peer.ip(), user_agent);
-    let outcome = exchange(&gateway, peer, request, gone, &mut record).await;
+    let transport = match via {
+        Via::StreamableHttp => TRANSPORT,
+        Via::Sse(_) => SSE_TRANSPORT,
+    };
+    let mut record = AuditRecord::begin(gateway.audit.level(), transport, peer.ip(), user_agent);
+    let outcome = exchange(&gateway, peer, request, gone, &via, &mut record).await;
     // The one place a failed exchange is marked in its record (the MCP layer marks only what
     // it answers itself, such as a refused tool call).
     if let Err(error) = &outcome
@@ -563,11 +390,23 @@ async fn post_mcp(
         return error_response(&HttpError::Audit(error));
     }
     match outcome {
-        Ok(Reply::Message {
-            body,
-            session_id,
-            not_found,
-        }) => {
+        // On the legacy transport, the answer goes on the caller's stream.
+        Ok((reply, Some(stream))) => {
+            if let Reply::Message { body, .. } = reply
+                && !stream.send(body.get())
+            {
+                tracing::debug!("an SSE stream closed before its answer could be sent");
+            }
+            empty(StatusCode::ACCEPTED)
+        }
+        Ok((
+            Reply::Message {
+                body,
+                session_id,
+                not_found,
+            },
+            None,
+        )) => {
             let status = if not_found {
                 StatusCode::NOT_FOUND
             } else {
@@ -579,22 +418,37 @@ async fn post_mcp(
                 None => response,
             }
         }
-        Ok(Reply::Accepted) => empty(StatusCode::ACCEPTED),
+        Ok((Reply::Accepted, None)) => empty(StatusCode::ACCEPTED),
         Err(error) => error_response(&error),
     }
 }
 
-/// Authenticates, reads and hands one message to the MCP layer.
+/// Authenticates, reads and hands one message to the MCP layer; for the legacy transport, also
+/// the caller's stream its answer goes on.
 async fn exchange(
     gateway: &Gateway,
     peer: SocketAddr,
     request: Request<IncomingBody>,
     gone: CancellationToken,
+    via: &Via,
     record: &mut AuditRecord,
-) -> Result<Reply, HttpError> {
+) -> Result<(Reply, Option<Arc<sse::SseStream>>), HttpError> {
     let caller = gateway
         .auth
         .authenticate(authorization(request.headers()), peer.ip())?;
+    let stream = match via {
+        Via::StreamableHttp => None,
+        Via::Sse(id) => {
+            let streams = gateway.guards.sse.as_ref();
+            match streams.and_then(|s| s.get(id, &caller.username)) {
+                Some(stream) => Some(stream),
+                None => {
+                    record.user = Some(crate::audit::AuditUser::of(&caller));
+                    return Err(HttpError::NoStream);
+                }
+            }
+        }
+    };
     let Some(_caller_slot) = gateway.guards.limits.caller_exchange(&caller.username) else {
         record.user = Some(crate::audit::AuditUser::of(&caller));
         return Err(HttpError::CallerBusy);
@@ -611,19 +465,84 @@ async fn exchange(
             return Err(error);
         }
     };
+    let Some(stream) = stream else {
+        let incoming = Incoming {
+            caller,
+            source_ip: peer.ip(),
+            transport: TRANSPORT,
+            session_id: header_str(&parts.headers, SESSION_HEADER),
+            protocol_version: header_str(&parts.headers, PROTOCOL_HEADER),
+            method_header: header_values(&parts.headers, METHOD_HEADER),
+            name_header: header_values(&parts.headers, NAME_HEADER),
+            headers: true,
+            body: &body,
+            gone,
+        };
+        return Ok((mcp::handle(gateway, incoming, record).await?, None));
+    };
+    // The legacy transport has no MCP headers: the stream remembers its version.
+    let version = stream.version();
     let incoming = Incoming {
         caller,
         source_ip: peer.ip(),
-        transport: TRANSPORT,
-        session_id: header_str(&parts.headers, SESSION_HEADER),
-        protocol_version: header_str(&parts.headers, PROTOCOL_HEADER),
-        method_header: header_values(&parts.headers, METHOD_HEADER),
-        name_header: header_values(&parts.headers, NAME_HEADER),
-        headers: true,
+        transport: SSE_TRANSPORT,
+        session_id: None,
+        protocol_version: version.as_deref(),
+        method_header: Vec::new(),
+        name_header: Vec::new(),
+        headers: false,
         body: &body,
         gone,
     };
-    Ok(mcp::handle(gateway, incoming, record).await?)
+    let reply = mcp::handle(gateway, incoming, record).await?;
+    if record.mcp.method.as_deref() == Some("initialize")
+        && let Some(version) = record.mcp.protocol_version.clone()
+    {
+        stream.set_version(version);
+    }
+    Ok((reply, Some(stream)))
+}
+
+/// `GET /sse`: opens a legacy event stream for a caller with a valid token.
+fn open_sse(gateway: &Gateway, peer: SocketAddr, headers: &HeaderMap) -> Response<Body> {
+    let caller = match gateway.auth.authenticate(authorization(headers), peer.ip()) {
+        Ok(caller) => caller,
+        Err(error) => return error_response(&HttpError::Unauthenticated(error)),
+    };
+    let Some(streams) = gateway.guards.sse.as_ref() else {
+        return plain(StatusCode::NOT_FOUND, "not found; MCP is served at /mcp\n");
+    };
+    let Some((id, body)) = streams.open(&caller.username) else {
+        return error_response(&HttpError::CallerBusy);
+    };
+    let mut record = AuditRecord::begin(
+        gateway.audit.level(),
+        SSE_TRANSPORT,
+        peer.ip(),
+        header_str(headers, header::USER_AGENT.as_str()).map(str::to_owned),
+    );
+    record.user = Some(crate::audit::AuditUser::of(&caller));
+    record.mcp.method = Some("sse/open".to_owned());
+    record.mcp.session_id = Some(id);
+    if let Err(error) = gateway.audit.write(&mut record) {
+        tracing::error!(%error, "audit write failed; refusing the stream");
+        return error_response(&HttpError::Audit(error));
+    }
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// A query parameter's value (percent-decoded).
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
 }
 
 fn delete_session(gateway: &Gateway, peer: SocketAddr, headers: &HeaderMap) -> Response<Body> {
@@ -711,6 +630,7 @@ fn error_response(error: &HttpError) -> Response<Body> {
         HttpError::Refused(_) => (StatusCode::FORBIDDEN, code::INVALID_REQUEST),
         HttpError::Busy => (StatusCode::SERVICE_UNAVAILABLE, code::INTERNAL_ERROR),
         HttpError::CallerBusy => (StatusCode::TOO_MANY_REQUESTS, code::INVALID_REQUEST),
+        HttpError::NoStream => (StatusCode::NOT_FOUND, code::INVALID_REQUEST),
         HttpError::Audit(_) | HttpError::Internal => {
             (StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL_ERROR)
         }
@@ -760,13 +680,13 @@ fn text(status: StatusCode, text: String) -> Response<Body> {
 }
 
 fn empty(status: StatusCode) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::new()));
+    let mut response = Response::new(full(Bytes::new()));
     *response.status_mut() = status;
     response
 }
 
 fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(full(body));
     *response.status_mut() = status;
     response
         .headers_mut()

@@ -131,3 +131,22 @@ fn policy_links_and_a_shadow_set_are_read_with_paths_beside_the_file() {
     let typo = EXAMPLE.replace("[policy]\n", "[policy]\nnon_destrutive = true\n");
     assert!(matches!(load(&typo), Err(ConfigError::Parse { .. })));
 }
+
+#[test]
+fn the_seeds_sse_switch_and_port_keep_their_meaning() {
+    let mut config = load(EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!config.mcp.sse);
+    config
+        .apply_seed_env(Some("1"), Some("3001"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.mcp.sse);
+    assert_eq!(config.listen.port(), 3001);
+    assert!(config.apply_seed_env(Some("yes please"), None).is_err());
+    assert!(config.apply_seed_env(Some("true"), Some("http")).is_err());
+    // A PORT set for something else does not move kubegate.
+    let mut other = load(EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
+    other
+        .apply_seed_env(None, Some("9999"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(other.listen.port(), 9443);
+}

@@ -17,6 +17,7 @@ mod sdk;
 mod secrets;
 mod seeds;
 mod sessions;
+mod sse;
 mod stateless;
 mod stdio;
 mod tools_destructive;

@@ -33,7 +33,10 @@ async fn initialize_negotiates_a_version_and_opens_a_session() -> Result<()> {
         assert!(answer.body["result"]["capabilities"]["tools"].is_object());
         // A signed session token, of visible ASCII only (the header's rule).
         let session = session_of(&answer);
-        assert!(session.starts_with("s1.") && session.len() > 60, "{session}");
+        assert!(
+            session.starts_with("s1.") && session.len() > 60,
+            "{session}"
+        );
         assert!(session.bytes().all(|b| (0x21..0x7f).contains(&b)));
     }
     // An unknown version gets kubegate's newest, for the client to accept or not.
