@@ -20,6 +20,8 @@ pub struct Gateway {
     pub kube: Kube,
     pub audit: AuditLog,
     pub sessions: Sessions,
+    /// Requests in flight, for `notifications/cancelled`.
+    pub inflight: crate::mcp::inflight::InFlight,
 }
 
 /// Why kubegate could not start.
@@ -95,6 +97,7 @@ impl Gateway {
             kube,
             audit,
             sessions,
+            inflight: Default::default(),
         })
     }
 }

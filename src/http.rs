@@ -376,7 +376,10 @@ async fn post_mcp(
         record.fail(kind, error.to_string());
     }
     let unauthenticated = matches!(outcome, Err(HttpError::Unauthenticated(_)));
-    if unauthenticated {
+    let batch = matches!(outcome, Ok((Reply::Batch { .. }, _)));
+    if batch {
+        // Each message of the batch has its own record already.
+    } else if unauthenticated {
         // A flood of these is counted, not written line by line; and a refusal stays a refusal
         // even if its record cannot be written (nothing was served).
         if let Some(left_out) = gateway.audit.admit_unauthenticated(peer.ip()) {
@@ -392,7 +395,11 @@ async fn post_mcp(
     match outcome {
         // On the legacy transport, the answer goes on the caller's stream.
         Ok((reply, Some(stream))) => {
-            if let Reply::Message { body, .. } = reply
+            let body = match reply {
+                Reply::Message { body, .. } | Reply::Batch { body: Some(body) } => Some(body),
+                Reply::Accepted | Reply::Batch { body: None } => None,
+            };
+            if let Some(body) = body
                 && !stream.send(body.get())
             {
                 tracing::debug!("an SSE stream closed before its answer could be sent");
@@ -419,6 +426,8 @@ async fn post_mcp(
             }
         }
         Ok((Reply::Accepted, None)) => empty(StatusCode::ACCEPTED),
+        Ok((Reply::Batch { body: Some(body) }, None)) => json(StatusCode::OK, &body),
+        Ok((Reply::Batch { body: None }, None)) => empty(StatusCode::ACCEPTED),
         Err(error) => error_response(&error),
     }
 }

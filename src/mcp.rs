@@ -17,6 +17,7 @@
 
 mod calls;
 mod completion;
+pub mod inflight;
 pub mod jsonrpc;
 mod prompts;
 pub mod session;
@@ -86,6 +87,9 @@ pub enum Reply {
     },
     /// A notification or response was received; nothing to answer.
     Accepted,
+    /// A batch's answers (none if it held only notifications). Each message of it has already
+    /// been recorded on its own; the transport writes no record for the batch.
+    Batch { body: Option<jsonrpc::Response> },
 }
 
 /// Why a message could not be handled at all (the transport answers with an HTTP error). The
@@ -171,8 +175,115 @@ pub(crate) struct Exchange<'a> {
     pub wire: Wire,
 }
 
-/// Handles one message from an authenticated caller, filling in its audit record.
+/// The most messages one JSON-RPC batch may hold.
+pub const MAX_BATCH: usize = 32;
+
+/// Handles one message (or, under 2025-03-26, one batch) from an authenticated caller, filling
+/// in its audit record.
 pub async fn handle(
+    gateway: &Gateway,
+    incoming: Incoming<'_>,
+    record: &mut AuditRecord,
+) -> Result<Reply, McpError> {
+    if incoming.body.trim_ascii_start().starts_with(b"[") {
+        return handle_batch(gateway, incoming, record).await;
+    }
+    handle_one(gateway, incoming, record).await
+}
+
+/// A JSON-RPC batch, which only the 2025-03-26 revision has: each message is handled (and
+/// decided, and run) as if sent alone, and leaves its own audit record; the answers go back
+/// together.
+async fn handle_batch(
+    gateway: &Gateway,
+    incoming: Incoming<'_>,
+    record: &mut AuditRecord,
+) -> Result<Reply, McpError> {
+    record.user = Some(AuditUser::of(&incoming.caller));
+    let version = match incoming.session_id {
+        Some(session) => gateway.sessions.resume(session, &incoming.caller.username),
+        None => incoming.protocol_version.map(|v| v.trim().to_owned()),
+    };
+    if version.as_deref() != Some("2025-03-26") {
+        return Err(McpError::Envelope(EnvelopeError::Batch));
+    }
+    let messages: Vec<Box<RawValue>> = serde_json::from_slice(incoming.body)
+        .map_err(|e| McpError::Envelope(EnvelopeError::Parse(e.to_string())))?;
+    if messages.is_empty() || messages.len() > MAX_BATCH {
+        return Err(McpError::Envelope(EnvelopeError::Invalid(
+            "a batch holds 1 to 32 messages",
+        )));
+    }
+    let mut answers: Vec<Box<RawValue>> = Vec::new();
+    for message in &messages {
+        let mut element = AuditRecord::begin(
+            record.level,
+            record.mcp.transport,
+            record
+                .source_ips
+                .first()
+                .copied()
+                .unwrap_or(incoming.source_ip),
+            record.user_agent.clone(),
+        );
+        let one = Incoming {
+            caller: Arc::clone(&incoming.caller),
+            source_ip: incoming.source_ip,
+            transport: incoming.transport,
+            session_id: incoming.session_id,
+            protocol_version: version.as_deref(),
+            method_header: Vec::new(),
+            name_header: Vec::new(),
+            headers: false,
+            body: message.get().as_bytes(),
+            gone: incoming.gone.clone(),
+        };
+        let is_initialize =
+            serde_json::from_str::<Value>(message.get()).is_ok_and(|m| m["method"] == "initialize");
+        let answer = if is_initialize {
+            let text = "initialize cannot be part of a batch";
+            element.fail(Outcome::Invalid, text);
+            Some(jsonrpc::error(None, code::INVALID_REQUEST, text))
+        } else {
+            match handle_one(gateway, one, &mut element).await {
+                Ok(Reply::Message { body, .. }) => Some(body),
+                Ok(Reply::Accepted | Reply::Batch { .. }) => None,
+                Err(error) => {
+                    element.fail(Outcome::Invalid, error.to_string());
+                    Some(jsonrpc::error_with_data(
+                        error.request_id(),
+                        error.code(),
+                        error.to_string(),
+                        error.data(),
+                    ))
+                }
+            }
+        };
+        // Nothing is answered that was not recorded.
+        let answer = match gateway.audit.write(&mut element) {
+            Ok(()) => answer,
+            Err(error) => {
+                tracing::error!(%error, audit.id = %element.audit_id, "audit write failed; refusing the answer");
+                answer.map(|_| {
+                    jsonrpc::error(
+                        element.mcp.request_id.as_ref(),
+                        code::INTERNAL_ERROR,
+                        "kubegate could not write its audit record, so it refuses to answer",
+                    )
+                })
+            }
+        };
+        answers.extend(answer);
+    }
+    record.mcp.method = Some(format!("batch of {}", messages.len()));
+    let body = serde_json::value::to_raw_value(&answers).unwrap_or_default();
+    Ok(Reply::Batch {
+        body: (!answers.is_empty()).then_some(body),
+    })
+}
+
+/// Handles one message.
+async fn handle_one(
     gateway: &Gateway,
     incoming: Incoming<'_>,
     record: &mut AuditRecord,
@@ -183,7 +294,7 @@ pub async fn handle(
     let message = jsonrpc::parse(incoming.body)?;
     let (id, method, mut params) = match message {
         Message::Request { id, method, params } => (Some(id), method, params.unwrap_or_default()),
-        Message::Notification { method } => (None, method, Map::new()),
+        Message::Notification { method, params } => (None, method, params.unwrap_or_default()),
         Message::Response => return Ok(Reply::Accepted),
     };
     record.mcp.method = Some(method.clone());
@@ -199,9 +310,19 @@ pub async fn handle(
     };
     record.mcp.protocol_version = Some(wire.version().to_owned());
     let Some(id) = id else {
-        // Notifications (`notifications/initialized`, `notifications/cancelled`) need no answer.
+        // A client cancelling one of its own requests in flight.
+        if method == "notifications/cancelled"
+            && let Some(request) = params.get("requestId")
+        {
+            let cancelled = gateway.inflight.cancel(&caller.username, request);
+            tracing::debug!(cancelled, request = %request, "notifications/cancelled");
+        }
+        // Notifications need no answer.
         return Ok(Reply::Accepted);
     };
+    let _tracked = gateway
+        .inflight
+        .track(&caller.username, &id, &incoming.gone);
     let exchange = Exchange {
         gateway,
         caller,

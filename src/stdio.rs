@@ -163,6 +163,8 @@ async fn exchange(
             Some(body.get().to_owned())
         }
         Ok(Reply::Accepted) => None,
+        // Each message of a batch was recorded on its own.
+        Ok(Reply::Batch { body }) => return body.map(|b| b.get().to_owned()),
         Err(error) => {
             record.fail(Outcome::Invalid, error.to_string());
             let refusal = jsonrpc::error_with_data(

@@ -33,7 +33,10 @@ pub enum Message {
         params: Option<Map<String, Value>>,
     },
     /// A notification: no id, no response.
-    Notification { method: String },
+    Notification {
+        method: String,
+        params: Option<Map<String, Value>>,
+    },
     /// A response to something the server asked (kubegate asks nothing yet): acknowledged only.
     Response,
 }
@@ -43,7 +46,7 @@ pub enum Message {
 pub enum EnvelopeError {
     #[error("the body is not JSON: {0}")]
     Parse(String),
-    #[error("JSON-RPC batches are not supported; send one message per request")]
+    #[error("JSON-RPC batches are only part of MCP 2025-03-26; send one message per request")]
     Batch,
     #[error("not a JSON-RPC 2.0 message: {0}")]
     Invalid(&'static str),
@@ -84,7 +87,7 @@ pub fn parse(body: &[u8]) -> Result<Message, EnvelopeError> {
         Some(_) => return Err(EnvelopeError::Invalid("`params` must be an object")),
     };
     match object.remove("id") {
-        None => Ok(Message::Notification { method }),
+        None => Ok(Message::Notification { method, params }),
         Some(id @ (Value::String(_) | Value::Number(_))) => {
             Ok(Message::Request { id, method, params })
         }
@@ -166,7 +169,8 @@ mod tests {
         assert_eq!(
             note,
             Ok(Message::Notification {
-                method: "notifications/initialized".into()
+                method: "notifications/initialized".into(),
+                params: None
             })
         );
         let response = parse(br#"{"jsonrpc":"2.0","id":"a","result":{}}"#);

@@ -13,6 +13,7 @@ mod kubelet;
 mod list_resources;
 mod mcp;
 mod policy_gate;
+mod protocol;
 mod sdk;
 mod secrets;
 mod seeds;

@@ -156,7 +156,8 @@ async fn broken_messages_get_clear_errors_and_never_reach_kubernetes() -> Result
         .post_raw(Some(&alice), &json_headers, b"[{}]".to_vec())
         .await?;
     assert_eq!(batch.status, 400);
-    assert!(batch.text.contains("batches are not supported"));
+    // A bare request names no revision: batches belong to 2025-03-26 only.
+    assert!(batch.text.contains("only part of MCP 2025-03-26"), "{}", batch.text);
 
     let form = client
         .post_raw(

@@ -63,11 +63,42 @@ impl Proxy {
         }
     }
 
+    /// Drops every connection, then accepts new ones and never answers (an API server that hangs).
+    pub async fn black_hole(&self) -> Result<()> {
+        self.cut();
+        let listener = self.rebind().await?;
+        let held = tokio::spawn(async move {
+            let mut sockets = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                sockets.push(socket);
+            }
+        });
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(held);
+        Ok(())
+    }
+
     /// Listens again on the same address.
     pub async fn restore(&self) -> Result<()> {
-        let listener = TcpListener::bind(self.addr).await?;
+        let listener = self.rebind().await?;
         self.serve(listener);
         Ok(())
+    }
+
+    /// Binds the proxy's address again, once the cut listener is gone (its task's abort takes
+    /// effect when the task is next polled).
+    async fn rebind(&self) -> Result<TcpListener> {
+        let mut last = None;
+        for _ in 0..100 {
+            match TcpListener::bind(self.addr).await {
+                Ok(listener) => return Ok(listener),
+                Err(error) => last = Some(error),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Err(last.map_or_else(|| anyhow::anyhow!("cannot bind"), anyhow::Error::from))
     }
 
     /// `https://<addr>`.
