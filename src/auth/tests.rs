@@ -321,3 +321,83 @@ fn a_verified_token_is_remembered_until_it_expires_and_only_then() {
     );
     assert_eq!(f.auth.verified.len(), 1, "failures are not cached");
 }
+
+mod hostile {
+    //! Whatever a caller sends as a token (junk, forged headers and claims, claims of any
+    //! shape signed with the right key), authentication answers with an error or a caller,
+    //! never a panic; and nothing unsigned by the key is ever accepted.
+
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use proptest::prelude::*;
+
+    fn json_value(depth: u32) -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "[ -~]{0,16}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(depth, 32, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                prop::collection::btree_map("[a-z]{1,6}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn segment(value: &serde_json::Value) -> String {
+        URL_SAFE_NO_PAD.encode(value.to_string())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn junk_is_refused_without_panic(junk in "(?s).{0,300}") {
+            let f = fixture("");
+            let header = format!("Bearer {junk}").into_bytes();
+            prop_assert!(f.auth.authenticate(Some(&header), LOCAL).is_err());
+            prop_assert!(f.auth.authenticate(Some(junk.as_bytes()), LOCAL).is_err());
+        }
+
+        #[test]
+        fn forged_headers_and_claims_are_refused(
+            header in json_value(2),
+            claims in json_value(2),
+            signature in "[A-Za-z0-9_-]{0,90}",
+        ) {
+            let f = fixture("");
+            let token = format!("{}.{}.{signature}", segment(&header), segment(&claims));
+            prop_assert!(f.auth.authenticate(Some(&bearer(&token)), LOCAL).is_err());
+        }
+
+        #[test]
+        fn claims_of_any_shape_signed_by_the_key_never_panic(
+            extra in prop::collection::btree_map("[a-z]{1,8}", json_value(2), 0..6),
+            sub in json_value(1),
+            groups in json_value(1),
+            tenant in json_value(1),
+        ) {
+            let f = fixture("");
+            let now = jiff::Timestamp::now().as_second();
+            let mut claims = json!({
+                "iss": dev::DEV_ISSUER, "aud": dev::DEV_AUDIENCE, "exp": now + 600,
+                "sub": sub, "groups": groups, "tenant": tenant,
+            });
+            for (k, v) in extra {
+                claims[k] = v;
+            }
+            let token = sign(&f.key, claims);
+            match f.auth.authenticate(Some(&bearer(&token)), LOCAL) {
+                Ok(caller) => {
+                    prop_assert!(!caller.username.is_empty());
+                    prop_assert!(!caller.username.starts_with("system:"));
+                }
+                Err(error) => prop_assert!(!error.to_string().is_empty()),
+            }
+        }
+    }
+}

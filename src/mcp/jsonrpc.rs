@@ -204,3 +204,63 @@ mod tests {
         assert_eq!(parse(b"{").map_err(|e| e.code()), Err(code::PARSE_ERROR));
     }
 }
+
+#[cfg(test)]
+mod hostile {
+    //! Whatever arrives as a body, the envelope parser answers with a message or an error that
+    //! has a code, never a panic; and well-formed requests keep their id, method and params.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_value(depth: u32) -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "[ -~]{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(depth, 32, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map("[a-z]{1,7}", inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_parse_or_fail_with_a_code(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            if let Err(error) = parse(&bytes) {
+                prop_assert!([code::PARSE_ERROR, code::INVALID_REQUEST].contains(&error.code()));
+            }
+        }
+
+        #[test]
+        fn any_json_parses_or_fails_with_a_code(value in json_value(3)) {
+            let bytes = serde_json::to_vec(&value).unwrap_or_default();
+            if let Err(error) = parse(&bytes) {
+                prop_assert!([code::PARSE_ERROR, code::INVALID_REQUEST].contains(&error.code()));
+            }
+        }
+
+        #[test]
+        fn well_formed_requests_keep_what_they_carry(
+            id in prop_oneof![any::<i64>().prop_map(Value::from), "[a-z0-9-]{1,12}".prop_map(Value::from)],
+            method in "[a-z/]{1,20}",
+            params in prop::collection::btree_map("[a-z]{1,6}", json_value(2), 0..4),
+        ) {
+            let params: Map<String, Value> = params.into_iter().collect();
+            let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+                .to_string();
+            // serde_json prints floats shortest-first and may read the last digit back
+            // differently, so the expectation is the params as serde_json reads them.
+            let sent: Value = serde_json::from_str(&body).expect("json! output parses");
+            let params = sent["params"].as_object().cloned();
+            let parsed = parse(body.as_bytes());
+            prop_assert_eq!(parsed, Ok(Message::Request { id, method, params }));
+        }
+    }
+}

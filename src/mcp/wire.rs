@@ -220,3 +220,103 @@ pub fn discover_result() -> Value {
         "cacheScope": "public",
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! Whatever `_meta` and headers a stateless request carries, validation answers with the
+    //! version or with one of the revision's errors, never a panic; a request that is right in
+    //! every part passes.
+
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    fn incoming<'a>(
+        version: Option<&'a str>,
+        method: Vec<&'a str>,
+        name: Vec<&'a str>,
+    ) -> Incoming<'a> {
+        Incoming {
+            caller: Arc::new(crate::auth::Caller {
+                username: "alice".into(),
+                groups: Vec::new(),
+                tenant: String::new(),
+                email: None,
+                claims: Default::default(),
+            }),
+            source_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            transport: "streamable-http",
+            session_id: None,
+            protocol_version: version,
+            method_header: method,
+            name_header: name,
+            headers: true,
+            body: b"",
+            gone: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    fn meta(version: &str) -> Value {
+        json!({PROTOCOL_VERSION_KEY: version, CLIENT_CAPABILITIES_KEY: {}})
+    }
+
+    #[test]
+    fn a_right_request_passes_and_each_wrong_part_is_named() {
+        let mut params = json!({"name": "list-resources", "_meta": meta("2026-07-28")})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let good = incoming(
+            Some(" 2026-07-28 "),
+            vec!["tools/call"],
+            vec!["list-resources "],
+        );
+        let version = validate(&good, Some(&json!(1)), "tools/call", &mut params);
+        assert_eq!(version.ok().as_deref(), Some("2026-07-28"));
+        let wrong_name = incoming(Some("2026-07-28"), vec!["tools/call"], vec!["delete_pod"]);
+        let refused = validate(&wrong_name, Some(&json!(1)), "tools/call", &mut params);
+        assert!(matches!(
+            refused,
+            Err(McpError::HeaderMismatch {
+                header: "Mcp-Name",
+                ..
+            })
+        ));
+        let no_method = incoming(Some("2026-07-28"), vec![], vec!["list-resources"]);
+        let refused = validate(&no_method, Some(&json!(1)), "tools/call", &mut params);
+        assert!(matches!(
+            refused,
+            Err(McpError::HeaderMismatch {
+                header: "Mcp-Method",
+                ..
+            })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn any_meta_and_headers_give_a_version_or_a_revision_error(
+            version in prop_oneof![Just("2026-07-28".to_owned()), "[ -~]{0,12}"],
+            header in prop::option::of(prop_oneof![Just("2026-07-28".to_owned()), "[ -~]{0,12}"]),
+            method_headers in prop::collection::vec("[ -~]{0,12}", 0..3),
+            keep_capabilities in any::<bool>(),
+            meta_is_object in any::<bool>(),
+        ) {
+            let mut meta = meta(&version);
+            if !keep_capabilities {
+                meta.as_object_mut().map(|m| m.remove(CLIENT_CAPABILITIES_KEY));
+            }
+            let meta = if meta_is_object { meta } else { Value::from(version.clone()) };
+            let mut params = json!({"_meta": meta}).as_object().cloned().unwrap_or_default();
+            let methods: Vec<&str> = method_headers.iter().map(String::as_str).collect();
+            let request = incoming(header.as_deref(), methods, Vec::new());
+            match validate(&request, Some(&json!(9)), "tools/list", &mut params) {
+                Ok(accepted) => prop_assert!(STATELESS_VERSIONS.contains(&accepted.as_str())),
+                Err(error) => {
+                    prop_assert!([-32602, -32020, -32022].contains(&error.code()), "{}", error);
+                    prop_assert_eq!(error.request_id(), Some(&json!(9)));
+                }
+            }
+        }
+    }
+}

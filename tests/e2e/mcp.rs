@@ -157,7 +157,11 @@ async fn broken_messages_get_clear_errors_and_never_reach_kubernetes() -> Result
         .await?;
     assert_eq!(batch.status, 400);
     // A bare request names no revision: batches belong to 2025-03-26 only.
-    assert!(batch.text.contains("only part of MCP 2025-03-26"), "{}", batch.text);
+    assert!(
+        batch.text.contains("only part of MCP 2025-03-26"),
+        "{}",
+        batch.text
+    );
 
     let form = client
         .post_raw(
