@@ -1,6 +1,7 @@
 //! Measures the CPU cost of each stage kubegate adds to a `list-resources` call, in-process and
 //! without a network: JWT verification (ES256), the Cedar decision, reading the API server's list,
-//! encoding the MCP response, and writing the audit record (to page cache, as in production).
+//! encoding the MCP response, and writing the audit record of a read (through the audit writer
+//! thread, to the page cache; `benches/audit_log.rs` measures durable writes).
 //!
 //! `cargo bench --bench gate_stages`. Each stage runs for about a second; the median and p99 of
 //! per-iteration times are printed.
@@ -117,7 +118,18 @@ fn main() -> Result<()> {
     };
 
     let list = pod_list(20);
-    let audit = AuditLog::open(&dir.path().join("audit.log"), AuditLevel::Request)?;
+    let audit = AuditLog::open(&kubegate::config::AuditConfig {
+        path: dir.path().join("audit.log"),
+        level: AuditLevel::Request,
+        levels: Default::default(),
+        signing_key: None,
+        checkpoint_every: 1000,
+        checkpoint_interval_seconds: 30,
+        max_file_mib: 0,
+        sync_reads: false,
+        on_read_failure: kubegate::config::ReadFailure::Refuse,
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
 
     println!(
         "stage costs for one list-resources call (20 pods, {} bytes from the API server)",
@@ -166,7 +178,7 @@ fn main() -> Result<()> {
         );
         black_box(serde_json::to_vec(&response).map(|v| v.len()).unwrap_or(0));
     });
-    stage("audit record (encode + write)", || {
+    stage("audit record (encode, chain, write)", || {
         let mut record = AuditRecord::begin(
             AuditLevel::Request,
             "streamable-http",
@@ -180,8 +192,9 @@ fn main() -> Result<()> {
             code: 200,
             audit_id: Some("0b8e5a1e-6a4e-4d7e-9b7a-2f1e3c4d5e6f".into()),
             latency_micros: 2000,
+            started: None,
         });
-        black_box(audit.write(&mut record).is_ok());
+        black_box(runtime.block_on(audit.write(&mut record)).is_ok());
     });
     Ok(())
 }

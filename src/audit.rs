@@ -1,39 +1,50 @@
 //! Writes one audit record per MCP request as a JSON line, shaped after Kubernetes' `audit.k8s.io/v1`
 //! `Event` so that people who read the cluster's audit log can read kubegate's without a manual.
 //!
-//! Each record is one line handed to the kernel (one `write_all` on a file opened for appending)
-//! before the response leaves, so a killed kubegate process loses no record it has answered for.
-//! A record that cannot be written turns the response into an error: nothing is answered that
-//! was not recorded.
+//! Records go to one [`writer`] thread, which chains every line to the one before and signs
+//! periodic checkpoints ([`chain`]), so `kubegate audit verify` finds an edited, dropped,
+//! inserted or reordered line and a cut tail. A record is answered for only once the writer has
+//! it in the file, so nothing is answered that was not recorded.
 //!
 //! A call that changes the cluster (a write or destructive tool) first writes a
-//! `RequestReceived` record (who, what, the decision) and flushes it to disk
+//! `RequestReceived` record (who, what, the decision) and waits until it is on disk
 //! ([`AuditLog::write_ahead`]); only the [`WriteAhead`] proof this returns lets the Kubernetes
 //! client send a change. If that record cannot be written, the call is refused. Its
-//! `ResponseComplete` record follows, also flushed to disk.
+//! `ResponseComplete` record follows, also on disk before the answer leaves. Concurrent calls
+//! share one `fdatasync` (group commit).
+
+pub mod chain;
+pub mod verify;
+pub mod writer;
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
+use tokio::sync::oneshot;
 
-use crate::config::AuditLevel;
+use crate::config::{AuditConfig, AuditLevel, ReadFailure};
+pub mod review;
+use writer::Message;
 
 /// Why an audit record could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    #[error("cannot open the audit log {path}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot write to the audit log")]
-    Write(#[source] std::io::Error),
+    #[error(transparent)]
+    Open(#[from] writer::OpenError),
+    #[error("the audit signing key cannot be used")]
+    Key(#[from] chain::KeyError),
+    #[error("cannot start the audit writer")]
+    Thread(#[source] std::io::Error),
+    #[error("{0}")]
+    Failed(String),
+    #[error("the audit log is not keeping up (too many records waiting)")]
+    Backlog,
+    #[error("the audit log is closed")]
+    Stopped,
     #[error("cannot encode the audit record")]
     Encode(#[source] serde_json::Error),
 }
@@ -76,6 +87,12 @@ pub struct AuditRecord {
     /// the cluster).
     #[serde(skip)]
     pub durable: bool,
+    /// The caller's trace context, the parent of this request's spans.
+    #[serde(skip)]
+    pub trace_parent: Option<crate::telemetry::TraceParent>,
+    /// When the policy decided, and how long it took (for the trace).
+    #[serde(skip)]
+    pub decided: Option<(std::time::SystemTime, Duration)>,
 }
 
 /// The caller, as kubegate impersonated them.
@@ -201,6 +218,9 @@ pub struct KubeCall {
     pub audit_id: Option<String>,
     /// From sending the request to the end of the answer's body, in microseconds.
     pub latency_micros: u64,
+    /// When it was sent (for the trace).
+    #[serde(skip)]
+    pub started: Option<std::time::SystemTime>,
 }
 
 /// How the request ended.
@@ -255,6 +275,8 @@ impl AuditRecord {
             unrecorded_before: None,
             latency_micros: 0,
             durable: false,
+            trace_parent: None,
+            decided: None,
         }
     }
 
@@ -284,16 +306,8 @@ impl AuditRecord {
     /// Cuts what a caller controls to a bounded size: the user agent, the error message (which
     /// may quote the request), the MCP method, tool, session and request ids.
     fn cap(&mut self) {
-        let cut = |text: &mut String| {
-            if text.len() > MAX_FIELD_BYTES {
-                let mut end = MAX_FIELD_BYTES;
-                while !text.is_char_boundary(end) {
-                    end -= 1;
-                }
-                text.truncate(end);
-                text.push_str("…<cut>");
-            }
-        };
+        let cut = |text: &mut String| cut_to(text, MAX_FIELD_BYTES);
+        let cut_value = |text: &mut String| cut_to(text, MAX_ARGUMENT_BYTES);
         for field in [
             self.user_agent.as_mut(),
             self.error.as_mut(),
@@ -306,6 +320,15 @@ impl AuditRecord {
         {
             cut(field);
         }
+        if let Some(arguments) = self.arguments.as_mut() {
+            cap_strings(arguments, &cut_value);
+            let size = serde_json::to_vec(arguments).map_or(0, |b| b.len());
+            if size > MAX_ARGUMENTS_BYTES {
+                *arguments = serde_json::json!({
+                    "<cut>": format!("{size} bytes of arguments, over the record's limit")
+                });
+            }
+        }
         if let Some(id) = self.mcp.request_id.as_mut() {
             match id {
                 Value::String(text) => cut(text),
@@ -316,6 +339,28 @@ impl AuditRecord {
     }
 }
 
+/// Cuts `text` to at most `max` bytes (on a character boundary), marked as cut.
+fn cut_to(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("…<cut>");
+    }
+}
+
+/// Applies `cut` to every string (and key) in a JSON value.
+fn cap_strings(value: &mut Value, cut: &impl Fn(&mut String)) {
+    match value {
+        Value::String(text) => cut(text),
+        Value::Array(items) => items.iter_mut().for_each(|v| cap_strings(v, cut)),
+        Value::Object(map) => map.values_mut().for_each(|v| cap_strings(v, cut)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
 /// Proof that a call's `RequestReceived` record is on disk. Only [`AuditLog::write_ahead`]
 /// makes one; the Kubernetes client sends changes only with one.
 #[derive(Debug)]
@@ -323,10 +368,12 @@ pub struct WriteAhead {
     _on_disk: (),
 }
 
-/// The append-only audit log file.
+/// The audit log: a handle to its [`writer`] thread.
 pub struct AuditLog {
-    file: Mutex<std::fs::File>,
+    writer: std::sync::mpsc::SyncSender<Message>,
     level: AuditLevel,
+    levels: std::collections::BTreeMap<String, AuditLevel>,
+    on_read_failure: ReadFailure,
     unauthenticated: Option<Unauthenticated>,
 }
 
@@ -344,22 +391,47 @@ const REMEMBERED_ADDRESSES: usize = 65_536;
 /// record large).
 const MAX_FIELD_BYTES: usize = 1024;
 
+/// The longest string kept of an argument value (a manifest, a patch), and the most bytes of
+/// arguments a record keeps in all.
+const MAX_ARGUMENT_BYTES: usize = 8 * 1024;
+const MAX_ARGUMENTS_BYTES: usize = 64 * 1024;
+
+/// Records waiting for the writer; beyond, records are refused (and so are their calls) rather
+/// than queued without bound behind a stalled disk.
+const BACKLOG: usize = 16 * 1024;
+
 impl AuditLog {
-    /// Opens (creating if needed, owner-only) the audit log for appending.
-    pub fn open(path: &Path, level: AuditLevel) -> Result<AuditLog, AuditError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|source| AuditError::Open {
-                path: path.to_owned(),
-                source,
-            })?;
+    /// Opens the log (resuming its chain) and starts its writer thread.
+    pub fn open(config: &AuditConfig) -> Result<AuditLog, AuditError> {
+        let signer = match &config.signing_key {
+            Some(path) => Some(chain::Signer::from_file(path)?),
+            None => {
+                tracing::warn!(
+                    "no audit.signing_key: audit checkpoints are unsigned, so a rewritten log \
+                     would go undetected"
+                );
+                None
+            }
+        };
+        let settings = writer::Settings {
+            path: config.path.clone(),
+            signer,
+            checkpoint_every: config.checkpoint_every.max(1),
+            checkpoint_interval: Duration::from_secs(config.checkpoint_interval_seconds.max(1)),
+            max_file_bytes: config.max_file_mib.saturating_mul(1024 * 1024),
+            sync_reads: config.sync_reads,
+        };
+        let writer = writer::Writer::open(settings)?;
+        let (sender, messages) = std::sync::mpsc::sync_channel(BACKLOG);
+        std::thread::Builder::new()
+            .name("audit-writer".to_owned())
+            .spawn(move || writer.run(messages, crate::metrics::AuditObserver))
+            .map_err(AuditError::Thread)?;
         Ok(AuditLog {
-            file: Mutex::new(file),
-            level,
+            writer: sender,
+            level: config.level,
+            levels: config.levels.clone(),
+            on_read_failure: config.on_read_failure,
             unauthenticated: None,
         })
     }
@@ -398,43 +470,95 @@ impl AuditLog {
         None
     }
 
-    /// The level records are written at.
+    /// The level records start at (before their tool is known).
     pub fn level(&self) -> AuditLevel {
         self.level
     }
 
-    /// Stamps and appends one record as one line (flushed to disk if the record is durable).
-    pub fn write(&self, record: &mut AuditRecord) -> Result<(), AuditError> {
+    /// The level of a tool's records: its own, else its action group's, else the default.
+    pub fn level_for(&self, tool: &str, group: &str) -> AuditLevel {
+        self.levels
+            .get(tool)
+            .or_else(|| self.levels.get(group))
+            .copied()
+            .unwrap_or(self.level)
+    }
+
+    /// Stamps and appends one record as one line; returns once the writer has it in the file
+    /// (and on disk, if the record is durable). A read whose record cannot be written answers
+    /// anyway when so configured (`on_read_failure = "continue"`), the failure logged and
+    /// counted.
+    pub async fn write(&self, record: &mut AuditRecord) -> Result<(), AuditError> {
         record.cap();
         record.stage_timestamp = jiff::Timestamp::now();
         let elapsed = record
             .stage_timestamp
             .duration_since(record.request_received_timestamp);
         record.latency_micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        self.append(record, record.durable)
+        let result = self.append(record, record.durable).await;
+        crate::metrics::request(record);
+        crate::telemetry::export(record);
+        match result {
+            Err(error) if !record.durable && self.on_read_failure == ReadFailure::Continue => {
+                tracing::error!(%error, audit.id = %record.audit_id, "audit write failed; answering anyway (audit.on_read_failure = continue)");
+                crate::metrics::audit_read_failure_continued();
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Writes the `RequestReceived` stage of a call that is about to change the cluster, and
-    /// flushes it to disk. Marks the record durable, so its `ResponseComplete` is flushed too.
-    pub fn write_ahead(&self, record: &mut AuditRecord) -> Result<WriteAhead, AuditError> {
+    /// waits until it is on disk. Marks the record durable, so its `ResponseComplete` is too.
+    pub async fn write_ahead(&self, record: &mut AuditRecord) -> Result<WriteAhead, AuditError> {
+        record.cap();
         record.durable = true;
         let mut ahead = record.clone();
         ahead.stage = "RequestReceived";
         ahead.stage_timestamp = jiff::Timestamp::now();
-        self.append(&ahead, true)?;
+        self.append(&ahead, true).await?;
         Ok(WriteAhead { _on_disk: () })
     }
 
-    fn append(&self, record: &AuditRecord, sync: bool) -> Result<(), AuditError> {
-        let mut line = serde_json::to_vec(record).map_err(AuditError::Encode)?;
-        line.push(b'\n');
-        // A poisoned lock only means another writer panicked mid-call; the file itself is fine.
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        file.write_all(&line).map_err(AuditError::Write)?;
-        if sync {
-            file.sync_data().map_err(AuditError::Write)?;
+    /// Closes the current file and opens its path again (for logrotate's `create` mode): the
+    /// old file ends with a closing checkpoint, the new one continues the chain.
+    pub async fn reopen(&self) -> Result<(), AuditError> {
+        let (done, answer) = oneshot::channel();
+        self.send(Message::Reopen { done })?;
+        answer
+            .await
+            .map_err(|_| AuditError::Stopped)?
+            .map_err(AuditError::Failed)
+    }
+
+    /// Writes the closing checkpoint and stops the writer; records after this are refused.
+    pub async fn close(&self) {
+        let (done, answer) = oneshot::channel();
+        if self.send(Message::Close { done }).is_ok() {
+            let _ = answer.await;
         }
-        Ok(())
+    }
+
+    async fn append(&self, record: &AuditRecord, durable: bool) -> Result<(), AuditError> {
+        let object = serde_json::to_vec(record).map_err(AuditError::Encode)?;
+        let (done, answer) = oneshot::channel();
+        self.send(Message::Record {
+            object,
+            durable,
+            done,
+        })?;
+        answer
+            .await
+            .map_err(|_| AuditError::Stopped)?
+            .map_err(AuditError::Failed)
+    }
+
+    fn send(&self, message: Message) -> Result<(), AuditError> {
+        use std::sync::mpsc::TrySendError;
+        self.writer.try_send(message).map_err(|error| match error {
+            TrySendError::Full(_) => AuditError::Backlog,
+            TrySendError::Disconnected(_) => AuditError::Stopped,
+        })
     }
 }
 

@@ -1,5 +1,6 @@
 //! Parses the command line and runs one subcommand, printing any error with its causes.
 
+mod audit;
 mod dev_certs;
 mod policy;
 mod serve;
@@ -30,6 +31,8 @@ enum Command {
     DevCerts(dev_certs::Args),
     /// Validate, test and explain Cedar policies; print the schema they are written against.
     Policy(policy::Args),
+    /// Review kubegate's audit log: query, stats, join.
+    Audit(audit::Args),
 }
 
 pub fn run() -> ExitCode {
@@ -48,6 +51,7 @@ pub fn run() -> ExitCode {
         Command::Token(args) => token::run(args),
         Command::DevCerts(args) => dev_certs::run(args),
         Command::Policy(args) => policy::run(args),
+        Command::Audit(args) => audit::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

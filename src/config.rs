@@ -44,6 +44,17 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(default)]
     pub mcp: McpConfig,
+    /// Prometheus metrics on a listener of their own (off without it).
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// Where Prometheus scrapes `/metrics` (plain HTTP, meant for a loopback or cluster-internal
+/// address: the MCP port never serves metrics).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub listen: SocketAddr,
 }
 
 /// MCP sessions (of the initialize revisions).
@@ -258,8 +269,54 @@ pub struct ShadowConfig {
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     pub path: PathBuf,
+    /// The level of records of every tool not named in `levels`.
     #[serde(default)]
     pub level: AuditLevel,
+    /// Levels per action group (`read`, `write`, `destructive`, ...) or per tool name (a tool's
+    /// name wins over its group): e.g. `{ destructive = "request", read = "metadata" }`.
+    #[serde(default)]
+    pub levels: std::collections::BTreeMap<String, AuditLevel>,
+    /// An Ed25519 private key (PKCS#8 PEM) that signs the log's checkpoints. Without one,
+    /// checkpoints are unsigned and a rewritten log goes undetected.
+    #[serde(default)]
+    pub signing_key: Option<PathBuf>,
+    /// A checkpoint after this many records...
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// ... and at least this often, also when idle; `audit verify` takes a log whose last
+    /// checkpoint is older than twice this, and which kubegate did not close, as cut.
+    #[serde(default = "default_checkpoint_seconds")]
+    pub checkpoint_interval_seconds: u64,
+    /// Rotate the file at this size, in MiB (0: only on SIGHUP, by logrotate).
+    #[serde(default = "default_max_file_mib")]
+    pub max_file_mib: u64,
+    /// Also wait for records of reads to reach the disk before answering (those of writes and
+    /// destructive calls always do).
+    #[serde(default)]
+    pub sync_reads: bool,
+    /// When a read's record cannot be written: `refuse` the answer (default), or `continue`,
+    /// answering and counting the failure. Writes and destructive calls are always refused.
+    #[serde(default)]
+    pub on_read_failure: ReadFailure,
+}
+
+/// What a read does when its audit record cannot be written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadFailure {
+    #[default]
+    Refuse,
+    Continue,
+}
+
+fn default_checkpoint_every() -> u64 {
+    1000
+}
+fn default_checkpoint_seconds() -> u64 {
+    30
+}
+fn default_max_file_mib() -> u64 {
+    256
 }
 
 /// How much of each call's arguments an audit record keeps. Written in records as Kubernetes
@@ -367,10 +424,22 @@ impl Config {
             fix(key);
         }
         fix(&mut self.audit.path);
+        if let Some(key) = self.audit.signing_key.as_mut() {
+            fix(key);
+        }
     }
 
     /// Checks what serde cannot: settings that parse but could never work.
     pub fn check(&self) -> Result<(), ConfigError> {
+        for name in self.audit.levels.keys() {
+            let group = ["read", "write", "destructive"].contains(&name.as_str());
+            if !group && crate::tool::spec(name).is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "audit.levels names `{name}`, which is neither an action group (read, \
+                     write, destructive) nor a tool"
+                )));
+            }
+        }
         if let Some(auth) = &self.auth {
             if auth.audiences.is_empty() {
                 return Err(ConfigError::Invalid(

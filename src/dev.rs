@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 pub enum DevError {
     #[error("cannot generate a certificate or key")]
     Generate(#[from] rcgen::Error),
+    #[error("cannot generate the audit signing key: {0}")]
+    AuditKey(String),
     #[error("cannot sign the token with the dev issuer key")]
     Sign(#[source] jsonwebtoken::errors::Error),
     #[error("cannot write {path}")]
@@ -207,6 +209,10 @@ pub struct DevPkiFiles {
     pub server_key: PathBuf,
     pub issuer_key: PathBuf,
     pub issuer_public_key: PathBuf,
+    /// The Ed25519 key that signs the audit log's checkpoints, and its public half for
+    /// `kubegate audit verify --key`.
+    pub audit_key: PathBuf,
+    pub audit_public_key: PathBuf,
 }
 
 impl DevPkiFiles {
@@ -217,6 +223,8 @@ impl DevPkiFiles {
             server_key: dir.join("server-key.pem"),
             issuer_key: dir.join("dev-issuer-key.pem"),
             issuer_public_key: dir.join("dev-issuer.pub.pem"),
+            audit_key: dir.join("audit-signing-key.pem"),
+            audit_public_key: dir.join("audit-signing.pub.pem"),
         }
     }
 
@@ -227,6 +235,8 @@ impl DevPkiFiles {
             &self.server_key,
             &self.issuer_key,
             &self.issuer_public_key,
+            &self.audit_key,
+            &self.audit_public_key,
         ]
         .iter()
         .all(|p| p.exists())
@@ -253,6 +263,9 @@ pub fn write_dev_pki(dir: &Path, hosts: &[&str], force: bool) -> Result<DevPkiFi
     write_file(&files.server_key, &server.key_pem, true)?;
     write_file(&files.issuer_key, &issuer.private_pem, true)?;
     write_file(&files.issuer_public_key, &issuer.public_pem, false)?;
+    let (audit_key, audit_public) = crate::audit::chain::generate().map_err(DevError::AuditKey)?;
+    write_file(&files.audit_key, &audit_key, true)?;
+    write_file(&files.audit_public_key, &audit_public, false)?;
     Ok(files)
 }
 

@@ -80,7 +80,7 @@ impl Gateway {
         }
         let policy = Arc::new(policy);
         crate::policy::reload::spawn(Arc::clone(&policy), config.policy.watch);
-        let audit = AuditLog::open(&config.audit.path, config.audit.level)?
+        let audit = AuditLog::open(&config.audit)?
             .with_unauthenticated_rate(config.http.unauthenticated_records_per_ip_per_second);
         let kube = Kube::connect(&config.kubernetes, config.tenant_label()).await?;
         tracing::info!(

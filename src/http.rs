@@ -204,6 +204,7 @@ pub async fn serve(
     if tokio::time::timeout(grace, exchanges.wait()).await.is_err() {
         tracing::error!("MCP exchanges still running at shutdown; their audit records are lost");
     }
+    gateway.audit.close().await;
 }
 
 /// Marks kubegate not ready and returns when to stop accepting connections.
@@ -298,9 +299,26 @@ fn route(
                 exchanges.spawn(post_mcp(gateway, peer, request, gone, slot, via)),
             );
         }
-        (&Method::DELETE, "/mcp") => delete_session(&gateway, peer, request.headers()),
-        (&Method::GET, "/sse") if guards.sse.is_some() => {
-            open_sse(&gateway, peer, request.headers())
+        (&Method::DELETE, "/mcp") | (&Method::GET, "/sse") => {
+            if request.method() == Method::GET && guards.sse.is_none() {
+                return Routed::Ready(plain(
+                    StatusCode::NOT_FOUND,
+                    "not found; MCP is served at /mcp\n",
+                ));
+            }
+            let Some(slot) = guards.limits.exchange() else {
+                return Routed::Ready(error_response(&HttpError::Busy));
+            };
+            let deleting = request.method() == Method::DELETE;
+            let headers = request.headers().clone();
+            return Routed::Exchange(exchanges.spawn(async move {
+                let _slot = slot;
+                if deleting {
+                    delete_session(&gateway, peer, &headers).await
+                } else {
+                    open_sse(&gateway, peer, &headers).await
+                }
+            }));
         }
         (&Method::POST, "/messages") if guards.sse.is_some() => {
             let Some(stream) = query_param(request.uri().query(), "sessionId") else {
@@ -361,6 +379,13 @@ async fn post_mcp(
         Via::Sse(_) => SSE_TRANSPORT,
     };
     let mut record = AuditRecord::begin(gateway.audit.level(), transport, peer.ip(), user_agent);
+    record.trace_parent = header_str(request.headers(), "traceparent").map(|traceparent| {
+        crate::telemetry::TraceParent {
+            traceparent: traceparent.chars().take(128).collect(),
+            tracestate: header_str(request.headers(), "tracestate")
+                .map(|state| state.chars().take(512).collect()),
+        }
+    });
     let outcome = exchange(&gateway, peer, request, gone, &via, &mut record).await;
     // The one place a failed exchange is marked in its record (the MCP layer marks only what
     // it answers itself, such as a refused tool call).
@@ -384,11 +409,11 @@ async fn post_mcp(
         // even if its record cannot be written (nothing was served).
         if let Some(left_out) = gateway.audit.admit_unauthenticated(peer.ip()) {
             record.unrecorded_before = (left_out > 0).then_some(left_out);
-            if let Err(error) = gateway.audit.write(&mut record) {
+            if let Err(error) = gateway.audit.write(&mut record).await {
                 tracing::warn!(%error, "cannot record an unauthenticated request");
             }
         }
-    } else if let Err(error) = gateway.audit.write(&mut record) {
+    } else if let Err(error) = gateway.audit.write(&mut record).await {
         tracing::error!(%error, audit.id = %record.audit_id, "audit write failed; refusing the answer");
         return error_response(&HttpError::Audit(error));
     }
@@ -513,7 +538,7 @@ async fn exchange(
 }
 
 /// `GET /sse`: opens a legacy event stream for a caller with a valid token.
-fn open_sse(gateway: &Gateway, peer: SocketAddr, headers: &HeaderMap) -> Response<Body> {
+async fn open_sse(gateway: &Gateway, peer: SocketAddr, headers: &HeaderMap) -> Response<Body> {
     let caller = match gateway.auth.authenticate(authorization(headers), peer.ip()) {
         Ok(caller) => caller,
         Err(error) => return error_response(&HttpError::Unauthenticated(error)),
@@ -533,7 +558,7 @@ fn open_sse(gateway: &Gateway, peer: SocketAddr, headers: &HeaderMap) -> Respons
     record.user = Some(crate::audit::AuditUser::of(&caller));
     record.mcp.method = Some("sse/open".to_owned());
     record.mcp.session_id = Some(id);
-    if let Err(error) = gateway.audit.write(&mut record) {
+    if let Err(error) = gateway.audit.write(&mut record).await {
         tracing::error!(%error, "audit write failed; refusing the stream");
         return error_response(&HttpError::Audit(error));
     }
@@ -554,19 +579,51 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
-fn delete_session(gateway: &Gateway, peer: SocketAddr, headers: &HeaderMap) -> Response<Body> {
+async fn delete_session(
+    gateway: &Gateway,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Response<Body> {
+    let user_agent = header_str(headers, header::USER_AGENT.as_str()).map(str::to_owned);
+    let mut record = AuditRecord::begin(gateway.audit.level(), TRANSPORT, peer.ip(), user_agent);
+    record.mcp.method = Some("session/delete".to_owned());
     let caller = match gateway.auth.authenticate(authorization(headers), peer.ip()) {
         Ok(caller) => caller,
-        Err(error) => return error_response(&HttpError::Unauthenticated(error)),
+        Err(error) => {
+            let error = HttpError::Unauthenticated(error);
+            if let Some(left_out) = gateway.audit.admit_unauthenticated(peer.ip()) {
+                record.unrecorded_before = (left_out > 0).then_some(left_out);
+                record.fail(Outcome::Unauthenticated, error.to_string());
+                if let Err(error) = gateway.audit.write(&mut record).await {
+                    tracing::warn!(%error, "cannot record an unauthenticated request");
+                }
+            }
+            return error_response(&error);
+        }
     };
-    match header_str(headers, SESSION_HEADER) {
+    record.user = Some(crate::audit::AuditUser::of(&caller));
+    let id = header_str(headers, SESSION_HEADER);
+    record.mcp.session_id = id.map(str::to_owned);
+    let response = match id {
         Some(id) if gateway.sessions.end(id, &caller.username) => empty(StatusCode::NO_CONTENT),
-        Some(_) => error_response(&HttpError::Mcp(McpError::SessionNotFound { id: None })),
-        None => plain(
-            StatusCode::BAD_REQUEST,
-            "name the session in Mcp-Session-Id\n",
-        ),
+        Some(_) => {
+            let error = HttpError::Mcp(McpError::SessionNotFound { id: None });
+            record.fail(Outcome::Invalid, error.to_string());
+            error_response(&error)
+        }
+        None => {
+            record.fail(Outcome::Invalid, "no Mcp-Session-Id");
+            plain(
+                StatusCode::BAD_REQUEST,
+                "name the session in Mcp-Session-Id\n",
+            )
+        }
+    };
+    if let Err(error) = gateway.audit.write(&mut record).await {
+        tracing::error!(%error, audit.id = %record.audit_id, "audit write failed; refusing the answer");
+        return error_response(&HttpError::Audit(error));
     }
+    response
 }
 
 /// Reads a body up to the configured size and within the body deadline; a declared length over

@@ -488,6 +488,7 @@ impl Impersonated<'_> {
             code: 0,
             audit_id: None,
             latency_micros: 0,
+            started: Some(std::time::SystemTime::now()),
         };
         let exchange = async {
             let response = self

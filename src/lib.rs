@@ -40,8 +40,10 @@ pub mod gateway;
 pub mod http;
 pub mod kube;
 pub mod mcp;
+pub mod metrics;
 pub mod policy;
 pub mod stdio;
+pub mod telemetry;
 pub mod tls;
 pub mod tool;
 

@@ -226,6 +226,7 @@ async fn handle_batch(
                 .unwrap_or(incoming.source_ip),
             record.user_agent.clone(),
         );
+        element.trace_parent = record.trace_parent.clone();
         let one = Incoming {
             caller: Arc::clone(&incoming.caller),
             source_ip: incoming.source_ip,
@@ -260,7 +261,7 @@ async fn handle_batch(
             }
         };
         // Nothing is answered that was not recorded.
-        let answer = match gateway.audit.write(&mut element) {
+        let answer = match gateway.audit.write(&mut element).await {
             Ok(()) => answer,
             Err(error) => {
                 tracing::error!(%error, audit.id = %element.audit_id, "audit write failed; refusing the answer");
@@ -299,6 +300,9 @@ async fn handle_one(
     };
     record.mcp.method = Some(method.clone());
     record.mcp.request_id = id.clone();
+    if let Some(parent) = crate::telemetry::TraceParent::from_meta(&params) {
+        record.trace_parent = Some(parent);
+    }
     let wire = match wire::recognise(&incoming, &method, &params) {
         wire::Recognised::Stateless => {
             let version = wire::validate(&incoming, id.as_ref(), &method, &mut params)?;

@@ -176,7 +176,7 @@ async fn exchange(
             Some(refusal.get().to_owned())
         }
     };
-    if let Err(error) = gateway.audit.write(&mut record) {
+    if let Err(error) = gateway.audit.write(&mut record).await {
         tracing::error!(%error, audit.id = %record.audit_id, "audit write failed; refusing the answer");
         let id = record.mcp.request_id.clone();
         let refusal = jsonrpc::error(

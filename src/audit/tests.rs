@@ -1,4 +1,5 @@
 use std::net::IpAddr;
+use std::path::Path;
 
 use serde_json::{Value, json};
 
@@ -13,19 +14,40 @@ fn record(level: AuditLevel) -> AuditRecord {
     )
 }
 
+/// The records of a log (its checkpoints left out).
 fn lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+        .filter(|v| v["kind"] == "Event")
         .collect()
 }
 
-#[test]
-fn records_are_appended_one_json_line_each_in_the_kubernetes_shape() {
+fn config(path: &Path) -> AuditConfig {
+    AuditConfig {
+        path: path.to_owned(),
+        level: AuditLevel::Request,
+        levels: [
+            ("destructive".to_owned(), AuditLevel::Request),
+            ("read".to_owned(), AuditLevel::Metadata),
+            ("get-logs".to_owned(), AuditLevel::None),
+        ]
+        .into(),
+        signing_key: None,
+        checkpoint_every: 1000,
+        checkpoint_interval_seconds: 30,
+        max_file_mib: 0,
+        sync_reads: false,
+        on_read_failure: crate::config::ReadFailure::Refuse,
+    }
+}
+
+#[tokio::test]
+async fn records_are_appended_one_json_line_each_in_the_kubernetes_shape() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("audit.log");
-    let log = AuditLog::open(&path, AuditLevel::Request).unwrap_or_else(|e| panic!("{e}"));
+    let log = AuditLog::open(&config(&path)).unwrap_or_else(|e| panic!("{e}"));
     let mut first = record(log.level());
     first.user = Some(AuditUser {
         source: None,
@@ -42,11 +64,16 @@ fn records_are_appended_one_json_line_each_in_the_kubernetes_shape() {
         code: 200,
         audit_id: Some("abc".into()),
         latency_micros: 1200,
+        started: None,
     });
-    log.write(&mut first).unwrap_or_else(|e| panic!("{e}"));
+    log.write(&mut first)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut second = record(log.level());
     second.fail(Outcome::Unauthenticated, "no bearer token");
-    log.write(&mut second).unwrap_or_else(|e| panic!("{e}"));
+    log.write(&mut second)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 
     let written = lines(&path);
     assert_eq!(written.len(), 2);
@@ -93,20 +120,62 @@ fn the_level_decides_how_much_of_the_arguments_is_kept() {
 }
 
 #[test]
+fn levels_are_chosen_by_tool_then_group_then_default() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let log =
+        AuditLog::open(&config(&dir.path().join("audit.log"))).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(log.level_for("get-logs", "read"), AuditLevel::None);
+    assert_eq!(
+        log.level_for("list-resources", "read"),
+        AuditLevel::Metadata
+    );
+    assert_eq!(
+        log.level_for("delete_pod", "destructive"),
+        AuditLevel::Request
+    );
+    assert_eq!(log.level_for("kubectl_apply", "write"), AuditLevel::Request);
+}
+
+#[test]
+fn caller_controlled_fields_are_capped() {
+    let mut big = record(AuditLevel::Request);
+    big.user_agent = Some("é".repeat(5000));
+    big.mcp.tool = Some("t".repeat(5000));
+    big.mcp.request_id = Some(json!({"nested": "object"}));
+    big.set_arguments(&json!({"manifest": "m".repeat(100_000), "n": 1}));
+    big.cap();
+    assert!(
+        big.user_agent
+            .as_ref()
+            .is_some_and(|u| u.len() < MAX_FIELD_BYTES + 16)
+    );
+    assert!(big.mcp.tool.as_ref().is_some_and(|t| t.ends_with("…<cut>")));
+    assert_eq!(big.mcp.request_id, Some(json!("<not a string or number>")));
+    let kept = big
+        .arguments
+        .as_ref()
+        .map(|a| a["manifest"].as_str().unwrap_or("").len());
+    assert!(
+        kept.is_some_and(|n| n <= MAX_ARGUMENT_BYTES + 16),
+        "{kept:?}"
+    );
+    assert_eq!(
+        big.arguments.as_ref().map(|a| a["n"].clone()),
+        Some(json!(1))
+    );
+}
+
+#[test]
 fn an_unwritable_log_is_an_error_not_a_silent_loss() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    assert!(matches!(
-        AuditLog::open(
-            &dir.path().join("missing/dir/audit.log"),
-            AuditLevel::Request
-        ),
-        Err(AuditError::Open { .. })
-    ));
-    // /dev/full accepts the open and fails every write, as a full disk does.
-    let full = AuditLog::open(Path::new("/dev/full"), AuditLevel::Request);
-    let full = full.unwrap_or_else(|e| panic!("{e}"));
-    assert!(matches!(
-        full.write(&mut record(AuditLevel::Request)),
-        Err(AuditError::Write(_))
-    ));
+    let error = AuditLog::open(&config(&dir.path().join("missing/dir/audit.log")));
+    assert!(matches!(error, Err(AuditError::Open(_))));
+    // /dev/full accepts the open and fails every write, as a full disk does: the first
+    // checkpoint cannot be written, so kubegate does not start.
+    let full = AuditLog::open(&config(Path::new("/dev/full")));
+    let message = full.err().map(|e| format!("{:#}", anyhow::Error::from(e)));
+    assert!(
+        message.as_ref().is_some_and(|m| m.contains("/dev/full")),
+        "{message:?}"
+    );
 }

@@ -42,14 +42,43 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("serving over HTTPS needs an [auth] section: every caller presents a token");
     }
     let tls = kubegate::tls::server_config(&tls.cert, &tls.key)?;
+    let traces = kubegate::telemetry::start_from_env()?;
     let gateway = Arc::new(Gateway::start(&config).await?);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!("serving MCP at https://{}/mcp", listener.local_addr()?);
+    if let Some(metrics) = &config.metrics {
+        let scrape = tokio::net::TcpListener::bind(metrics.listen)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {}", metrics.listen))?;
+        tracing::info!("serving metrics at http://{}/metrics", scrape.local_addr()?);
+        tokio::spawn(kubegate::metrics::serve(scrape, std::future::pending()));
+    }
+    tokio::spawn(reopen_audit_on_sighup(Arc::clone(&gateway)));
     kubegate::http::serve(gateway, tls, listener, shutdown_signal()).await;
+    if let Some(traces) = traces {
+        tokio::task::spawn_blocking(move || traces.shutdown()).await?;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reopens the audit log on every SIGHUP (logrotate's `postrotate`), continuing its chain.
+async fn reopen_audit_on_sighup(gateway: Arc<Gateway>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch SIGHUP; the audit log is not reopened on it");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        if let Err(error) = gateway.audit.reopen().await {
+            tracing::error!(%error, "SIGHUP: cannot reopen the audit log; still writing the old file");
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -22,6 +22,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 pub async fn serve(config: PathBuf) -> anyhow::Result<()> {
     let config = Config::load(&config)?;
+    let traces = kubegate::telemetry::start_from_env()?;
     let gateway = Gateway::start(&config).await?;
     let who = StdioCaller::from_config(config.stdio.as_ref());
     tracing::info!(
@@ -30,6 +31,11 @@ pub async fn serve(config: PathBuf) -> anyhow::Result<()> {
         "serving MCP on stdin and stdout"
     );
     let input = tokio::io::BufReader::new(tokio::io::stdin());
-    stdio::serve(&gateway, &who, input, tokio::io::stdout()).await?;
+    let served = stdio::serve(&gateway, &who, input, tokio::io::stdout()).await;
+    gateway.audit.close().await;
+    if let Some(traces) = traces {
+        tokio::task::spawn_blocking(move || traces.shutdown()).await?;
+    }
+    served?;
     Ok(())
 }

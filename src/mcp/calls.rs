@@ -37,6 +37,9 @@ pub(super) async fn call_tool(
     };
     // A tool no call of this caller can be permitted is not in their tools/list; a call of it
     // is refused as a denial, before its arguments are read.
+    if let Some(spec) = tool::spec(name) {
+        record.level = ex.gateway.audit.level_for(spec.name, spec.group.action());
+    }
     if let Some(spec) = tool::spec(name)
         && let Err(denied) = ex.gateway.policy.refuse_unlisted(ex.caller, spec.name)
     {
@@ -77,7 +80,7 @@ pub(super) async fn call_tool(
     };
     // A call that changes the cluster leaves its record on disk before anything is sent.
     let write_ahead = if changes_cluster {
-        match ex.gateway.audit.write_ahead(record) {
+        match ex.gateway.audit.write_ahead(record).await {
             Ok(proof) => Some(proof),
             Err(error) => {
                 tracing::error!(%error, audit.id = %record.audit_id, "write-ahead audit record failed; refusing the call");
@@ -171,11 +174,15 @@ impl Exchange<'_> {
         call: T,
         record: &mut AuditRecord,
     ) -> Result<Permitted<T>, Denied> {
-        match self
-            .gateway
-            .policy
-            .authorize(self.caller, call, &self.facts, &self.gateway.kube)
-        {
+        let started = std::time::Instant::now();
+        let at = std::time::SystemTime::now();
+        let decided =
+            self.gateway
+                .policy
+                .authorize(self.caller, call, &self.facts, &self.gateway.kube);
+        crate::metrics::policy_decision(started.elapsed());
+        record.decided = Some((at, started.elapsed()));
+        match decided {
             Ok(permitted) => {
                 record.decision = Some(allowed(permitted.permit()));
                 Ok(permitted)

@@ -5,6 +5,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod audit_durable;
+mod audit_review;
 mod auth;
 mod cedar_cli;
 mod cli;

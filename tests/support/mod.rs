@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod kubelet;
+pub mod process;
 pub mod proxy;
 
 use std::path::PathBuf;
@@ -102,6 +103,10 @@ pub struct GatewayOptions {
     pub stdio: Vec<String>,
     /// Settings of the `[mcp]` section.
     pub mcp: Vec<String>,
+    /// More settings of the `[audit]` section (its checkpoints are always signed).
+    pub audit: Vec<String>,
+    /// Whole sections at the end of the file (`[metrics]`).
+    pub sections: Vec<String>,
 }
 
 /// A policy file shipped in `policies/`, as (file name, Cedar text).
@@ -149,6 +154,8 @@ impl Default for GatewayOptions {
             http: Vec::new(),
             stdio: Vec::new(),
             mcp: Vec::new(),
+            audit: Vec::new(),
+            sections: Vec::new(),
         }
     }
 }
@@ -242,6 +249,8 @@ read_only = {read_only}
 [audit]
 path = "{audit_path}"
 level = "{level}"
+signing_key = "certs/audit-signing-key.pem"
+{audit}
 
 [http]
 {http}
@@ -249,7 +258,10 @@ level = "{level}"
 [mcp]
 {mcp}
 {stdio}
+{sections}
 "#,
+                audit = options.audit.join("\n"),
+                sections = options.sections.join("\n"),
                 http = options.http.join("\n"),
                 mcp = options.mcp.join("\n"),
                 stdio = if options.stdio.is_empty() {
@@ -276,6 +288,11 @@ level = "{level}"
             config_file,
             dir,
         })
+    }
+
+    /// The public key the audit checkpoints verify with.
+    pub fn audit_public_key(&self) -> PathBuf {
+        self.dir.path().join("certs").join("audit-signing.pub.pem")
     }
 
     /// A dev token for `user` in `tenant` with `groups`, signed by this configuration's issuer.
@@ -342,6 +359,11 @@ impl TestGateway {
         &self.files.config_file
     }
 
+    /// The public key its audit checkpoints verify with.
+    pub fn audit_public_key(&self) -> PathBuf {
+        self.files.audit_public_key()
+    }
+
     /// The folder the policies are loaded from, with `policy_dir`.
     pub fn policy_folder(&self) -> &std::path::Path {
         &self.files.policy_folder
@@ -390,8 +412,17 @@ impl TestGateway {
         Ok(connector.connect(name, tcp).await?)
     }
 
-    /// The audit records written so far.
+    /// The audit records written so far (the chain's checkpoints left out; a line that is
+    /// not JSON is kept, as null, so that a test sees it).
     pub fn audit_records(&self) -> Vec<Value> {
+        self.audit_lines()
+            .into_iter()
+            .filter(|line| line["kind"] != "Checkpoint")
+            .collect()
+    }
+
+    /// Every line of the audit log, checkpoints included.
+    pub fn audit_lines(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.audit_log)
             .unwrap_or_default()
             .lines()
