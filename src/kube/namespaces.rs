@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::ListParams;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 
 use super::KubeError;
 use crate::policy::{NamespaceDirectory, NamespaceFacts};
@@ -87,17 +87,7 @@ impl NamespaceCache {
             .map_err(KubeError::NamespaceWatch)?;
         let (store, writer) = reflector::store();
         let health = Arc::new(WatchHealth::new(stale_after));
-        let noted = Arc::clone(&health);
-        let watch = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-            .default_backoff()
-            .for_each(move |event| {
-                noted.note(event.is_ok());
-                if let Err(error) = event {
-                    tracing::warn!(%error, "namespace watch interrupted; retrying");
-                }
-                std::future::ready(())
-            });
-        tokio::spawn(watch);
+        tokio::spawn(watch(api, writer, Arc::clone(&health)));
         tokio::time::timeout(SYNC_TIMEOUT, store.wait_until_ready())
             .await
             .map_err(|_| KubeError::NamespaceSync)?
@@ -109,6 +99,48 @@ impl NamespaceCache {
         })
     }
 }
+
+/// Feeds the cache for as long as kubegate runs. Every interruption starts the watch over with
+/// a fresh list, after a short backoff: the list's end is what proves the copy whole and current
+/// again (a watch resumed where it stopped says nothing until a namespace changes, so its copy
+/// could not be told recovered from still broken).
+async fn watch(
+    api: Api<Namespace>,
+    mut writer: reflector::store::Writer<Namespace>,
+    health: Arc<WatchHealth>,
+) {
+    let mut backoff = WATCH_BACKOFF_MIN;
+    loop {
+        let mut events = std::pin::pin!(watcher(api.clone(), watcher::Config::default()));
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(event) => {
+                    writer.apply_watcher_event(&event);
+                    if matches!(
+                        event,
+                        watcher::Event::InitDone
+                            | watcher::Event::Apply(_)
+                            | watcher::Event::Delete(_)
+                    ) {
+                        health.note(true);
+                        backoff = WATCH_BACKOFF_MIN;
+                    }
+                }
+                Err(error) => {
+                    health.note(false);
+                    tracing::warn!(%error, retry_in_ms = backoff.as_millis(), "namespace watch interrupted; listing again");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(WATCH_BACKOFF_MAX);
+    }
+}
+
+/// The wait before listing again after the watch failed: doubling from the least to the most.
+const WATCH_BACKOFF_MIN: Duration = Duration::from_millis(500);
+const WATCH_BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// One namespace as `list-namespaces` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
