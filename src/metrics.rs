@@ -1,7 +1,8 @@
 //! Prometheus metrics: requests by method, tool, decision and outcome; latencies of requests,
-//! policy decisions and Kubernetes calls (taken from each audit record as it is written); the audit writer's commit latency, group sizes and
-//! failures. Served as Prometheus text at `/metrics` on their own listener
-//! ([`crate::config::MetricsConfig`]), never on the MCP port.
+//! policy decisions and Kubernetes calls (taken from each audit record as it is written); the
+//! audit writer's commit latency, group sizes and failures. Served as OpenMetrics text (which
+//! Prometheus scrapes) at `/metrics` on their own listener ([`crate::config::MetricsConfig`]),
+//! never on the MCP port.
 //!
 //! Label values are bounded: a tool or method name a caller made up is counted as `other`, so
 //! no client can grow the series without limit.
@@ -244,16 +245,23 @@ pub fn render() -> String {
     text
 }
 
-/// Serves `GET /metrics` (Prometheus text) on `listener` until `shutdown` completes.
+/// Serves `GET /metrics` (OpenMetrics text) on `listener` until `shutdown` completes.
 pub async fn serve(listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()>) {
     use http_body_util::Full;
     use hyper::body::Bytes;
     use hyper::{Response, StatusCode};
     let answer = |request: hyper::Request<hyper::body::Incoming>| async move {
-        let (status, body) = match (request.method(), request.uri().path()) {
-            (&hyper::Method::GET, "/metrics") => (StatusCode::OK, render()),
+        // prometheus-client writes OpenMetrics text (`_total` counters, `# EOF`), and Prometheus
+        // picks its parser by the content type.
+        let (status, kind, body) = match (request.method(), request.uri().path()) {
+            (&hyper::Method::GET, "/metrics") => (
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                render(),
+            ),
             _ => (
                 StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
                 "metrics are at /metrics\n".to_owned(),
             ),
         };
@@ -261,7 +269,7 @@ pub async fn serve(listener: tokio::net::TcpListener, shutdown: impl Future<Outp
         *response.status_mut() = status;
         response.headers_mut().insert(
             hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            hyper::header::HeaderValue::from_static(kind),
         );
         Ok::<_, std::convert::Infallible>(response)
     };

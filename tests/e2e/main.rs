@@ -23,6 +23,7 @@ mod sessions;
 mod sse;
 mod stateless;
 mod stdio;
+mod telemetry;
 mod tools_destructive;
 mod tools_read;
 mod tools_write;
