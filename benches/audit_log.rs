@@ -7,7 +7,11 @@
 //!   `fdatasync` per record, on the async worker (what a durable log without group commit does);
 //! - **kubegate, durable** (`write_ahead` + the `ResponseComplete` of a change): waits until the
 //!   writer thread's group is on disk;
+//! - **baseline read, write per record**: a mutex around the file, one `write` per record (the
+//!   writer kubegate had before: a read's record in the page cache);
 //! - **kubegate, read**: the record of a read, answered once it is in the file (page cache).
+//!
+//! Durable rows are compared with the first baseline, read rows with the second.
 //!
 //! Printed: records per second, and the p50 and p99 of one record's write as its caller sees it.
 
@@ -31,6 +35,7 @@ fn record() -> AuditRecord {
         Some("claude-code/2.0".into()),
     );
     record.user = Some(AuditUser {
+        issuer: None,
         username: "alice@example.com".into(),
         groups: vec!["team-a-devs".into(), "system:authenticated".into()],
         tenant: "team-a".into(),
@@ -135,6 +140,12 @@ fn main() -> Result<()> {
                 .append(true)
                 .open(dir.path().join("naive.log"))?,
         ));
+        let plain = Arc::new(Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.path().join("plain.log"))?,
+        ));
         let durable = Arc::new(AuditLog::open(&config(dir.path(), "durable.log"))?);
         let reads = Arc::new(AuditLog::open(&config(dir.path(), "reads.log"))?);
         println!(
@@ -165,6 +176,23 @@ fn main() -> Result<()> {
             })
             .await;
             print("kubegate, durable", callers, &grouped, Some(&baseline));
+            let file = Arc::clone(&plain);
+            let plain_read = round(callers, move || {
+                let file = Arc::clone(&file);
+                async move {
+                    let mut line = serde_json::to_vec(&record()).unwrap_or_default();
+                    line.push(b'\n');
+                    let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+                    let _ = file.write_all(&line);
+                }
+            })
+            .await;
+            print(
+                "baseline read, write per record",
+                callers,
+                &plain_read,
+                None,
+            );
             let log = Arc::clone(&reads);
             let read = round(callers, move || {
                 let log = Arc::clone(&log);
@@ -178,7 +206,7 @@ fn main() -> Result<()> {
                 "kubegate, read (page cache)",
                 callers,
                 &read,
-                Some(&baseline),
+                Some(&plain_read),
             );
             println!(
                 "{:<32} {callers:>7} {:>12} {:>10.3}",

@@ -101,6 +101,9 @@ pub struct AuditUser {
     pub username: String,
     pub groups: Vec<String>,
     pub tenant: String,
+    /// The issuer of the caller's token (`iss`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     /// Where the identity came from when it is not a verified token (`stdio configuration`,
     /// `local OS user`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -114,6 +117,7 @@ impl AuditUser {
             username: caller.username.clone(),
             groups: caller.groups.clone(),
             tenant: caller.tenant.clone(),
+            issuer: caller.claims.get("iss").cloned(),
             source: None,
         }
     }

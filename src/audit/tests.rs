@@ -50,6 +50,7 @@ async fn records_are_appended_one_json_line_each_in_the_kubernetes_shape() {
     let log = AuditLog::open(&config(&path)).unwrap_or_else(|e| panic!("{e}"));
     let mut first = record(log.level());
     first.user = Some(AuditUser {
+        issuer: None,
         source: None,
         username: "alice".into(),
         groups: vec!["devs".into()],
@@ -178,4 +179,27 @@ fn an_unwritable_log_is_an_error_not_a_silent_loss() {
         message.as_ref().is_some_and(|m| m.contains("/dev/full")),
         "{message:?}"
     );
+}
+
+#[tokio::test]
+async fn a_read_may_continue_without_its_record_when_so_configured_but_a_change_never() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut refusing = config(&dir.path().join("refuse.log"));
+    refusing.on_read_failure = crate::config::ReadFailure::Refuse;
+    let mut continuing = config(&dir.path().join("continue.log"));
+    continuing.on_read_failure = crate::config::ReadFailure::Continue;
+    for (config, read_answers) in [(refusing, false), (continuing, true)] {
+        let log = AuditLog::open(&config).unwrap_or_else(|e| panic!("{e}"));
+        // A closed writer stands for one that can no longer write.
+        log.close().await;
+        let read = log.write(&mut record(AuditLevel::Request)).await;
+        assert_eq!(read.is_ok(), read_answers, "{read:?}");
+        let mut change = record(AuditLevel::Request);
+        assert!(matches!(
+            log.write_ahead(&mut change).await,
+            Err(AuditError::Stopped)
+        ));
+        change.durable = true;
+        assert!(log.write(&mut change).await.is_err());
+    }
 }

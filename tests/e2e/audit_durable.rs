@@ -112,10 +112,17 @@ async fn a_sigkill_under_load_loses_no_acknowledged_record_and_the_chain_resumes
         .split_inclusive('\n')
         .filter(|l| l.ends_with('\n'))
         .collect();
-    let recorded: HashSet<String> = whole
+    let records = whole
         .iter()
         .map(|line| serde_json::from_str::<Value>(line))
-        .collect::<Result<Vec<_>, _>>()?
+        .collect::<Result<Vec<_>, _>>()?;
+    // Each record names the caller as kubegate impersonated them, and who vouched for them.
+    let calls: Vec<&Value> = records.iter().filter(|r| r["kind"] == "Event").collect();
+    assert!(
+        calls.iter().all(|r| r["user"]["username"] == "alice"
+            && r["user"]["issuer"] == kubegate::dev::DEV_ISSUER)
+    );
+    let recorded: HashSet<String> = records
         .into_iter()
         .filter(|r| r["stage"] == "ResponseComplete")
         .filter_map(|r| r["mcp"]["requestId"].as_str().map(str::to_owned))
@@ -244,5 +251,62 @@ async fn a_full_audit_file_refuses_writes_before_kubernetes_and_reads_too() -> R
     let (intact, report) = verify(&key, &[&audit])?;
     assert!(intact, "{report}");
     drop(served);
+    Ok(())
+}
+
+#[tokio::test]
+async fn logrotate_moves_the_file_and_sighup_continues_the_chain_in_a_new_one() -> Result<()> {
+    let admin = support::cluster().client("admin").await?;
+    tenant_namespace(
+        &admin,
+        "ad-hup",
+        Some("tenant-ad-hup"),
+        "ad-hup-devs",
+        EDIT_ROLE,
+    )
+    .await?;
+    let served = ServedProcess::start(&options(), Launch::default()).await?;
+    let token = served.token("erin", &["ad-hup-devs"], "tenant-ad-hup");
+    let client = served.client();
+    let list = json!({"resourceType": "configmaps", "namespace": "ad-hup"});
+    client
+        .call_ok(&token, "list-resources", list.clone())
+        .await?;
+
+    // As logrotate's `create` mode does: rename, then signal.
+    let audit = served.audit_log.clone();
+    let rotated = audit.with_extension("log.1");
+    std::fs::rename(&audit, &rotated)?;
+    served.signal("HUP").await?;
+    let mut reopened = false;
+    for _ in 0..100 {
+        if audit.exists() {
+            reopened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reopened, "kubegate did not open a new file on SIGHUP");
+    client.call_ok(&token, "list-resources", list).await?;
+    let key = served.files.audit_public_key();
+    let files = served.stop().await?;
+
+    let old = lines(&rotated)?;
+    assert_eq!(
+        old.last().map(|l| l["reason"].clone()),
+        Some(json!("reopening"))
+    );
+    let new = lines(&audit)?;
+    assert_eq!(new[0]["reason"], "continued");
+    assert!(new.iter().any(|l| l["user"]["username"] == "erin"));
+    let (intact, report) = verify(&key, &[&audit, &rotated])?;
+    assert!(intact, "{report}");
+    assert!(report.contains("chain through"), "{report}");
+    assert_eq!(
+        report.matches("chain through").count(),
+        1,
+        "one chain: {report}"
+    );
+    drop(files);
     Ok(())
 }

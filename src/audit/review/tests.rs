@@ -96,6 +96,7 @@ fn the_reader_reads_what_kubegates_writer_writes() {
         None,
     );
     written.user = Some(AuditUser {
+        issuer: None,
         username: "alice".into(),
         groups: vec!["devs".into()],
         tenant: "team-a".into(),

@@ -74,6 +74,7 @@ fn record(user: &str) -> AuditRecord {
         None,
     );
     record.user = Some(AuditUser {
+        issuer: None,
         username: user.to_owned(),
         groups: vec!["devs".into()],
         tenant: "team-a".into(),
@@ -401,4 +402,30 @@ fn a_file_with_no_chain_says_so() {
     let missing = verify(&[dir.path().join("nope.log")], None, jiff::Timestamp::now());
     assert!(!missing.is_intact());
     assert_eq!(missing.unreadable.len(), 1);
+}
+
+#[tokio::test]
+async fn each_replicas_file_is_a_chain_of_its_own() {
+    let f = Fixture::new();
+    let mut one = f.config();
+    one.path = f.dir.path().join("audit-replica-0.log");
+    let mut two = f.config();
+    two.path = f.dir.path().join("audit-replica-1.log");
+    f.write(one.clone(), 5).await;
+    f.write(two.clone(), 7).await;
+    let report = f.verify(&[one.path.clone(), two.path.clone()]);
+    assert!(report.is_intact(), "{report:#?}");
+    let mut records: Vec<u64> = report.chains.iter().map(|c| c.records).collect();
+    records.sort();
+    // 5 + 2 write-aheads, 7 + 3.
+    assert_eq!(records, [7, 10]);
+    // A line of one replica's file pasted into the other's breaks that chain.
+    let mut lines = read_lines(&two.path);
+    lines.insert(3, read_lines(&one.path)[3].clone());
+    write_lines(&two.path, &lines);
+    let report = f.verify(&[one.path.clone(), two.path.clone()]);
+    assert_eq!(
+        report.chains.iter().filter(|c| c.problem.is_some()).count(),
+        1
+    );
 }
