@@ -164,6 +164,8 @@ fn walk(files: &[&File], key: Option<&Verifier>, now: jiff::Timestamp) -> ChainR
     };
     for (index, file) in files.iter().enumerate() {
         let last_file = index + 1 == files.len();
+        // Whether the line before, in this file, was a checkpoint that closed it.
+        let mut closed = false;
         for (number, line) in file.lines.iter().enumerate() {
             if let Err(why) = walk.line(line) {
                 walk.report.problem = Some(Problem {
@@ -173,21 +175,24 @@ fn walk(files: &[&File], key: Option<&Verifier>, now: jiff::Timestamp) -> ChainR
                 });
                 return walk.report;
             }
-            let closed_here = walk.since_checkpoint == 0
-                && walk
-                    .last_checkpoint
-                    .as_ref()
-                    .is_some_and(|c| c.reason.closes_file());
-            if closed_here && number + 1 < file.lines.len() {
+            let checkpoint = walk
+                .last_checkpoint
+                .as_ref()
+                .filter(|_| walk.since_checkpoint == 0)
+                .map(|c| c.reason);
+            // Only kubegate opening the same file again may follow a closing checkpoint.
+            let reopened = matches!(checkpoint, Some(Reason::Resumed | Reason::Continued));
+            if closed && !reopened {
                 walk.report.problem = Some(Problem {
                     file: file.path.clone(),
-                    line: number + 2,
-                    why: "lines after the checkpoint that closed this file: they were added \
-                          afterwards"
+                    line: number + 1,
+                    why: "a line after the checkpoint that closed this file, and not kubegate \
+                          opening it again: it was added afterwards"
                         .to_owned(),
                 });
                 return walk.report;
             }
+            closed = checkpoint.is_some_and(Reason::closes_file);
         }
         if file.torn > 0 {
             walk.report.notes.push(format!(

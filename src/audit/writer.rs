@@ -356,10 +356,13 @@ impl Writer {
         self.buffer_checkpoint(closing, None);
         self.commit_buffer(true)
             .map_err(|e| format!("cannot close the audit log: {e}"))?;
-        if let Some(to) = rename_to {
-            std::fs::rename(&self.settings.path, to)
-                .map_err(|e| format!("cannot rotate the audit log to {}: {e}", to.display()))?;
-        }
+        // If the rename fails, the same file is opened again and continued (the chain and
+        // `verify` allow a file to be continued after its closing checkpoint).
+        let renamed = match rename_to {
+            Some(to) => std::fs::rename(&self.settings.path, to)
+                .map_err(|e| format!("cannot rotate the audit log to {}: {e}", to.display())),
+            None => Ok(()),
+        };
         let (file, _) = open_append(&self.settings.path)
             .map_err(|e| format!("cannot open the audit log again: {e}"))?;
         self.len = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -369,7 +372,7 @@ impl Writer {
         self.commit_buffer(true)
             .map_err(|e| format!("cannot start the new audit log: {e}"))?;
         sync_parent(&self.settings.path);
-        Ok(())
+        renamed
     }
 
     fn rotate(&mut self) {

@@ -429,3 +429,45 @@ async fn each_replicas_file_is_a_chain_of_its_own() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_file_closed_and_opened_again_in_place_verifies_but_a_line_appended_after_the_close_does_not()
+ {
+    let f = Fixture::new();
+    // Two clean runs of kubegate on the same file, and a SIGHUP with nothing moved in between.
+    f.write(f.config(), 3).await;
+    let log = AuditLog::open(&f.config()).unwrap_or_else(|e| panic!("{e}"));
+    log.write(&mut record("second-run"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    log.reopen().await.unwrap_or_else(|e| panic!("{e}"));
+    log.write(&mut record("after-hup"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    log.close().await;
+    let report = f.verify(&[f.path()]);
+    assert!(report.is_intact(), "{report:#?}");
+    assert_eq!(report.chains[0].records, 3 + 1 + 2);
+    let lines = f.lines();
+    assert!(lines.iter().any(|l| l.contains(r#""reason":"resumed""#)));
+    assert!(lines.iter().any(|l| l.contains(r#""previousClosed":true"#)));
+
+    // A record chained properly but added after kubegate closed the log is refused.
+    let last: serde_json::Value =
+        serde_json::from_str(lines.last().unwrap_or(&String::new())).unwrap_or_default();
+    let seq = last["seq"].as_u64().unwrap_or_default();
+    let head = chain::hash_of(lines.last().unwrap_or(&String::new()).as_bytes());
+    let mut out = Vec::new();
+    chain::seal_into(
+        &mut out,
+        br#"{"kind":"Event","user":{"username":"late"}}"#,
+        seq + 1,
+        &head,
+    );
+    let mut appended = lines.clone();
+    appended.push(String::from_utf8_lossy(&out).trim_end().to_owned());
+    write_lines(&f.path(), &appended);
+    let found = problem(&f.verify(&[f.path()])).clone();
+    assert_eq!(found.line, appended.len());
+    assert!(found.why.contains("added afterwards"), "{found}");
+}
