@@ -3,8 +3,10 @@
 //!
 //! Records go to one [`writer`] thread, which chains every line to the one before and signs
 //! periodic checkpoints ([`chain`]), so `kubegate audit verify` finds an edited, dropped,
-//! inserted or reordered line and a cut tail. A record is answered for only once the writer has
-//! it in the file, so nothing is answered that was not recorded.
+//! inserted or reordered line and a cut tail. A call is answered only once the writer has its
+//! record in the file, so nothing is answered that was not recorded (except, when configured
+//! with `on_read_failure = "continue"`, a read whose record the log could not take; and
+//! unauthenticated refusals beyond their rate, which are counted into the next record).
 //!
 //! A call that changes the cluster (a write or destructive tool) first writes a
 //! `RequestReceived` record (who, what, the decision) and waits until it is on disk
@@ -463,6 +465,10 @@ impl AuditLog {
             return Some(0);
         };
         let mut left_out = flood.left_out.lock().unwrap_or_else(|e| e.into_inner());
+        // Addresses seen once and never again must not grow the limiter without bound.
+        if flood.limiter.len() >= REMEMBERED_ADDRESSES {
+            flood.limiter.retain_recent();
+        }
         if flood.limiter.check_key(&source).is_ok() {
             return Some(left_out.remove(&source).unwrap_or(0));
         }

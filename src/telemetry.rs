@@ -206,10 +206,15 @@ pub fn export(record: &AuditRecord) {
     span.end_with_timestamp(end);
 }
 
+/// `{method} {tool}`; a tool kubegate does not have is named `other`, so a caller cannot make
+/// up span names (the attribute keeps what they sent, capped like the record).
 fn span_name(record: &AuditRecord) -> String {
     let method = record.mcp.method.as_deref().unwrap_or("mcp");
     match &record.mcp.tool {
-        Some(tool) => format!("{method} {tool}"),
+        Some(tool) => {
+            let known = crate::tool::spec(tool).map_or("other", |spec| spec.name);
+            format!("{method} {known}")
+        }
         None => method.to_owned(),
     }
 }

@@ -5,9 +5,11 @@
 //! `prevHash`, the SHA-256 of the line before (its bytes, without the newline). The first line
 //! of a chain has `seq` 0 and a `prevHash` of zeros. Among the lines are checkpoints
 //! (`"kind":"Checkpoint"`), each signed with Ed25519 over its own `seq`, `prevHash`, reason and
-//! time: a checkpoint vouches for every line before it, so a rewritten chain cannot carry a
-//! valid one without the key. A checkpoint says within how many seconds the next one follows,
-//! which is how a cut tail is told from a live one.
+//! time (and everything else it says): a checkpoint vouches for every line before it, so a
+//! rewritten chain cannot carry a valid one without the key. A checkpoint says, signed, within
+//! how many seconds the next one follows, which is how a cut tail is told from a live one; a
+//! cut made exactly at a closing checkpoint (a clean stop) cannot be told from the end of the
+//! log without an anchor kept elsewhere (a copy of the last checkpoint's hash).
 
 use std::path::Path;
 
@@ -119,13 +121,25 @@ pub struct Checkpoint {
     pub signature: Option<String>,
 }
 
-/// What a checkpoint's signature covers: its place in the chain, why and when.
-pub fn signed_message(seq: u64, prev_hash: &str, reason: Reason, at: jiff::Timestamp) -> Vec<u8> {
-    let reason = serde_json::to_value(reason)
+/// What a checkpoint's signature covers: its place in the chain and everything it says (why,
+/// when, when the next is due, whether the log before was closed, the key).
+pub fn signed_message(seq: u64, prev_hash: &str, checkpoint: &Checkpoint) -> Vec<u8> {
+    let reason = serde_json::to_value(checkpoint.reason)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    format!("kubegate-audit-checkpoint/v1\n{seq}\n{prev_hash}\n{reason}\n{at}").into_bytes()
+    let closed = match checkpoint.previous_closed {
+        None => "-",
+        Some(true) => "closed",
+        Some(false) => "open",
+    };
+    format!(
+        "kubegate-audit-checkpoint/v2\n{seq}\n{prev_hash}\n{reason}\n{}\n{}\n{closed}\n{}",
+        checkpoint.stage_timestamp,
+        checkpoint.seals_within_seconds,
+        checkpoint.key_id.as_deref().unwrap_or("-"),
+    )
+    .into_bytes()
 }
 
 /// Why a key file could not be used.

@@ -36,6 +36,8 @@ pub struct ChainReport {
     pub last_seq: Option<u64>,
     /// The first line that breaks the chain; nothing after it is vouched for.
     pub problem: Option<Problem>,
+    /// Whether it ends where its file was rotated or reopened (it goes on in a file not given).
+    pub continues_elsewhere: bool,
     /// Things a reviewer should know that do not break the chain.
     pub notes: Vec<String>,
 }
@@ -100,7 +102,39 @@ pub fn verify(paths: &[PathBuf], key: Option<&Verifier>, now: jiff::Timestamp) -
         let chain: Vec<&File> = order.iter().map(|&i| &files[i]).collect();
         report.chains.push(walk(&chain, key, now));
     }
+    find_gaps(&mut report);
     report
+}
+
+/// A chain that ends where its file was rotated away and another that starts further on, in
+/// the same set, are one replica's chain with a file missing between them: a removed file.
+/// (A set of several replicas' partial files can be flagged too; give each replica's whole set.)
+fn find_gaps(report: &mut Report) {
+    let ends: Vec<(u64, PathBuf)> = report
+        .chains
+        .iter()
+        .filter(|c| c.problem.is_none() && c.continues_elsewhere)
+        .filter_map(|c| Some((c.last_seq?, c.files.last()?.clone())))
+        .collect();
+    for chain in &mut report.chains {
+        let (Some(first), None) = (chain.first_seq, &chain.problem) else {
+            continue;
+        };
+        if first == 0 {
+            continue;
+        }
+        if let Some((last, file)) = ends.iter().find(|(last, _)| *last < first) {
+            chain.problem = Some(Problem {
+                file: chain.files[0].clone(),
+                line: 1,
+                why: format!(
+                    "the chain ended at seq {last} in {} (rotated away) and resumes here at seq \
+                     {first}: a file between them is missing",
+                    file.display()
+                ),
+            });
+        }
+    }
 }
 
 /// Groups files into chains, each in order: a file follows the one whose last line's hash is
@@ -233,18 +267,33 @@ impl Walk<'_> {
                     return Err(format!("a chain's first line has seq {}, not 0", link.seq));
                 }
             }
-            None => self.report.notes.push(format!(
-                "the chain starts at seq {}: the files before it were not given (or were \
-                 removed)",
-                link.seq
-            )),
+            None => {
+                // A file that goes on from another begins with kubegate's `continued`
+                // checkpoint: anything else means its first lines were cut away.
+                let continued = link.kind.as_deref() == Some("Checkpoint")
+                    && serde_json::from_slice::<Checkpoint>(line)
+                        .is_ok_and(|c| c.reason == Reason::Continued);
+                if !continued {
+                    return Err(
+                        "the chain starts here without the checkpoint a continued file begins \
+                         with: the lines before it were removed"
+                            .to_owned(),
+                    );
+                }
+                self.report.notes.push(format!(
+                    "the chain starts at seq {}: the files before it were not given (or were \
+                     removed)",
+                    link.seq
+                ));
+            }
             Some((seq, hash)) => {
-                if link.seq != seq + 1 {
-                    return Err(if link.seq > seq + 1 {
+                let expected = seq.checked_add(1).ok_or("seq overflows")?;
+                if link.seq != expected {
+                    return Err(if link.seq > expected {
                         format!(
                             "seq jumps from {seq} to {}: {} lines were removed before this one",
                             link.seq,
-                            link.seq - seq - 1
+                            link.seq - expected
                         )
                     } else {
                         format!(
@@ -284,12 +333,7 @@ impl Walk<'_> {
                 return Err("an unsigned checkpoint where signed ones are expected".to_owned());
             }
             (Some(key), Some(signature)) => {
-                let message = chain::signed_message(
-                    link.seq,
-                    &link.prev_hash,
-                    checkpoint.reason,
-                    checkpoint.stage_timestamp,
-                );
+                let message = chain::signed_message(link.seq, &link.prev_hash, &checkpoint);
                 if checkpoint.key_id.as_deref() != Some(key.id()) {
                     return Err(format!(
                         "a checkpoint signed with another key ({}), not {}",
@@ -332,6 +376,7 @@ impl Walk<'_> {
         };
         if self.since_checkpoint == 0 && last.reason.closes_file() {
             if last.reason != Reason::Shutdown {
+                self.report.continues_elsewhere = true;
                 self.report.notes.push(format!(
                     "the chain goes on in a file after {} (rotated or reopened), not given",
                     file.path.display()

@@ -88,7 +88,7 @@ impl Head {
     }
 
     fn next_seq(&self) -> u64 {
-        self.last.map_or(0, |seq| seq + 1)
+        self.last.map_or(0, |seq| seq.saturating_add(1))
     }
 }
 
@@ -106,6 +106,13 @@ pub struct Writer {
     written: Head,
     since_checkpoint: u64,
     last_checkpoint: Instant,
+    /// The checkpoint counters as they are on disk, restored with `written`.
+    written_checkpoint: (u64, Instant),
+    /// The size at which to rotate next (pushed on when a rotation fails, so a failing rename is
+    /// not retried on every commit).
+    rotate_at: u64,
+    /// A new file's `Continued` checkpoint is still to be written.
+    pending_continued: bool,
     buffer: Vec<u8>,
 }
 
@@ -130,6 +137,10 @@ impl Writer {
         let (mut file, existed) = open_append(&settings.path).map_err(io)?;
         let (len, last) = last_whole_line(&mut file).map_err(io)?;
         let file_len = file.metadata().map_err(io)?.len();
+        if last.is_none() && file_len > 0 {
+            // Not one whole line: not a log kubegate wrote (a wrong path?); leave it be.
+            return Err(OpenError::Unchained(name));
+        }
         if file_len > len {
             tracing::warn!(
                 audit.path = %name,
@@ -147,8 +158,12 @@ impl Writer {
             written: Head::genesis(),
             since_checkpoint: 0,
             last_checkpoint: Instant::now(),
+            written_checkpoint: (0, Instant::now()),
+            rotate_at: 0,
+            pending_continued: false,
             buffer: Vec::new(),
         };
+        writer.rotate_at = writer.settings.max_file_bytes;
         let reason = match last {
             None => Reason::Started,
             Some(line) => {
@@ -210,6 +225,10 @@ impl Writer {
             if self.handle(&mut group, &observer) {
                 return;
             }
+            // Under a steady stream of records the wait above never times out.
+            if self.last_checkpoint.elapsed() >= self.settings.checkpoint_interval {
+                self.periodic_checkpoint();
+            }
         }
     }
 
@@ -245,6 +264,14 @@ impl Writer {
             return;
         }
         let started = Instant::now();
+        if let Err(error) = self.start_continued() {
+            tracing::error!(%error, records = records.len(), "cannot write to the audit log");
+            observer.failed(records.len());
+            for (_, _, done) in records {
+                let _ = done.send(Err(format!("the audit log cannot be written: {error}")));
+            }
+            return;
+        }
         let sync = self.settings.sync_reads || records.iter().any(|(_, durable, _)| *durable);
         let count = records.len();
         let mut waiters = Vec::with_capacity(count);
@@ -266,10 +293,7 @@ impl Writer {
         for done in waiters {
             let _ = done.send(answer.clone());
         }
-        if answer.is_ok()
-            && self.settings.max_file_bytes > 0
-            && self.len >= self.settings.max_file_bytes
-        {
+        if answer.is_ok() && self.settings.max_file_bytes > 0 && self.len >= self.rotate_at {
             self.rotate();
         }
     }
@@ -285,22 +309,20 @@ impl Writer {
     /// Seals a checkpoint into the buffer.
     fn buffer_checkpoint(&mut self, reason: Reason, previous_closed: Option<bool>) {
         let seq = self.chain.next_seq();
-        let at = jiff::Timestamp::now();
-        let signature = self
-            .settings
-            .signer
-            .as_ref()
-            .map(|s| s.sign(&chain::signed_message(seq, &self.chain.hash, reason, at)));
-        let checkpoint = Checkpoint {
+        let mut checkpoint = Checkpoint {
             kind: "Checkpoint".to_owned(),
             api_version: "audit.kubegate.io/v1".to_owned(),
             reason,
-            stage_timestamp: at,
+            stage_timestamp: jiff::Timestamp::now(),
             seals_within_seconds: self.settings.checkpoint_interval.as_secs().max(1),
             previous_closed,
             key_id: self.settings.signer.as_ref().map(|s| s.id().to_owned()),
-            signature,
+            signature: None,
         };
+        if let Some(signer) = &self.settings.signer {
+            let message = chain::signed_message(seq, &self.chain.hash, &checkpoint);
+            checkpoint.signature = Some(signer.sign(&message));
+        }
         // A struct of strings, numbers and a timestamp always encodes.
         let object = serde_json::to_vec(&checkpoint).unwrap_or_default();
         self.buffer_line(&object);
@@ -313,8 +335,14 @@ impl Writer {
     fn commit_buffer(&mut self, sync: bool) -> std::io::Result<()> {
         let result = self.try_write(sync);
         match result {
-            Ok(()) => self.written = self.chain.clone(),
-            Err(_) => self.chain = self.written.clone(),
+            Ok(()) => {
+                self.written = self.chain.clone();
+                self.written_checkpoint = (self.since_checkpoint, self.last_checkpoint);
+            }
+            Err(_) => {
+                self.chain = self.written.clone();
+                (self.since_checkpoint, self.last_checkpoint) = self.written_checkpoint;
+            }
         }
         self.buffer.clear();
         result
@@ -351,28 +379,41 @@ impl Writer {
         }
     }
 
-    /// Ends the current file with `closing` and starts the file at `path` from the chain.
+    /// Ends the current file with `closing` and starts the file at `path` from the chain. The
+    /// new file is opened before the old one is closed: if it cannot be, kubegate goes on
+    /// writing the old file (under its new name, if it was renamed), which stays unclosed.
     fn switch(&mut self, closing: Reason, rename_to: Option<&Path>) -> Result<(), String> {
-        self.buffer_checkpoint(closing, None);
-        self.commit_buffer(true)
-            .map_err(|e| format!("cannot close the audit log: {e}"))?;
-        // If the rename fails, the same file is opened again and continued (the chain and
-        // `verify` allow a file to be continued after its closing checkpoint).
-        let renamed = match rename_to {
-            Some(to) => std::fs::rename(&self.settings.path, to)
-                .map_err(|e| format!("cannot rotate the audit log to {}: {e}", to.display())),
-            None => Ok(()),
-        };
+        if let Some(to) = rename_to {
+            std::fs::rename(&self.settings.path, to)
+                .map_err(|e| format!("cannot rotate the audit log to {}: {e}", to.display()))?;
+        }
         let (file, _) = open_append(&self.settings.path)
             .map_err(|e| format!("cannot open the audit log again: {e}"))?;
+        self.buffer_checkpoint(closing, None);
+        if let Err(error) = self.commit_buffer(true) {
+            // The new file's first checkpoint chains on from the old file's last line anyway.
+            tracing::error!(%error, "cannot write the closing checkpoint of the old audit log");
+        }
         self.len = file.metadata().map(|m| m.len()).unwrap_or(0);
         self.file = file;
         self.needs_repair = false;
-        self.buffer_checkpoint(Reason::Continued, None);
-        self.commit_buffer(true)
+        self.pending_continued = true;
+        self.start_continued()
             .map_err(|e| format!("cannot start the new audit log: {e}"))?;
         sync_parent(&self.settings.path);
-        renamed
+        Ok(())
+    }
+
+    /// Writes the `Continued` checkpoint a new file begins with, if it is still owed (a failed
+    /// attempt is made again before the next record).
+    fn start_continued(&mut self) -> std::io::Result<()> {
+        if !self.pending_continued {
+            return Ok(());
+        }
+        self.buffer_checkpoint(Reason::Continued, None);
+        self.commit_buffer(true)?;
+        self.pending_continued = false;
+        Ok(())
     }
 
     fn rotate(&mut self) {
@@ -381,8 +422,15 @@ impl Writer {
         name.push(format!(".{stamp}"));
         let to = PathBuf::from(name);
         match self.switch(Reason::Rotated, Some(&to)) {
-            Ok(()) => tracing::info!(audit.rotated_to = %to.display(), "rotated the audit log"),
-            Err(error) => tracing::error!(%error, "audit log rotation failed"),
+            Ok(()) => {
+                self.rotate_at = self.settings.max_file_bytes;
+                tracing::info!(audit.rotated_to = %to.display(), "rotated the audit log");
+            }
+            Err(error) => {
+                // Try again once the file has grown by another limit, not on every commit.
+                self.rotate_at = self.len.saturating_add(self.settings.max_file_bytes);
+                tracing::error!(%error, "audit log rotation failed; writing on to the same file");
+            }
         }
     }
 

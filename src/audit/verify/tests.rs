@@ -471,3 +471,60 @@ async fn a_file_closed_and_opened_again_in_place_verifies_but_a_line_appended_af
     assert_eq!(found.line, appended.len());
     assert!(found.why.contains("added afterwards"), "{found}");
 }
+
+#[tokio::test]
+async fn cut_heads_missing_middle_files_and_a_stretched_deadline_are_found() {
+    let f = Fixture::new();
+    let mut config = f.config();
+    config.max_file_mib = 1;
+    let log = AuditLog::open(&config).unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..2_000 {
+        let mut record = record(&format!("user-{i}"));
+        record.user_agent = Some("x".repeat(4096));
+        log.write(&mut record)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    log.close().await;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(f.dir.path())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains("audit.log."))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "{files:?}");
+    // Without the middle rotated file, the set has a hole.
+    let mut holed = files.clone();
+    holed.remove(1);
+    holed.push(f.path());
+    let found = problem(&f.verify(&holed)).clone();
+    assert!(
+        found.why.contains("a file between them is missing"),
+        "{found}"
+    );
+
+    // The current file with its first lines cut away.
+    let lines = f.lines();
+    write_lines(&f.path(), &lines[3..]);
+    let found = problem(&f.verify(&[f.path()])).clone();
+    assert!(
+        found.why.contains("lines before it were removed"),
+        "{found}"
+    );
+
+    // A cut tail whose last checkpoint promises a later deadline: the promise is signed.
+    let stretched: Vec<String> = lines
+        .iter()
+        .take_while(|l| !l.contains(r#""reason":"shutdown""#))
+        .map(|l| {
+            l.replace(
+                r#""sealsWithinSeconds":30"#,
+                r#""sealsWithinSeconds":999999999"#,
+            )
+        })
+        .collect();
+    write_lines(&f.path(), &stretched);
+    let found = problem(&f.verify(&[f.path()])).clone();
+    assert!(found.why.contains("signature does not verify"), "{found}");
+}

@@ -86,22 +86,33 @@ fn describe(report: &Report) -> String {
 pub fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
     let (private, public) = chain::generate().map_err(anyhow::Error::msg)?;
     let public_path = public_path(&args.out);
-    if args.out.exists() {
-        anyhow::bail!(
-            "{} exists; kubegate will not overwrite a key",
-            args.out.display()
-        );
-    }
-    kubegate::dev::write_file(&args.out, &private, true)
-        .with_context(|| format!("writing {}", args.out.display()))?;
-    kubegate::dev::write_file(&public_path, &public, false)
-        .with_context(|| format!("writing {}", public_path.display()))?;
+    write_new(&args.out, &private, 0o600)?;
+    write_new(&public_path, &public, 0o644)?;
     println!(
         "wrote {} (set audit.signing_key to it) and {} (for kubegate audit verify --key)",
         args.out.display(),
         public_path.display()
     );
     Ok(())
+}
+
+/// Creates `path` (never overwriting: a key in use must not be replaced by accident).
+fn write_new(path: &std::path::Path, contents: &str, mode: u32) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| {
+            format!(
+                "cannot create {} (kubegate never overwrites a key)",
+                path.display()
+            )
+        })?;
+    file.write_all(contents.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn public_path(private: &std::path::Path) -> PathBuf {
