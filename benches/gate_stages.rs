@@ -69,6 +69,9 @@ fn main() -> Result<()> {
         username_prefix: String::new(),
         group_prefix: String::new(),
         leeway_seconds: 30,
+        resource: None,
+        authorization_servers: Vec::new(),
+        scopes_supported: Vec::new(),
     })?;
     let mint = || {
         dev::mint_token(

@@ -195,6 +195,17 @@ pub struct AuthConfig {
     /// Clock skew allowed on `exp` and `nbf`, in seconds.
     #[serde(default = "default_leeway")]
     pub leeway_seconds: u64,
+    /// This MCP endpoint's canonical URL, as clients name it (RFC 8707 and 9728 `resource`),
+    /// e.g. `https://kubegate.example.com/mcp`; without it, `https://<the request's host>/mcp`.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// The authorization servers a client may get tokens from, in the protected-resource
+    /// metadata (RFC 9728); without them, the issuer.
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
+    /// The scopes the metadata lists (`scopes_supported`), if any.
+    #[serde(default)]
+    pub scopes_supported: Vec<String>,
 }
 
 /// One verification key: a PEM public key and the JWS algorithm it verifies.

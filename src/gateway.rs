@@ -22,6 +22,8 @@ pub struct Gateway {
     pub sessions: Sessions,
     /// Requests in flight, for `notifications/cancelled`.
     pub inflight: crate::mcp::inflight::InFlight,
+    /// What `/.well-known/oauth-protected-resource` says (none without `[auth]`).
+    pub protected_resource: Option<crate::http::oauth::ProtectedResource>,
 }
 
 /// Why kubegate could not start.
@@ -98,6 +100,9 @@ impl Gateway {
             audit,
             sessions,
             inflight: Default::default(),
+            protected_resource: crate::http::oauth::ProtectedResource::from_config(
+                config.auth.as_ref(),
+            ),
         })
     }
 }

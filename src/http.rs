@@ -24,6 +24,7 @@
 
 mod connection;
 pub mod limits;
+pub mod oauth;
 pub mod origin;
 pub mod sse;
 
@@ -265,12 +266,37 @@ impl Routed {
     }
 }
 
+/// Routes a request; with it, where a `401` points the client for how to get a token.
 fn route(
     gateway: Arc<Gateway>,
     exchanges: &TaskTracker,
     peer: SocketAddr,
     request: Request<IncomingBody>,
     gone: CancellationToken,
+) -> (Routed, Option<String>) {
+    let asked = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| header_str(request.headers(), header::HOST.as_str()).map(str::to_owned));
+    let metadata = gateway
+        .protected_resource
+        .as_ref()
+        .zip(asked.as_deref())
+        .map(|(resource, host)| resource.metadata_url(host));
+    (
+        routed(gateway, exchanges, peer, request, gone, asked.as_deref()),
+        metadata,
+    )
+}
+
+fn routed(
+    gateway: Arc<Gateway>,
+    exchanges: &TaskTracker,
+    peer: SocketAddr,
+    request: Request<IncomingBody>,
+    gone: CancellationToken,
+    asked: Option<&str>,
 ) -> Routed {
     let guards = &gateway.guards;
     // HTTP/2 names the host in `:authority`, HTTP/1.1 in `Host`; a request may carry both, and
@@ -340,6 +366,16 @@ fn route(
             "kubegate does not open a server-to-client stream; POST MCP messages to /mcp\n",
         )
         .with_header(header::ALLOW, "POST, DELETE"),
+        (&Method::GET, path)
+            if path
+                .strip_prefix(oauth::METADATA_PATH)
+                .is_some_and(|p| p.is_empty() || p == "/mcp") =>
+        {
+            match (&gateway.protected_resource, asked) {
+                (Some(resource), Some(host)) => json(StatusCode::OK, &resource.document(host)),
+                _ => plain(StatusCode::NOT_FOUND, "not found; MCP is served at /mcp\n"),
+            }
+        }
         (&Method::GET, "/healthz") => plain(StatusCode::OK, "ok\n"),
         // The gateway exists only once discovery and the namespace cache are done; it stays
         // ready while its copy of the namespaces can be trusted and it is not shutting down.
@@ -713,6 +749,10 @@ fn error_response(error: &HttpError) -> Response<Body> {
         HttpError::Unauthenticated(AuthError::TooManyUnverified)
         | HttpError::Busy
         | HttpError::CallerBusy => response.with_header(header::RETRY_AFTER, RETRY_AFTER_SECONDS),
+        // No credentials: the challenge carries no error code (RFC 6750 §3.1).
+        HttpError::Unauthenticated(AuthError::MissingToken) => {
+            response.with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"kubegate\"")
+        }
         HttpError::Unauthenticated(cause) => response.with_header(
             header::WWW_AUTHENTICATE,
             &format!(

@@ -34,6 +34,9 @@ fn config(key_file: PathBuf, prefix: &str) -> AuthConfig {
         username_prefix: prefix.to_owned(),
         group_prefix: prefix.to_owned(),
         leeway_seconds: 5,
+        resource: None,
+        authorization_servers: Vec::new(),
+        scopes_supported: Vec::new(),
     }
 }
 

@@ -113,7 +113,7 @@ impl Connection {
             // Routed (and an MCP exchange spawned) now, not when hyper first polls the returned
             // future: hyper may drop that future unpolled if the client hangs up.
             let gone = CancellationToken::new();
-            let routed = route(
+            let (routed, metadata) = route(
                 Arc::clone(&gateway),
                 &exchanges,
                 peer,
@@ -124,6 +124,7 @@ impl Connection {
                 // Dropped with this future: when the client resets the stream or hangs up.
                 let _gone = gone.drop_guard();
                 let response = routed.response().await;
+                let response = super::oauth::point_to_metadata(response, metadata.as_deref());
                 let streaming = response
                     .headers()
                     .get(http::header::CONTENT_TYPE)

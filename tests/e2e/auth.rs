@@ -101,3 +101,53 @@ async fn a_session_is_bound_to_the_caller_who_opened_it() -> Result<()> {
     assert_eq!(hijack.status, 404, "bob must not use alice's session");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_client_finds_where_to_get_a_token_from_the_401_alone() -> Result<()> {
+    let gateway = TestGateway::start(GatewayOptions::default()).await?;
+    let client = gateway.client();
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let host = gateway
+        .url
+        .trim_start_matches("https://")
+        .trim_end_matches("/mcp")
+        .to_owned();
+    let metadata_url = format!("https://{host}/.well-known/oauth-protected-resource/mcp");
+
+    // No token: a challenge with no error code (RFC 6750 §3.1), pointing at the metadata.
+    let anonymous = client.post(None, &list).await?;
+    assert_eq!(anonymous.status, 401);
+    let challenge = anonymous.headers["www-authenticate"].to_str()?;
+    assert_eq!(
+        challenge,
+        format!("Bearer realm=\"kubegate\", resource_metadata=\"{metadata_url}\"")
+    );
+    // A bad token: invalid_token, and the same pointer.
+    let bad = client.post(Some("not.a.jwt"), &list).await?;
+    let challenge = bad.headers["www-authenticate"].to_str()?;
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    assert!(
+        challenge.ends_with(&format!("resource_metadata=\"{metadata_url}\"")),
+        "{challenge}"
+    );
+
+    // The metadata itself, at both well-known paths, without a token.
+    for url in [
+        metadata_url.clone(),
+        format!("https://{host}/.well-known/oauth-protected-resource"),
+    ] {
+        let document: serde_json::Value = client.http.get(&url).send().await?.json().await?;
+        assert_eq!(document["resource"], format!("https://{host}/mcp"), "{url}");
+        assert_eq!(
+            document["authorization_servers"],
+            json!([kubegate::dev::DEV_ISSUER])
+        );
+        assert_eq!(document["bearer_methods_supported"], json!(["header"]));
+    }
+    // A call with a token is not given the pointer.
+    let alice = gateway.token("alice", &[], "tenant");
+    let answer = client.post(Some(&alice), &list).await?;
+    assert_eq!(answer.status, 200);
+    assert!(answer.headers.get("www-authenticate").is_none());
+    Ok(())
+}
