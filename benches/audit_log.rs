@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use kubegate::audit::{AuditLog, AuditRecord, AuditUser, KubeCall};
-use kubegate::config::{AuditConfig, AuditLevel, ReadFailure};
+use kubegate::config::{AuditConfig, AuditLevel};
 use serde_json::json;
 
 const ROUND: Duration = Duration::from_secs(2);
@@ -61,15 +61,8 @@ fn record() -> AuditRecord {
 
 fn config(dir: &std::path::Path, name: &str) -> AuditConfig {
     AuditConfig {
-        path: dir.join(name),
-        level: AuditLevel::Request,
-        levels: Default::default(),
-        signing_key: None,
-        checkpoint_every: 1000,
-        checkpoint_interval_seconds: 30,
         max_file_mib: 0,
-        sync_reads: false,
-        on_read_failure: ReadFailure::Refuse,
+        ..AuditConfig::at(dir.join(name))
     }
 }
 

@@ -121,17 +121,9 @@ fn main() -> Result<()> {
     };
 
     let list = pod_list(20);
-    let audit = AuditLog::open(&kubegate::config::AuditConfig {
-        path: dir.path().join("audit.log"),
-        level: AuditLevel::Request,
-        levels: Default::default(),
-        signing_key: None,
-        checkpoint_every: 1000,
-        checkpoint_interval_seconds: 30,
-        max_file_mib: 0,
-        sync_reads: false,
-        on_read_failure: kubegate::config::ReadFailure::Refuse,
-    })?;
+    let audit = AuditLog::open(&kubegate::config::AuditConfig::at(
+        dir.path().join("audit.log"),
+    ))?;
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
 
     println!(

@@ -320,6 +320,24 @@ pub enum ReadFailure {
     Continue,
 }
 
+impl AuditConfig {
+    /// A log at `path` with every other setting at its default (as an `[audit]` section with
+    /// only `path` would give).
+    pub fn at(path: impl Into<PathBuf>) -> AuditConfig {
+        AuditConfig {
+            path: path.into(),
+            level: AuditLevel::default(),
+            levels: Default::default(),
+            signing_key: None,
+            checkpoint_every: default_checkpoint_every(),
+            checkpoint_interval_seconds: default_checkpoint_seconds(),
+            max_file_mib: default_max_file_mib(),
+            sync_reads: false,
+            on_read_failure: ReadFailure::default(),
+        }
+    }
+}
+
 fn default_checkpoint_every() -> u64 {
     1000
 }

@@ -26,20 +26,14 @@ fn lines(path: &Path) -> Vec<Value> {
 
 fn config(path: &Path) -> AuditConfig {
     AuditConfig {
-        path: path.to_owned(),
-        level: AuditLevel::Request,
         levels: [
             ("destructive".to_owned(), AuditLevel::Request),
             ("read".to_owned(), AuditLevel::Metadata),
             ("get-logs".to_owned(), AuditLevel::None),
         ]
         .into(),
-        signing_key: None,
-        checkpoint_every: 1000,
-        checkpoint_interval_seconds: 30,
         max_file_mib: 0,
-        sync_reads: false,
-        on_read_failure: crate::config::ReadFailure::Refuse,
+        ..AuditConfig::at(path)
     }
 }
 

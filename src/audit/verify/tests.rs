@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::audit::{AuditLog, AuditRecord, AuditUser};
-use crate::config::{AuditConfig, AuditLevel, ReadFailure};
+use crate::config::{AuditConfig, AuditLevel};
 
 /// A log directory with a signing key and its public half.
 struct Fixture {
@@ -28,15 +28,10 @@ impl Fixture {
 
     fn config(&self) -> AuditConfig {
         AuditConfig {
-            path: self.path(),
-            level: AuditLevel::Request,
-            levels: Default::default(),
             signing_key: Some(self.dir.path().join("audit.key")),
             checkpoint_every: 4,
-            checkpoint_interval_seconds: 30,
             max_file_mib: 0,
-            sync_reads: false,
-            on_read_failure: ReadFailure::Refuse,
+            ..AuditConfig::at(self.path())
         }
     }
 
@@ -64,6 +59,19 @@ impl Fixture {
     fn lines(&self) -> Vec<String> {
         read_lines(&self.path())
     }
+}
+
+/// Writes `n` records of about 1.5 KiB each (a capped 4 KiB user agent), then closes the log.
+async fn write_large(config: &AuditConfig, n: usize) {
+    let log = AuditLog::open(config).unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..n {
+        let mut record = record(&format!("user-{i}"));
+        record.user_agent = Some("x".repeat(4096));
+        log.write(&mut record)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    log.close().await;
 }
 
 fn record(user: &str) -> AuditRecord {
@@ -268,15 +276,7 @@ async fn rotated_files_form_one_chain_in_any_order() {
     let mut config = f.config();
     config.max_file_mib = 1;
     // Each record carries a large user agent (capped at 1 KiB): some 600 records a MiB.
-    let log = AuditLog::open(&config).unwrap_or_else(|e| panic!("{e}"));
-    for i in 0..2_000 {
-        let mut record = record(&format!("user-{i}"));
-        record.user_agent = Some("x".repeat(4096));
-        log.write(&mut record)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    log.close().await;
+    write_large(&config, 2_000).await;
     let mut files: Vec<PathBuf> = std::fs::read_dir(f.dir.path())
         .unwrap_or_else(|e| panic!("{e}"))
         .flatten()
@@ -477,15 +477,7 @@ async fn cut_heads_missing_middle_files_and_a_stretched_deadline_are_found() {
     let f = Fixture::new();
     let mut config = f.config();
     config.max_file_mib = 1;
-    let log = AuditLog::open(&config).unwrap_or_else(|e| panic!("{e}"));
-    for i in 0..2_000 {
-        let mut record = record(&format!("user-{i}"));
-        record.user_agent = Some("x".repeat(4096));
-        log.write(&mut record)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    log.close().await;
+    write_large(&config, 2_000).await;
     let mut files: Vec<PathBuf> = std::fs::read_dir(f.dir.path())
         .unwrap_or_else(|e| panic!("{e}"))
         .flatten()
