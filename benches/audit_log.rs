@@ -107,6 +107,25 @@ where
     }
 }
 
+/// A round of the naive writer: a mutex around the file, one `write` (and, if `sync`, one
+/// `fdatasync`) per record, on the async worker.
+async fn naive_round(callers: usize, file: &Arc<Mutex<std::fs::File>>, sync: bool) -> Round {
+    let file = Arc::clone(file);
+    round(callers, move || {
+        let file = Arc::clone(&file);
+        async move {
+            let mut line = serde_json::to_vec(&record()).unwrap_or_default();
+            line.push(b'\n');
+            let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = file.write_all(&line);
+            if sync {
+                let _ = file.sync_data();
+            }
+        }
+    })
+    .await
+}
+
 fn print(name: &str, callers: usize, round: &Round, baseline: Option<&Round>) {
     let ratio = baseline.map_or(String::from("-"), |b| {
         format!("{:.2}", round.per_second / b.per_second)
@@ -146,18 +165,7 @@ fn main() -> Result<()> {
             "writer", "callers", "records/s", "p50 ms", "p99 ms", "ratio"
         );
         for callers in [1, 16, 64] {
-            let file = Arc::clone(&naive);
-            let baseline = round(callers, move || {
-                let file = Arc::clone(&file);
-                async move {
-                    let mut line = serde_json::to_vec(&record()).unwrap_or_default();
-                    line.push(b'\n');
-                    let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
-                    let _ = file.write_all(&line);
-                    let _ = file.sync_data();
-                }
-            })
-            .await;
+            let baseline = naive_round(callers, &naive, true).await;
             print("baseline, fdatasync per record", callers, &baseline, None);
             let log = Arc::clone(&durable);
             let grouped = round(callers, move || {
@@ -169,17 +177,7 @@ fn main() -> Result<()> {
             })
             .await;
             print("kubegate, durable", callers, &grouped, Some(&baseline));
-            let file = Arc::clone(&plain);
-            let plain_read = round(callers, move || {
-                let file = Arc::clone(&file);
-                async move {
-                    let mut line = serde_json::to_vec(&record()).unwrap_or_default();
-                    line.push(b'\n');
-                    let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
-                    let _ = file.write_all(&line);
-                }
-            })
-            .await;
+            let plain_read = naive_round(callers, &plain, false).await;
             print(
                 "baseline read, write per record",
                 callers,

@@ -56,6 +56,18 @@ impl Fixture {
         verify(files, Some(&self.verifier), jiff::Timestamp::now())
     }
 
+    /// The files rotated away from `audit.log`, oldest first.
+    fn rotated(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().contains("audit.log."))
+            .collect();
+        files.sort();
+        files
+    }
+
     fn lines(&self) -> Vec<String> {
         read_lines(&self.path())
     }
@@ -277,12 +289,8 @@ async fn rotated_files_form_one_chain_in_any_order() {
     config.max_file_mib = 1;
     // Each record carries a large user agent (capped at 1 KiB): some 600 records a MiB.
     write_large(&config, 2_000).await;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(f.dir.path())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().contains("audit.log"))
-        .collect();
+    let mut files = f.rotated();
+    files.push(f.path());
     assert!(files.len() >= 3, "{files:?}");
     files.sort();
     files.reverse();
@@ -478,13 +486,7 @@ async fn cut_heads_missing_middle_files_and_a_stretched_deadline_are_found() {
     let mut config = f.config();
     config.max_file_mib = 1;
     write_large(&config, 2_000).await;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(f.dir.path())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().contains("audit.log."))
-        .collect();
-    files.sort();
+    let files = f.rotated();
     assert!(files.len() >= 2, "{files:?}");
     // Without the middle rotated file, the set has a hole.
     let mut holed = files.clone();
