@@ -32,6 +32,7 @@
 //! [`gateway`] holds the running parts together and builds them from [`config`]; [`dev`] makes
 //! the local CA, certificates and dev tokens that the demo and the tests use.
 
+pub mod analyze;
 pub mod audit;
 pub mod auth;
 pub mod config;

@@ -1,0 +1,1 @@
+//! Tests of the analyzer registry and of running analyzers over a snapshot.
