@@ -47,6 +47,57 @@ pub struct Config {
     /// Prometheus metrics on a listener of their own (off without it).
     #[serde(default)]
     pub metrics: Option<MetricsConfig>,
+    #[serde(default)]
+    pub analysis: AnalysisConfig,
+}
+
+/// How `analyze` works: where tenants' settings live, how long answers are reused, how many
+/// lists run at once, and which custom analyzer endpoints tenants may name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisConfig {
+    /// kubegate's own namespace, where each tenant's settings ConfigMap is kept (kubegate needs
+    /// `get`, `create` and `update` on ConfigMaps there).
+    #[serde(default = "default_analysis_namespace")]
+    pub namespace: String,
+    /// How long a caller's answer is reused unless their tenant sets another TTL (0: never).
+    #[serde(default = "default_analysis_ttl")]
+    pub cache_ttl_seconds: u64,
+    /// The most TTL a tenant may set.
+    #[serde(default = "default_analysis_max_ttl")]
+    pub max_cache_ttl_seconds: u64,
+    /// The most API requests one `analyze` has in flight.
+    #[serde(default = "default_analysis_concurrency")]
+    pub max_concurrency: usize,
+    /// URL prefixes (`https://analyzers.internal/`) a custom analyzer's URL must start with;
+    /// empty: tenants cannot add custom analyzers (kubegate never becomes a request forger).
+    #[serde(default)]
+    pub custom_analyzer_allowlist: Vec<String>,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> AnalysisConfig {
+        AnalysisConfig {
+            namespace: default_analysis_namespace(),
+            cache_ttl_seconds: default_analysis_ttl(),
+            max_cache_ttl_seconds: default_analysis_max_ttl(),
+            max_concurrency: default_analysis_concurrency(),
+            custom_analyzer_allowlist: Vec::new(),
+        }
+    }
+}
+
+fn default_analysis_namespace() -> String {
+    "kubegate".to_owned()
+}
+fn default_analysis_ttl() -> u64 {
+    30
+}
+fn default_analysis_max_ttl() -> u64 {
+    3600
+}
+fn default_analysis_concurrency() -> usize {
+    8
 }
 
 /// Where Prometheus scrapes `/metrics` (plain HTTP, meant for a loopback or cluster-internal

@@ -24,6 +24,10 @@ pub struct Gateway {
     pub inflight: crate::mcp::inflight::InFlight,
     /// What `/.well-known/oauth-protected-resource` says (none without `[auth]`).
     pub protected_resource: Option<crate::http::oauth::ProtectedResource>,
+    /// Tenants' analysis settings (kept in the cluster) and recent `analyze` answers.
+    pub analysis: crate::tool::Analysis,
+    /// Requests kubegate sent to clients (`sampling/createMessage`), waiting for their answers.
+    pub peers: crate::mcp::peer::Peers,
 }
 
 /// Why kubegate could not start.
@@ -92,7 +96,13 @@ impl Gateway {
             non_destructive = config.non_destructive(),
             "kubegate is ready"
         );
+        let analysis = crate::tool::Analysis::new(
+            kube.settings_store(&config.analysis.namespace),
+            config.analysis.clone(),
+        );
         Ok(Gateway {
+            analysis,
+            peers: Default::default(),
             guards,
             auth,
             policy,

@@ -27,6 +27,7 @@ pub mod limits;
 pub mod oauth;
 pub mod origin;
 pub mod sse;
+mod stream;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -251,6 +252,8 @@ enum HttpError {
 /// Where a request went: an MCP exchange running as its own task, or an answer already made.
 enum Routed {
     Exchange(tokio::task::JoinHandle<Response<Body>>),
+    /// An exchange that may answer with an event stream before it is done.
+    Streaming(tokio::sync::oneshot::Receiver<Response<Body>>),
     Ready(Response<Body>),
 }
 
@@ -259,6 +262,10 @@ impl Routed {
         match self {
             Routed::Exchange(exchange) => exchange.await.unwrap_or_else(|error| {
                 tracing::error!(%error, "an MCP exchange failed");
+                error_response(&HttpError::Internal)
+            }),
+            Routed::Streaming(answer) => answer.await.unwrap_or_else(|_| {
+                tracing::error!("an MCP exchange ended without an answer");
                 error_response(&HttpError::Internal)
             }),
             Routed::Ready(response) => response,
@@ -321,8 +328,17 @@ fn routed(
             // connection) does not cancel a change that may already have reached Kubernetes,
             // nor its audit record.
             let via = Via::StreamableHttp;
+            if stream::accepts_event_stream(request.headers()) {
+                // The call may talk to its client before it answers: the answer may become an
+                // event stream.
+                let (out, messages) = stream::channel();
+                let (answer, answered) = tokio::sync::oneshot::channel();
+                let exchange = post_mcp(gateway, peer, request, gone, slot, via, Some(out));
+                exchanges.spawn(stream::answer_with(exchange, messages, answer));
+                return Routed::Streaming(answered);
+            }
             return Routed::Exchange(
-                exchanges.spawn(post_mcp(gateway, peer, request, gone, slot, via)),
+                exchanges.spawn(post_mcp(gateway, peer, request, gone, slot, via, None)),
             );
         }
         (&Method::DELETE, "/mcp") | (&Method::GET, "/sse") => {
@@ -358,7 +374,7 @@ fn routed(
             };
             let via = Via::Sse(stream);
             return Routed::Exchange(
-                exchanges.spawn(post_mcp(gateway, peer, request, gone, slot, via)),
+                exchanges.spawn(post_mcp(gateway, peer, request, gone, slot, via, None)),
             );
         }
         (&Method::GET, "/mcp") => plain(
@@ -408,6 +424,7 @@ async fn post_mcp(
     gone: CancellationToken,
     _slot: OwnedSemaphorePermit,
     via: Via,
+    to_client: Option<tokio::sync::mpsc::Sender<String>>,
 ) -> Response<Body> {
     let user_agent = header_str(request.headers(), header::USER_AGENT.as_str()).map(str::to_owned);
     let transport = match via {
@@ -422,7 +439,7 @@ async fn post_mcp(
                 .map(|state| state.chars().take(512).collect()),
         }
     });
-    let outcome = exchange(&gateway, peer, request, gone, &via, &mut record).await;
+    let outcome = exchange(&gateway, peer, request, gone, &via, to_client, &mut record).await;
     // The one place a failed exchange is marked in its record (the MCP layer marks only what
     // it answers itself, such as a refused tool call).
     if let Err(error) = &outcome
@@ -501,6 +518,7 @@ async fn exchange(
     request: Request<IncomingBody>,
     gone: CancellationToken,
     via: &Via,
+    to_client: Option<tokio::sync::mpsc::Sender<String>>,
     record: &mut AuditRecord,
 ) -> Result<(Reply, Option<Arc<sse::SseStream>>), HttpError> {
     let caller = gateway
@@ -547,6 +565,7 @@ async fn exchange(
             headers: true,
             body: &body,
             gone,
+            peer: to_client,
         };
         return Ok((mcp::handle(gateway, incoming, record).await?, None));
     };
@@ -563,6 +582,7 @@ async fn exchange(
         headers: false,
         body: &body,
         gone,
+        peer: None,
     };
     let reply = mcp::handle(gateway, incoming, record).await?;
     if record.mcp.method.as_deref() == Some("initialize")

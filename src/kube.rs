@@ -20,6 +20,7 @@
 mod discovery;
 mod kinds;
 mod namespaces;
+mod settings;
 
 use std::time::Duration;
 
@@ -33,6 +34,7 @@ use kube::core::DynamicObject;
 pub use discovery::{ApiCatalog, Served, split_api_version};
 pub use kinds::BuiltinKind;
 pub use namespaces::{DEFAULT_STALE_AFTER, NamespaceCache, NamespaceSummary};
+pub use settings::{CustomAnalyzer, SettingsError, SettingsStore, TenantSettings, configmap_name};
 
 use crate::audit::{KubeCall, WriteAhead};
 use crate::config::KubernetesConfig;
@@ -195,6 +197,11 @@ impl Kube {
         self.discovered.rediscover().await
     }
 
+    /// The store of tenants' analysis settings, in kubegate's `namespace`, reached as kubegate.
+    pub fn settings_store(&self, namespace: &str) -> SettingsStore {
+        SettingsStore::new(self.client.clone(), namespace)
+    }
+
     /// A built-in kind as served (group, preferred served version, plural, scope).
     pub fn served(&self, kind: BuiltinKind) -> Result<Served, KubeError> {
         self.catalog()
@@ -253,6 +260,21 @@ pub struct Impersonated<'a> {
     write_ahead: Option<WriteAhead>,
 }
 
+impl<'a> Impersonated<'a> {
+    /// Another client for the same caller, to send requests beside this one (it can only
+    /// read); hand its requests back with [`Impersonated::adopt`].
+    pub fn fork(&self) -> Impersonated<'a> {
+        Impersonated {
+            kube: self.kube,
+            user: self.user.clone(),
+            groups: self.groups.clone(),
+            calls: Vec::new(),
+            write_ahead: None,
+        }
+    }
+
+}
+
 impl Impersonated<'_> {
     /// Lets this client change the cluster: the write-ahead record is on disk.
     pub fn journaled(&mut self, write_ahead: WriteAhead) {
@@ -262,6 +284,11 @@ impl Impersonated<'_> {
     /// The requests sent so far, for the audit record.
     pub fn take_calls(&mut self) -> Vec<KubeCall> {
         std::mem::take(&mut self.calls)
+    }
+
+    /// Notes the requests a forked client sent, for the audit record.
+    pub fn adopt(&mut self, calls: Vec<KubeCall>) {
+        self.calls.extend(calls);
     }
 
     /// The cluster's caches (namespaces, discovery), read as kubegate.

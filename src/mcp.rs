@@ -19,6 +19,7 @@ mod calls;
 mod completion;
 pub mod inflight;
 pub mod jsonrpc;
+pub mod peer;
 mod prompts;
 pub mod session;
 pub mod wire;
@@ -73,6 +74,9 @@ pub struct Incoming<'a> {
     /// Cancelled when the client goes away (a reset stream, a closed connection): a call that
     /// changes nothing and has not reached Kubernetes yet is then abandoned.
     pub gone: tokio_util::sync::CancellationToken,
+    /// Where a running call's messages to its client go (progress, `sampling/createMessage`),
+    /// if the transport can carry them while the client waits for the answer.
+    pub peer: Option<tokio::sync::mpsc::Sender<String>>,
 }
 
 /// What to answer.
@@ -173,6 +177,12 @@ pub(crate) struct Exchange<'a> {
     pub id: Value,
     pub gone: tokio_util::sync::CancellationToken,
     pub wire: Wire,
+    /// The request's way back to its client, if its transport has one.
+    pub peer_out: Option<tokio::sync::mpsc::Sender<String>>,
+    /// The session's client offered `sampling`.
+    pub sampling: bool,
+    /// The request's `_meta.progressToken`.
+    pub progress_token: Option<Value>,
 }
 
 /// The most messages one JSON-RPC batch may hold.
@@ -238,6 +248,8 @@ async fn handle_batch(
             headers: false,
             body: message.get().as_bytes(),
             gone: incoming.gone.clone(),
+            // A batch's answers go back together: nothing can be sent before them.
+            peer: None,
         };
         let is_initialize =
             serde_json::from_str::<Value>(message.get()).is_ok_and(|m| m["method"] == "initialize");
@@ -296,22 +308,32 @@ async fn handle_one(
     let (id, method, mut params) = match message {
         Message::Request { id, method, params } => (Some(id), method, params.unwrap_or_default()),
         Message::Notification { method, params } => (None, method, params.unwrap_or_default()),
-        Message::Response => return Ok(Reply::Accepted),
+        Message::Response { id, outcome } => {
+            // The answer to a request kubegate sent this caller; any other is dropped.
+            let taken = gateway.peers.answer(&caller.username, &id, outcome);
+            tracing::debug!(taken, id = %id, "a client's response");
+            return Ok(Reply::Accepted);
+        }
     };
     record.mcp.method = Some(method.clone());
     record.mcp.request_id = id.clone();
     if let Some(parent) = crate::telemetry::TraceParent::from_meta(&params) {
         record.trace_parent = Some(parent);
     }
-    let wire = match wire::recognise(&incoming, &method, &params) {
+    let (wire, sampling) = match wire::recognise(&incoming, &method, &params) {
         wire::Recognised::Stateless => {
             let version = wire::validate(&incoming, id.as_ref(), &method, &mut params)?;
-            Wire::Stateless { version }
+            (Wire::Stateless { version }, false)
         }
         wire::Recognised::Initialize => {
             initialize_wire(gateway, &incoming, id.as_ref(), &method, record)?
         }
     };
+    let progress_token = params
+        .get("_meta")
+        .and_then(|meta| meta.get("progressToken"))
+        .filter(|t| t.is_string() || t.is_i64() || t.is_u64())
+        .cloned();
     record.mcp.protocol_version = Some(wire.version().to_owned());
     let Some(id) = id else {
         // A client cancelling one of its own requests in flight.
@@ -340,6 +362,9 @@ async fn handle_one(
         id,
         gone: incoming.gone.clone(),
         wire,
+        peer_out: incoming.peer.clone(),
+        sampling,
+        progress_token,
     };
     let mut session_id = None;
     let ex = &exchange;
@@ -347,7 +372,11 @@ async fn handle_one(
     let body = match method.as_str() {
         "initialize" if !stateless => {
             let version = negotiate(&params);
-            let opened = gateway.sessions.open(&caller.username, version);
+            let sampling = params
+                .get("capabilities")
+                .and_then(|c| c.get("sampling"))
+                .is_some_and(Value::is_object);
+            let opened = gateway.sessions.open(&caller.username, version, sampling);
             record.mcp.session_id = Some(opened.clone());
             record.mcp.protocol_version = Some(version.to_owned());
             session_id = Some(opened);
@@ -415,7 +444,7 @@ fn initialize_wire(
     id: Option<&Value>,
     method: &str,
     record: &mut AuditRecord,
-) -> Result<Wire, McpError> {
+) -> Result<(Wire, bool), McpError> {
     let header = incoming.protocol_version.map(str::trim);
     if let Some(version) = header
         && !PROTOCOL_VERSIONS.contains(&version)
@@ -425,18 +454,20 @@ fn initialize_wire(
             requested: version.to_owned(),
         });
     }
-    let session_version = match incoming.session_id {
+    let resumed = match incoming.session_id {
         Some(session) if method != "initialize" => {
             record.mcp.session_id = Some(session.to_owned());
             Some(
                 gateway
                     .sessions
-                    .resume(session, &incoming.caller.username)
+                    .resume_session(session, &incoming.caller.username)
                     .ok_or(McpError::SessionNotFound { id: id.cloned() })?,
             )
         }
         _ => None,
     };
+    let sampling = resumed.as_ref().is_some_and(|s| s.sampling);
+    let session_version = resumed.map(|s| s.version);
     if let (Some(session), Some(header)) = (&session_version, header)
         && session != header
     {
@@ -449,7 +480,7 @@ fn initialize_wire(
     let version = session_version
         .or_else(|| header.map(str::to_owned))
         .unwrap_or_else(|| DEFAULT_HTTP_VERSION.to_owned());
-    Ok(Wire::Initialize { version })
+    Ok((Wire::Initialize { version }, sampling))
 }
 
 impl Exchange<'_> {

@@ -142,6 +142,8 @@ async fn exchange(
         headers: false,
         body,
         gone: tokio_util::sync::CancellationToken::new(),
+        // One message at a time on stdio: nothing can go back before the answer.
+        peer: None,
     };
     let outcome = mcp::handle(gateway, incoming, &mut record).await;
     if let Some(user) = record.user.as_mut() {

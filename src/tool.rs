@@ -10,11 +10,13 @@
 //! through [`output`]'s filter: Secret values masked unless `reveal-secrets` is granted,
 //! `managedFields` dropped.
 
+pub mod analyze;
 mod apply;
 pub mod args;
 mod cleanup;
 mod cluster_info;
 mod delete;
+pub mod filters;
 mod get_logs;
 mod get_resource;
 mod helm;
@@ -38,6 +40,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
+pub use analyze::Analysis;
 pub use helm::{decode_release, encode_release};
 pub use list_resources::{LISTABLE, ListResources};
 pub use output::{MASK, ToolOutput};
@@ -45,6 +48,7 @@ pub use output::{MASK, ToolOutput};
 use crate::audit::{AuditGrant, KubeCall, WriteAhead};
 use crate::auth::Caller;
 use crate::kube::{ApiCatalog, Impersonated, Kube, KubeError};
+use crate::mcp::peer::Peer;
 use crate::policy::{
     Decidable, Denied, NamespaceDirectory, Permit, Permitted, PolicyEngine, RequestFacts,
     ResourceType, Scope, Target, Unmask,
@@ -297,6 +301,7 @@ macro_rules! catalog {
 }
 
 catalog! {
+    Analyze(analyze::Analyze),
     ClusterInfo(cluster_info::ClusterInfo),
     ListNamespaces(list_namespaces::ListNamespaces),
     ListResources(list_resources::ListResources),
@@ -311,6 +316,11 @@ catalog! {
     DeleteNamespace(delete::DeleteNamespace),
     UninstallHelmChart(helm::UninstallHelmChart),
     Cleanup(cleanup::Cleanup),
+    ListFilters(filters::ListFilters),
+    AddFilters(filters::AddFilters),
+    RemoveFilters(filters::RemoveFilters),
+    ListIntegrations(filters::ListIntegrations),
+    Config(filters::Config),
 }
 
 /// Looks a tool up by its MCP name.
@@ -341,7 +351,9 @@ pub async fn run<T: Runnable>(
     permitted: &Permitted<T>,
     policy: &PolicyEngine,
     kube: &Kube,
+    analysis: &Analysis,
     facts: &RequestFacts,
+    peer: Option<Peer<'_>>,
     write_ahead: Option<WriteAhead>,
 ) -> Ran {
     let permit = permitted.permit();
@@ -360,6 +372,8 @@ pub async fn run<T: Runnable>(
     }
     let mut run = Run {
         policy,
+        analysis,
+        peer,
         permit,
         facts,
         kube: client,
@@ -378,6 +392,10 @@ pub async fn run<T: Runnable>(
 /// decisions it makes on the way (an item's namespace, revealing Secrets).
 pub struct Run<'a> {
     pub policy: &'a PolicyEngine,
+    /// Tenants' analysis settings and recent answers, for `analyze` and its settings tools.
+    pub analysis: &'a Analysis,
+    /// The caller's client while it waits for this answer (progress, sampling), if reachable.
+    pub peer: Option<Peer<'a>>,
     pub permit: &'a Permit,
     pub facts: &'a RequestFacts,
     pub kube: Impersonated<'a>,

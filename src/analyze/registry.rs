@@ -63,7 +63,7 @@ analyzers! {
         "Services with no endpoints for their selector, not-ready endpoints, or warning events";
     "Ingress", true, Namespaced, [Ingresses, IngressClasses, Services, Secrets], None, network::ingress,
         "Ingresses naming a missing ingress class, backend Service or TLS Secret";
-    "StatefulSet", true, Namespaced, [StatefulSets, Services, StorageClasses], None, workloads::stateful_set,
+    "StatefulSet", true, Namespaced, [StatefulSets, Services, StorageClasses, Events], None, workloads::stateful_set,
         "StatefulSets whose governing Service or volume StorageClass is missing, or with replicas not available";
     "Job", true, Namespaced, [Jobs, CronJobs], None, workloads::job,
         "Jobs suspended or failed";
@@ -85,11 +85,11 @@ analyzers! {
         "PodDisruptionBudgets that allow no disruption";
     "NetworkPolicy", false, Namespaced, [NetworkPolicies, Pods], None, network::network_policy,
         "NetworkPolicies that select every pod, or no pod";
-    "Log", false, Namespaced, [Pods], None, workloads::log,
+    "Log", false, Namespaced, [Pods, ReplicaSets, Jobs], None, workloads::log,
         "Error lines in the recent logs of running containers";
     "Storage", false, Namespaced, [PersistentVolumeClaims, PersistentVolumes, StorageClasses], None, cluster::storage,
         "PersistentVolumes released or failed, claims bound to missing volumes, several default StorageClasses";
-    "Security", false, Namespaced, [Pods, ServiceAccounts, Roles, ClusterRoles], None, cluster::security,
+    "Security", false, Namespaced, [Pods, Roles, ClusterRoles], None, cluster::security,
         "Pods on the default ServiceAccount, privileged containers or none with a securityContext, wildcard roles";
     "GatewayClass", false, Cluster, [GatewayClasses], None, network::gateway_class,
         "GatewayClasses not accepted by their controller";
@@ -97,7 +97,7 @@ analyzers! {
         "Gateways naming a missing GatewayClass, or not accepted";
     "HTTPRoute", false, Namespaced, [HttpRoutes, Gateways, Services], None, network::http_route,
         "HTTPRoutes naming a missing Gateway or backend Service, or a port the Service lacks";
-    "ScaledObject", false, Namespaced, [ScaledObjects, Deployments, StatefulSets], Some("keda"), integrations::scaled_object,
+    "ScaledObject", false, Namespaced, [ScaledObjects, Deployments, StatefulSets, ReplicaSets, Events], Some("keda"), integrations::scaled_object,
         "KEDA ScaledObjects whose scale target is missing, or not ready";
     "PolicyReport", false, Namespaced, [PolicyReports], Some("kyverno"), integrations::policy_report,
         "Kyverno policy results that failed, per namespace";

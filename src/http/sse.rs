@@ -131,14 +131,14 @@ impl SseStream {
 }
 
 /// One event: its name and its data, on one line (JSON-RPC messages are encoded compactly).
-fn event(name: &str, data: &str) -> Bytes {
+pub(super) fn event(name: &str, data: &str) -> Bytes {
     Bytes::from(format!(
         "event: {name}\ndata: {}\n\n",
         data.replace('\n', " ")
     ))
 }
 
-fn body(receiver: mpsc::Receiver<Bytes>) -> Body {
+pub(super) fn body(receiver: mpsc::Receiver<Bytes>) -> Body {
     let frames = futures::stream::unfold(receiver, |mut receiver| async move {
         let chunk = receiver.recv().await?;
         Some((Ok::<_, Infallible>(Frame::data(chunk)), receiver))

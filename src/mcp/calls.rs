@@ -207,7 +207,15 @@ impl Exchange<'_> {
             permitted,
             &self.gateway.policy,
             &self.gateway.kube,
+            &self.gateway.analysis,
             &self.facts,
+            self.peer_out.clone().map(|out| crate::mcp::peer::Peer {
+                peers: &self.gateway.peers,
+                owner: self.caller.username.clone(),
+                out,
+                sampling: self.sampling,
+                progress_token: self.progress_token.clone(),
+            }),
             write_ahead,
         )
         .await;

@@ -37,8 +37,12 @@ pub enum Message {
         method: String,
         params: Option<Map<String, Value>>,
     },
-    /// A response to something the server asked (kubegate asks nothing yet): acknowledged only.
-    Response,
+    /// A response to something the server asked (`sampling/createMessage`): its id, and its
+    /// `result` (`Ok`) or `error` (`Err`).
+    Response {
+        id: Value,
+        outcome: Result<Value, Value>,
+    },
 }
 
 /// Why a message is not a JSON-RPC 2.0 message.
@@ -77,7 +81,12 @@ pub fn parse(body: &[u8]) -> Result<Message, EnvelopeError> {
         Some(Value::String(method)) => method,
         Some(_) => return Err(EnvelopeError::Invalid("`method` must be a string")),
         None if object.contains_key("result") || object.contains_key("error") => {
-            return Ok(Message::Response);
+            let id = object.remove("id").unwrap_or(Value::Null);
+            let outcome = match object.remove("result") {
+                Some(result) => Ok(result),
+                None => Err(object.remove("error").unwrap_or(Value::Null)),
+            };
+            return Ok(Message::Response { id, outcome });
         }
         None => return Err(EnvelopeError::Invalid("`method` is missing")),
     };
@@ -174,7 +183,13 @@ mod tests {
             })
         );
         let response = parse(br#"{"jsonrpc":"2.0","id":"a","result":{}}"#);
-        assert_eq!(response, Ok(Message::Response));
+        assert_eq!(
+            response,
+            Ok(Message::Response {
+                id: Value::from("a"),
+                outcome: Ok(serde_json::json!({}))
+            })
+        );
     }
 
     #[test]

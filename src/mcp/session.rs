@@ -25,6 +25,16 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
 const MAX_ENDED: usize = 100_000;
 /// Marks (and versions) a session id.
 const PREFIX: &str = "s1.";
+/// The capability field of a session whose client can answer `sampling/createMessage`.
+const SAMPLING: &str = "sampling";
+
+/// A live session's facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resumed {
+    pub version: String,
+    /// The client can answer `sampling/createMessage`.
+    pub sampling: bool,
+}
 
 /// Why the session key could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -81,17 +91,19 @@ impl Sessions {
         })
     }
 
-    /// Opens a session for `owner` at `protocol_version` and returns its id.
-    pub fn open(&self, owner: &str, protocol_version: &str) -> String {
+    /// Opens a session for `owner` at `protocol_version` and returns its id. `sampling`: the
+    /// client said in `initialize` that it can answer `sampling/createMessage`.
+    pub fn open(&self, owner: &str, protocol_version: &str, sampling: bool) -> String {
         let expires = now() + i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX / 2);
         let mut nonce = [0u8; 12];
         // A failed random source leaves a zero nonce: ids still differ by their expiry, and
         // nothing secret rests on the nonce.
         let _ = SystemRandom::new().fill(&mut nonce);
         let facts = format!(
-            "{}|{protocol_version}|{expires}|{}",
+            "{}|{protocol_version}|{expires}|{}|{}",
             owner_hash(owner),
-            URL_SAFE_NO_PAD.encode(nonce)
+            URL_SAFE_NO_PAD.encode(nonce),
+            if sampling { SAMPLING } else { "" }
         );
         let tag = hmac::sign(&self.key, facts.as_bytes());
         format!(
@@ -105,9 +117,14 @@ impl Sessions {
     /// signed, it expired or was ended here, or it belongs to someone else (a session id is not
     /// a credential).
     pub fn resume(&self, id: &str, owner: &str) -> Option<String> {
-        let (version, expires) = self.verify(id, owner)?;
+        self.resume_session(id, owner).map(|s| s.version)
+    }
+
+    /// What `owner`'s live session `id` knows: its version and the client's capabilities.
+    pub fn resume_session(&self, id: &str, owner: &str) -> Option<Resumed> {
+        let (resumed, expires) = self.verify(id, owner)?;
         let ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
-        (!ended.contains_key(id) && now() < expires).then_some(version)
+        (!ended.contains_key(id) && now() < expires).then_some(resumed)
     }
 
     /// Ends `owner`'s session `id`; whether there was one.
@@ -129,8 +146,8 @@ impl Sessions {
         ended.insert(id.to_owned(), expires).is_none()
     }
 
-    /// The version and expiry of a session id signed by this key for `owner`.
-    fn verify(&self, id: &str, owner: &str) -> Option<(String, i64)> {
+    /// The facts and expiry of a session id signed by this key for `owner`.
+    fn verify(&self, id: &str, owner: &str) -> Option<(Resumed, i64)> {
         let (encoded_facts, encoded_tag) = id.strip_prefix(PREFIX)?.split_once('.')?;
         let facts = URL_SAFE_NO_PAD.decode(encoded_facts).ok()?;
         let tag = URL_SAFE_NO_PAD.decode(encoded_tag).ok()?;
@@ -147,7 +164,16 @@ impl Sessions {
         if hash != owner_hash(owner) {
             return None;
         }
-        Some((version.to_owned(), expires.parse().ok()?))
+        // Ids made before capabilities were kept end after the nonce.
+        let _nonce = parts.next();
+        let sampling = parts.next() == Some(SAMPLING);
+        Some((
+            Resumed {
+                version: version.to_owned(),
+                sampling,
+            },
+            expires.parse().ok()?,
+        ))
     }
 }
 
@@ -173,7 +199,7 @@ mod tests {
     #[test]
     fn a_session_belongs_to_its_owner_and_ends_when_asked() {
         let sessions = sessions();
-        let id = sessions.open("alice", "2025-06-18");
+        let id = sessions.open("alice", "2025-06-18", false);
         assert!(
             id.bytes().all(|b| (0x21..0x7f).contains(&b)),
             "visible ASCII: {id}"
@@ -198,8 +224,18 @@ mod tests {
         std::fs::write(&key, [7u8; 32]).unwrap_or_else(|e| panic!("{e}"));
         let one = Sessions::new(Some(&key), DEFAULT_LIFETIME).unwrap_or_else(|e| panic!("{e}"));
         let two = Sessions::new(Some(&key), DEFAULT_LIFETIME).unwrap_or_else(|e| panic!("{e}"));
-        let id = one.open("alice", "2025-11-25");
+        let id = one.open("alice", "2025-11-25", true);
         assert_eq!(two.resume(&id, "alice").as_deref(), Some("2025-11-25"));
+        // What the client can do travels in the id, so every replica knows it.
+        assert_eq!(
+            two.resume_session(&id, "alice"),
+            Some(Resumed {
+                version: "2025-11-25".into(),
+                sampling: true
+            })
+        );
+        let plain = one.open("alice", "2025-11-25", false);
+        assert_eq!(two.resume_session(&plain, "alice").map(|s| s.sampling), Some(false));
         assert_eq!(sessions().resume(&id, "alice"), None, "another key");
         std::fs::write(&key, b"short").unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(
@@ -211,7 +247,7 @@ mod tests {
     #[test]
     fn an_expired_session_is_unknown() {
         let sessions = Sessions::new(None, Duration::ZERO).unwrap_or_else(|e| panic!("{e}"));
-        let id = sessions.open("alice", "2025-06-18");
+        let id = sessions.open("alice", "2025-06-18", false);
         assert_eq!(sessions.resume(&id, "alice"), None);
     }
 
@@ -220,7 +256,7 @@ mod tests {
         fn forged_or_altered_ids_are_unknown(junk in "[ -~]{0,120}", flip in 0usize..200) {
             let sessions = sessions();
             prop_assert_eq!(sessions.resume(&junk, "alice"), None);
-            let id = sessions.open("alice", "2025-06-18");
+            let id = sessions.open("alice", "2025-06-18", false);
             let mut bytes = id.clone().into_bytes();
             let at = flip % bytes.len();
             bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };

@@ -253,6 +253,7 @@ mod tests {
             headers: true,
             body: b"",
             gone: tokio_util::sync::CancellationToken::new(),
+            peer: None,
         }
     }
 

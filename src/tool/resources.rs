@@ -8,7 +8,8 @@
 //! - `cluster-info`: the cluster's name and version (Cedar resource: the `Cluster`);
 //! - `namespaces`: the namespaces this caller may use (decided on each `Namespace`, as
 //!   `list-namespaces` is);
-//! - `active-filters`: the analyzers in use (none until the analyzers exist);
+//! - `active-filters`: the analyzers `analyze` runs for the caller's tenant (Cedar resource:
+//!   the `Cluster`);
 //! - `k8s://{namespace}/{resourceType}/{name}`: one object, as `get-resource` reads it (Cedar
 //!   resource: the `Object`).
 
@@ -63,7 +64,7 @@ pub fn list(mut could_read: impl FnMut(&str, ResourceType) -> bool) -> Value {
             ResourceType::Cluster,
             json!({"uri": "k8s://active-filters", "name": "active-filters",
                    "title": "Active analyzer filters",
-                   "description": "The analyzers `analyze` runs (none yet: the analyzers are not served)",
+                   "description": "The analyzers `analyze` runs for your tenant",
                    "mimeType": "application/json"}),
         ),
     ];
@@ -168,10 +169,18 @@ impl Runnable for ResourceRead {
         let output = match self {
             ResourceRead::ClusterInfo => ClusterInfo {}.run(run).await?,
             ResourceRead::Namespaces => visible_namespaces(run),
-            ResourceRead::ActiveFilters => ToolOutput {
-                text: String::new(),
-                structured: output::raw(&json!({ "activeFilters": [] })),
-            },
+            ResourceRead::ActiveFilters => {
+                let settings = run.analysis.settings.read(&run.caller().tenant).await;
+                let settings = settings.map_err(|e| ToolError::Failed(e.to_string()))?;
+                let active = super::filters::active_filters(&settings);
+                ToolOutput {
+                    text: active.join(","),
+                    structured: output::raw(&json!({
+                        "activeFilters": active,
+                        "defaults": settings.filters.is_none(),
+                    })),
+                }
+            }
             ResourceRead::Object { get, .. } => get.run(run).await?,
         };
         Ok(output)

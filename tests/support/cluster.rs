@@ -32,6 +32,8 @@ pub const USERS: &[(&str, &[&str])] = &[
 
 /// The Node the kubelet stand-in is registered as; pods bound to it have readable logs.
 pub const NODE_NAME: &str = "kubegate-node-1";
+/// kubegate's own namespace (its tenants' analysis settings live there).
+pub const KUBEGATE_NAMESPACE: &str = "kubegate";
 
 /// Read access to workloads, their logs and events, not Secrets (like the built-in `view`).
 ///
@@ -49,6 +51,10 @@ const WORKLOAD_GROUPS: &[&str] = &[
     "extensions",
     "policy",
     "autoscaling",
+    "rbac.authorization.k8s.io",
+    "gateway.networking.k8s.io",
+    "keda.sh",
+    "wgpolicyk8s.io",
 ];
 const WORKLOAD_RESOURCES: &[&str] = &[
     "pods",
@@ -71,6 +77,13 @@ const WORKLOAD_RESOURCES: &[&str] = &[
     "ingresses",
     "horizontalpodautoscalers",
     "poddisruptionbudgets",
+    "networkpolicies",
+    "roles",
+    // Custom resources the analyzers' tests install: Gateway API, KEDA, Kyverno's reports.
+    "gateways",
+    "httproutes",
+    "scaledobjects",
+    "policyreports",
 ];
 
 /// A running control plane.
@@ -293,6 +306,10 @@ impl ControlPlane {
             "rules": [
                 {"apiGroups": WORKLOAD_GROUPS, "resources": WORKLOAD_RESOURCES, "verbs": read},
                 {"apiGroups": [""], "resources": ["namespaces", "nodes", "persistentvolumes"], "verbs": read},
+                {"apiGroups": ["admissionregistration.k8s.io"],
+                 "resources": ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"], "verbs": read},
+                {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": read},
+                {"apiGroups": ["networking.k8s.io"], "resources": ["ingressclasses"], "verbs": read},
             ],
         }))?;
         let edit: ClusterRole = serde_json::from_value(json!({
@@ -314,6 +331,30 @@ impl ControlPlane {
             .create(&pp, &binding)
             .await
             .context("creating kubegate's ClusterRoleBinding")?;
+        // kubegate keeps each tenant's analysis settings in ConfigMaps of its own namespace.
+        let own: k8s_openapi::api::core::v1::Namespace =
+            serde_json::from_value(json!({"metadata": {"name": KUBEGATE_NAMESPACE}}))?;
+        Api::all(admin.clone())
+            .create(&pp, &own)
+            .await
+            .context("creating kubegate's namespace")?;
+        let settings: k8s_openapi::api::rbac::v1::Role = serde_json::from_value(json!({
+            "metadata": {"name": "kubegate-settings", "namespace": KUBEGATE_NAMESPACE},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update"]}],
+        }))?;
+        Api::namespaced(admin.clone(), KUBEGATE_NAMESPACE)
+            .create(&pp, &settings)
+            .await
+            .context("creating kubegate's settings Role")?;
+        let settings_binding: k8s_openapi::api::rbac::v1::RoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": "kubegate-settings", "namespace": KUBEGATE_NAMESPACE},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "kubegate-settings"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "kubegate"}],
+        }))?;
+        Api::namespaced(admin.clone(), KUBEGATE_NAMESPACE)
+            .create(&pp, &settings_binding)
+            .await
+            .context("binding kubegate's settings Role")?;
 
         let kubelet_port =
             kubelet::start(kubelet_cert.clone(), self.container_logs.clone()).await?;

@@ -612,15 +612,25 @@ pub async fn tenant_namespace(
         .create(&PostParams::default(), &namespace)
         .await
         .with_context(|| format!("creating namespace {name}"))?;
+    bind_in_namespace(admin, name, group, cluster_role).await
+}
+
+/// Binds `cluster_role` to `group` in namespace `ns` (Kubernetes RBAC).
+pub async fn bind_in_namespace(
+    admin: &kube::Client,
+    ns: &str,
+    group: &str,
+    cluster_role: &str,
+) -> Result<()> {
     let binding: RoleBinding = serde_json::from_value(json!({
-        "metadata": {"name": format!("{group}-{cluster_role}"), "namespace": name},
+        "metadata": {"name": format!("{group}-{cluster_role}"), "namespace": ns},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
     }))?;
-    Api::<RoleBinding>::namespaced(admin.clone(), name)
+    Api::<RoleBinding>::namespaced(admin.clone(), ns)
         .create(&PostParams::default(), &binding)
         .await
-        .with_context(|| format!("binding view in {name}"))?;
+        .with_context(|| format!("binding {cluster_role} to {group} in {ns}"))?;
     Ok(())
 }
 
