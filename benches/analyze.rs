@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use serde_json::{Value, json};
 use serde_json::value::RawValue;
+use serde_json::{Value, json};
 use support::cluster::{NODE_NAME, VIEW_ROLE};
 use support::{GatewayFiles, GatewayOptions, McpClient, tenant_namespace};
 
@@ -121,7 +121,9 @@ async fn run() -> Result<()> {
             let t = Instant::now();
             let answer = mcp.call_tool(&token, "analyze", arguments.clone()).await?;
             gateway.push(t.elapsed());
-            ensure!(answer["structuredContent"]["problems"] == first["structuredContent"]["problems"]);
+            ensure!(
+                answer["structuredContent"]["problems"] == first["structuredContent"]["problems"]
+            );
         }
     }
     // kubegate's analysis alone: the same lists parsed into a snapshot, the core analyzers run.
@@ -132,7 +134,11 @@ async fn run() -> Result<()> {
         let snapshot = snapshot_of(&uris, &bodies)?;
         let findings = analyze::run(&snapshot, &core);
         own.push(t.elapsed());
-        ensure!(findings.len() == failing, "in process: {} findings", findings.len());
+        ensure!(
+            findings.len() == failing,
+            "in process: {} findings",
+            findings.len()
+        );
     }
     for v in [&mut gateway, &mut floor, &mut own] {
         v.sort_unstable();
@@ -142,16 +148,17 @@ async fn run() -> Result<()> {
         DEPLOYMENTS * PODS_PER_DEPLOYMENT,
         ROUNDS * CALLS_PER_ROUND
     );
-    println!(
-        "{:<44} {:>10} {:>10}",
-        "", "p50", "p99"
-    );
+    println!("{:<44} {:>10} {:>10}", "", "p50", "p99");
     for (what, v) in [
         ("floor: the same lists, direct (kube-rs)", &floor),
         ("kubegate analyze (TLS, JWT, Cedar, audit)", &gateway),
         ("kubegate's analysis alone (parse + analyzers)", &own),
     ] {
-        println!("{what:<44} {:>10} {:>10}", ms(pct(v, 0.5)), ms(pct(v, 0.99)));
+        println!(
+            "{what:<44} {:>10} {:>10}",
+            ms(pct(v, 0.5)),
+            ms(pct(v, 0.99))
+        );
     }
     println!(
         "ratio kubegate/floor at p50: {:.2}",
@@ -245,11 +252,14 @@ async fn seed(admin: &kube::Client) -> Result<usize> {
                                      "resources": {"requests": {"cpu": "10m"}}}]},
         });
         let deployment = deployments
-            .create(&pp, &serde_json::from_value(json!({
-                "metadata": {"name": name},
-                "spec": {"replicas": PODS_PER_DEPLOYMENT, "selector": {"matchLabels": labels},
-                         "template": template},
-            }))?)
+            .create(
+                &pp,
+                &serde_json::from_value(json!({
+                    "metadata": {"name": name},
+                    "spec": {"replicas": PODS_PER_DEPLOYMENT, "selector": {"matchLabels": labels},
+                             "template": template},
+                }))?,
+            )
             .await?;
         deployments
             .patch_status(&name, &status, &Patch::Merge(json!({"status": {
@@ -260,33 +270,46 @@ async fn seed(admin: &kube::Client) -> Result<usize> {
             .await?;
         let rs_name = format!("{name}-7d4b9c6f5");
         let rs = replica_sets
-            .create(&pp, &serde_json::from_value(json!({
-                "metadata": {"name": rs_name, "labels": labels, "ownerReferences": [{
-                    "apiVersion": "apps/v1", "kind": "Deployment", "name": name,
-                    "uid": deployment.metadata.uid, "controller": true}]},
-                "spec": {"replicas": PODS_PER_DEPLOYMENT, "selector": {"matchLabels": labels},
-                         "template": template},
-            }))?)
+            .create(
+                &pp,
+                &serde_json::from_value(json!({
+                    "metadata": {"name": rs_name, "labels": labels, "ownerReferences": [{
+                        "apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                        "uid": deployment.metadata.uid, "controller": true}]},
+                    "spec": {"replicas": PODS_PER_DEPLOYMENT, "selector": {"matchLabels": labels},
+                             "template": template},
+                }))?,
+            )
             .await?;
         replica_sets
-            .patch_status(&rs_name, &status, &Patch::Merge(json!({"status": {
+            .patch_status(
+                &rs_name,
+                &status,
+                &Patch::Merge(json!({"status": {
                 "replicas": PODS_PER_DEPLOYMENT, "readyReplicas": PODS_PER_DEPLOYMENT,
-                "availableReplicas": PODS_PER_DEPLOYMENT}})))
+                "availableReplicas": PODS_PER_DEPLOYMENT}})),
+            )
             .await?;
         services
-            .create(&pp, &serde_json::from_value(json!({
-                "metadata": {"name": name},
-                "spec": {"selector": labels, "ports": [{"port": 80}]},
-            }))?)
+            .create(
+                &pp,
+                &serde_json::from_value(json!({
+                    "metadata": {"name": name},
+                    "spec": {"selector": labels, "ports": [{"port": 80}]},
+                }))?,
+            )
             .await?;
         let addresses: Vec<Value> = (0..PODS_PER_DEPLOYMENT)
             .map(|p| json!({"ip": format!("10.1.{d}.{p}")}))
             .collect();
         endpoints
-            .create(&pp, &serde_json::from_value(json!({
-                "metadata": {"name": name},
-                "subsets": [{"addresses": addresses, "ports": [{"port": 80}]}],
-            }))?)
+            .create(
+                &pp,
+                &serde_json::from_value(json!({
+                    "metadata": {"name": name},
+                    "subsets": [{"addresses": addresses, "ports": [{"port": 80}]}],
+                }))?,
+            )
             .await?;
         for p in 0..PODS_PER_DEPLOYMENT {
             let state = if d % 10 == 0 && p < 3 {
@@ -298,7 +321,13 @@ async fn seed(admin: &kube::Client) -> Result<usize> {
             } else {
                 "running"
             };
-            jobs.push((format!("{rs_name}-{p:05}"), rs_name.clone(), rs.metadata.uid.clone(), labels.clone(), state));
+            jobs.push((
+                format!("{rs_name}-{p:05}"),
+                rs_name.clone(),
+                rs.metadata.uid.clone(),
+                labels.clone(),
+                state,
+            ));
         }
     }
     let created: Vec<Result<()>> = futures::stream::iter(jobs)

@@ -272,7 +272,6 @@ impl<'a> Impersonated<'a> {
             write_ahead: None,
         }
     }
-
 }
 
 impl Impersonated<'_> {

@@ -1,15 +1,17 @@
 //! Finds nodes, storage and ConfigMaps that are broken, and pods and roles that are unsafe: the
 //! Node, PersistentVolumeClaim, Storage, ConfigMap and Security analyzers.
 //!
-//! Each reports what k8sgpt's analyzer of the same name reports, with two differences on
-//! purpose: a check that another kind is missing or unused runs only where that kind was read,
-//! and an empty `securityContext: {}` (what the API server puts on every pod) counts as none.
+//! Each reports the failure conditions of k8sgpt's analyzer of the same name, except where
+//! those misjudge a real cluster: a check that another kind is missing or unused runs only where
+//! that kind was read; the `securityContext: {}` the API server gives every pod counts as none;
+//! `kubernetes.io/no-provisioner` (local volumes) is not called deprecated; and Storage leaves
+//! out k8sgpt's "smaller than 1Gi" and "names no StorageClass", which describe working claims.
 
 use std::collections::HashSet;
 
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, EnvFromSource, EnvVar, EphemeralContainer, Event, NodeCondition,
-    PersistentVolume, PersistentVolumeClaim, Pod, PodSecurityContext, SecurityContext,
+    PersistentVolume, PersistentVolumeClaim, Pod, PodSecurityContext, PodSpec, SecurityContext,
 };
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -108,7 +110,14 @@ pub fn pvc(snapshot: &Snapshot, out: &mut Vec<Finding>) {
 /// or pending for a StorageClass that does not exist; several default StorageClasses; classes
 /// on a deprecated in-tree provisioner.
 pub fn storage(snapshot: &Snapshot, out: &mut Vec<Finding>) {
-    for volume in &snapshot.pvs {
+    // A call on one namespace reads volumes and classes to judge its claims, and reports only
+    // those.
+    let volumes = if snapshot.cluster_wide {
+        snapshot.pvs.as_slice()
+    } else {
+        &[]
+    };
+    for volume in volumes {
         let name = volume.metadata.name.as_deref().unwrap_or_default();
         let failures = volume_failure(volume).into_iter().collect();
         out.extend(Finding::cluster("PersistentVolume", name, failures));
@@ -119,7 +128,9 @@ pub fn storage(snapshot: &Snapshot, out: &mut Vec<Finding>) {
         let parent = snapshot.parent_of(ns, &claim.metadata);
         out.extend(Finding::namespaced(CLAIM, ns, name, failures, parent));
     }
-    storage_classes(snapshot, out);
+    if snapshot.cluster_wide {
+        storage_classes(snapshot, out);
+    }
 }
 
 /// What is wrong with a PersistentVolume's phase, if anything.
@@ -321,12 +332,14 @@ fn is_default_class(meta: &ObjectMeta) -> bool {
     .any(|key| annotations.get(*key).map(String::as_str) == Some("true"))
 }
 
-/// The most ConfigMap data (values of `data` and `binaryData`, in bytes) Kubernetes accepts.
-const CONFIG_MAP_LIMIT: usize = 1024 * 1024;
+/// The ConfigMap size (values of `data` and `binaryData`, in bytes) above which k8sgpt's
+/// "larger than 1 MB" holds; the API server refuses more than 1 MiB, so this warns before.
+const CONFIG_MAP_LIMIT: usize = 1_000_000;
 
-/// ConfigMaps no pod in their namespace uses, empty ones, and ones above 1 MiB.
+/// ConfigMaps no pod (and no workload's pod template) in their namespace uses, empty ones, and
+/// ones above 1 MB.
 pub fn config_map(snapshot: &Snapshot, out: &mut Vec<Finding>) {
-    let used = used_config_maps(&snapshot.pods);
+    let used = used_config_maps(snapshot);
     for config_map in &snapshot.config_maps {
         let (ns, name) = ns_name(&config_map.metadata);
         let mut failures = Vec::new();
@@ -335,8 +348,8 @@ pub fn config_map(snapshot: &Snapshot, out: &mut Vec<Finding>) {
             && !read_through_api(config_map)
         {
             failures.push(Failure::doc(
-                "ConfigMap is not used by any pod in its namespace: no volume, env or envFrom \
-                 names it.",
+                "ConfigMap is not used by any pod or pod template in its namespace: no volume, \
+                 env or envFrom names it.",
                 docs::CONFIGMAPS,
             ));
         }
@@ -352,9 +365,9 @@ pub fn config_map(snapshot: &Snapshot, out: &mut Vec<Finding>) {
         if size > CONFIG_MAP_LIMIT {
             failures.push(Failure::doc(
                 format!(
-                    "ConfigMap holds {size} bytes of data, more than the 1 MiB \
-                     ({CONFIG_MAP_LIMIT} bytes) Kubernetes accepts; keep data this large in a \
-                     volume or the image instead."
+                    "ConfigMap holds {size} bytes of data, more than 1 MB; Kubernetes refuses \
+                     ConfigMaps above 1 MiB, so keep data this large in a volume or the image \
+                     instead."
                 ),
                 docs::CONFIGMAPS,
             ));
@@ -412,13 +425,39 @@ fn read_through_api(config_map: &ConfigMap) -> bool {
         || annotation("k8sgpt.ai/skip-usage-check").is_some_and(|v| v == "true")
 }
 
-/// The (namespace, name) of every ConfigMap a pod names in a volume, a projected volume, an
-/// env value or an envFrom.
-fn used_config_maps(pods: &[Pod]) -> HashSet<(&str, &str)> {
+/// The (namespace, name) of every ConfigMap a pod, or the pod template of a workload (so that
+/// a Deployment scaled to zero or a CronJob between runs still counts), names in a volume, a
+/// projected volume, an env value or an envFrom.
+fn used_config_maps(snapshot: &Snapshot) -> HashSet<(&str, &str)> {
+    let mut specs: Vec<(&str, &PodSpec)> = Vec::new();
+    for pod in &snapshot.pods {
+        specs.extend(pod.spec.as_ref().map(|s| (ns_name(&pod.metadata).0, s)));
+    }
+    macro_rules! templates {
+        ($($list:ident),*) => {$(
+            for object in &snapshot.$list {
+                let spec = object.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+                specs.extend(spec.map(|s| (ns_name(&object.metadata).0, s)));
+            }
+        )*};
+    }
+    templates!(deployments, stateful_sets, daemon_sets, jobs);
+    for set in &snapshot.replica_sets {
+        let spec = set.spec.as_ref().and_then(|s| s.template.as_ref());
+        let spec = spec.and_then(|t| t.spec.as_ref());
+        specs.extend(spec.map(|s| (ns_name(&set.metadata).0, s)));
+    }
+    for cron in &snapshot.cron_jobs {
+        let spec = cron
+            .spec
+            .as_ref()
+            .and_then(|s| s.job_template.spec.as_ref());
+        let spec = spec.and_then(|s| s.template.spec.as_ref());
+        specs.extend(spec.map(|s| (ns_name(&cron.metadata).0, s)));
+    }
     let mut used = HashSet::new();
-    for pod in pods {
-        let (ns, _) = ns_name(&pod.metadata);
-        let volumes = pod.spec.iter().flat_map(|s| s.volumes.iter().flatten());
+    for (ns, spec) in specs {
+        let volumes = spec.volumes.iter().flatten();
         for volume in volumes {
             if let Some(source) = &volume.config_map {
                 used.insert((ns, source.name.as_str()));
@@ -431,7 +470,7 @@ fn used_config_maps(pods: &[Pod]) -> HashSet<(&str, &str)> {
                 used.insert((ns, source.name.as_str()));
             }
         }
-        for container in containers(pod) {
+        for container in spec_containers(spec) {
             let keys = container.env.iter().filter_map(|e| e.value_from.as_ref());
             for key in keys.filter_map(|v| v.config_map_key_ref.as_ref()) {
                 used.insert((ns, key.name.as_str()));
@@ -598,6 +637,11 @@ struct ContainerView<'p> {
 
 /// Every container, init container and ephemeral container of a pod.
 fn containers(pod: &Pod) -> impl Iterator<Item = ContainerView<'_>> {
+    pod.spec.iter().flat_map(spec_containers)
+}
+
+/// Every container of a pod spec, as the checks see them.
+fn spec_containers(spec: &PodSpec) -> impl Iterator<Item = ContainerView<'_>> {
     fn of<'p>(role: &'static str, c: &'p Container) -> ContainerView<'p> {
         ContainerView {
             role,
@@ -616,13 +660,11 @@ fn containers(pod: &Pod) -> impl Iterator<Item = ContainerView<'_>> {
             security_context: c.security_context.as_ref(),
         }
     }
-    pod.spec.iter().flat_map(|spec| {
-        let main = spec.containers.iter().map(|c| of("Container", c));
-        let init = spec.init_containers.iter().flatten();
-        let debug = spec.ephemeral_containers.iter().flatten();
-        main.chain(init.map(|c| of("Init container", c)))
-            .chain(debug.map(ephemeral))
-    })
+    let main = spec.containers.iter().map(|c| of("Container", c));
+    let init = spec.init_containers.iter().flatten();
+    let debug = spec.ephemeral_containers.iter().flatten();
+    main.chain(init.map(|c| of("Init container", c)))
+        .chain(debug.map(ephemeral))
 }
 
 /// Whether an object of `name` is among `objects`.

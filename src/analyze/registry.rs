@@ -77,20 +77,20 @@ analyzers! {
         "Mutating webhooks whose Service is missing or has no running pods";
     "ValidatingWebhookConfiguration", true, Cluster, [ValidatingWebhooks, Services, Pods], None, network::validating_webhook,
         "Validating webhooks whose Service is missing or has no running pods";
-    "ConfigMap", true, Namespaced, [ConfigMaps, Pods], None, cluster::config_map,
-        "ConfigMaps unused by any pod, empty, or larger than 1 MB";
+    "ConfigMap", true, Namespaced, [ConfigMaps, Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs], None, cluster::config_map,
+        "ConfigMaps no pod or pod template uses, empty ones, and ones larger than 1 MB";
     "HorizontalPodAutoScaler", false, Namespaced, [HorizontalPodAutoscalers, Deployments, StatefulSets, ReplicaSets], None, workloads::hpa,
-        "HorizontalPodAutoscalers whose scale target is missing or has no resource requests";
+        "HorizontalPodAutoscalers whose scale target is missing or sets no resource requests and limits, or that cannot scale (ScalingActive or AbleToScale False)";
     "PodDisruptionBudget", false, Namespaced, [PodDisruptionBudgets], None, workloads::pdb,
         "PodDisruptionBudgets that allow no disruption";
     "NetworkPolicy", false, Namespaced, [NetworkPolicies, Pods], None, network::network_policy,
         "NetworkPolicies that select every pod, or no pod";
     "Log", false, Namespaced, [Pods, ReplicaSets, Jobs], None, workloads::log,
-        "Error lines in the recent logs of running containers";
+        "Error lines in the recent logs of running containers (one result per container)";
     "Storage", false, Namespaced, [PersistentVolumeClaims, PersistentVolumes, StorageClasses], None, cluster::storage,
-        "PersistentVolumes released or failed, claims bound to missing volumes, several default StorageClasses";
+        "PersistentVolumes released or failed; claims lost, bound to missing volumes or pending for missing StorageClasses; several default StorageClasses; in-tree provisioners";
     "Security", false, Namespaced, [Pods, Roles, ClusterRoles], None, cluster::security,
-        "Pods on the default ServiceAccount, privileged containers or none with a securityContext, wildcard roles";
+        "Pods on the default ServiceAccount, privileged containers, pods with no securityContext anywhere, roles with wildcards";
     "GatewayClass", false, Cluster, [GatewayClasses], None, network::gateway_class,
         "GatewayClasses not accepted by their controller";
     "Gateway", false, Namespaced, [Gateways, GatewayClasses], None, network::gateway,

@@ -194,6 +194,9 @@ pub struct Snapshot {
     events_by_object: HashMap<(String, String, String), Vec<usize>>,
     /// Objects that did not parse as their kind (skipped, and said in the answer).
     pub unreadable: usize,
+    /// The call covers the cluster (no namespace named): only then are cluster-scoped objects
+    /// (PersistentVolumes, StorageClasses) reported, not just consulted.
+    pub cluster_wide: bool,
 }
 
 impl Snapshot {

@@ -236,7 +236,10 @@ mod tests {
         assert_ne!(configmap_name("h-0123"), "kubegate-analysis-h-0123");
         for name in ["team-a", "Team A/x", &"x".repeat(300)] {
             let n = configmap_name(name);
-            assert!(n.len() <= 63 && crate::tool::args::is_dns_subdomain(&n), "{n}");
+            assert!(
+                n.len() <= 63 && crate::tool::args::is_dns_subdomain(&n),
+                "{n}"
+            );
         }
     }
 
@@ -251,7 +254,10 @@ mod tests {
             }],
         };
         assert_eq!(decode(&encode(&settings)), settings);
-        assert_eq!(decode(&encode(&TenantSettings::default())), TenantSettings::default());
+        assert_eq!(
+            decode(&encode(&TenantSettings::default())),
+            TenantSettings::default()
+        );
         // An empty filter list is "no analyzers", not "the defaults".
         let none = TenantSettings {
             filters: Some(vec![]),

@@ -20,17 +20,23 @@ pub const QUEUED: usize = 32;
 /// The most requests waiting for their clients' answers, across callers.
 const MAX_PENDING: usize = 4096;
 
+/// A client's answer: its `result`, or its `error`.
+type Answer = Result<Value, Value>;
+
 /// The requests kubegate sent to clients and waits on.
 #[derive(Default)]
 pub struct Peers {
-    pending: Mutex<HashMap<(String, String), oneshot::Sender<Result<Value, Value>>>>,
+    /// By (caller, request id).
+    pending: Mutex<HashMap<(String, String), oneshot::Sender<Answer>>>,
     next: AtomicU64,
 }
 
 /// Why a request to the client got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
-    #[error("the client cannot answer {0} (it did not offer the capability, or its transport cannot carry it)")]
+    #[error(
+        "the client cannot answer {0} (it did not offer the capability, or its transport cannot carry it)"
+    )]
     NotOffered(&'static str),
     #[error("the client's stream closed before the request could be sent")]
     Closed,
@@ -44,7 +50,7 @@ pub enum PeerError {
 
 impl Peers {
     /// Hands a client's JSON-RPC response to the call waiting for it; whether one was.
-    pub fn answer(&self, owner: &str, id: &Value, outcome: Result<Value, Value>) -> bool {
+    pub fn answer(&self, owner: &str, id: &Value, outcome: Answer) -> bool {
         let Some(id) = id_key(id) else { return false };
         let waiting = self
             .pending
@@ -57,7 +63,7 @@ impl Peers {
         }
     }
 
-    fn register(&self, owner: &str) -> Result<(String, oneshot::Receiver<Result<Value, Value>>), PeerError> {
+    fn register(&self, owner: &str) -> Result<(String, oneshot::Receiver<Answer>), PeerError> {
         let id = format!("kubegate-{}", self.next.fetch_add(1, Ordering::Relaxed));
         let (sender, receiver) = oneshot::channel();
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -120,10 +126,16 @@ impl Peer<'_> {
         if !self.sampling {
             return Err(PeerError::NotOffered("sampling/createMessage"));
         }
-        self.request("sampling/createMessage", params, timeout).await
+        self.request("sampling/createMessage", params, timeout)
+            .await
     }
 
-    async fn request(&self, method: &str, params: Value, timeout: Duration) -> Result<Value, PeerError> {
+    async fn request(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, PeerError> {
         let (id, answer) = self.peers.register(&self.owner)?;
         let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         if self.out.send(message.to_string()).await.is_err() {
@@ -166,11 +178,14 @@ mod tests {
         };
         let ask = peer.sample(json!({"messages": []}), Duration::from_secs(5));
         let answer = async {
-            let request: Value = serde_json::from_str(&sent.recv().await.unwrap_or_default())
-                .unwrap_or_default();
+            let request: Value =
+                serde_json::from_str(&sent.recv().await.unwrap_or_default()).unwrap_or_default();
             assert_eq!(request["method"], "sampling/createMessage");
             let id = request["id"].clone();
-            assert!(!peers.answer("mallory", &id, Ok(json!({"forged": true}))), "another caller");
+            assert!(
+                !peers.answer("mallory", &id, Ok(json!({"forged": true}))),
+                "another caller"
+            );
             assert!(peers.answer("alice", &id, Ok(json!({"content": {"text": "hi"}}))));
             assert!(!peers.answer("alice", &id, Ok(json!({}))), "answered once");
         };
@@ -194,6 +209,9 @@ mod tests {
         assert!(peers.pending.lock().map(|p| p.is_empty()).unwrap_or(false));
         peer.sampling = false;
         let result = peer.sample(json!({}), Duration::from_secs(30)).await;
-        assert!(matches!(result, Err(PeerError::NotOffered(_))), "{result:?}");
+        assert!(
+            matches!(result, Err(PeerError::NotOffered(_))),
+            "{result:?}"
+        );
     }
 }

@@ -235,7 +235,10 @@ mod tests {
             })
         );
         let plain = one.open("alice", "2025-11-25", false);
-        assert_eq!(two.resume_session(&plain, "alice").map(|s| s.sampling), Some(false));
+        assert_eq!(
+            two.resume_session(&plain, "alice").map(|s| s.sampling),
+            Some(false)
+        );
         assert_eq!(sessions().resume(&id, "alice"), None, "another key");
         std::fs::write(&key, b"short").unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(

@@ -177,9 +177,12 @@ impl Tool for Analyze {
         let mut active: Vec<&'static Analyzer> = Vec::new();
         for name in &names {
             match analyze::analyzer(name) {
-                Some(a) if a.reach == Reach::Cluster && self.namespace.is_some() => notes.push(
-                    format!("{} looks at cluster-scoped objects: it runs only without a namespace", a.name),
-                ),
+                Some(a) if a.reach == Reach::Cluster && self.namespace.is_some() => {
+                    notes.push(format!(
+                        "{} looks at cluster-scoped objects: it runs only without a namespace",
+                        a.name
+                    ))
+                }
                 Some(a) => active.push(a),
                 // A tenant's stored filter that this version no longer knows.
                 None => notes.push(format!("{name:?} is not an analyzer kubegate has; skipped")),
@@ -204,7 +207,8 @@ impl Tool for Analyze {
             let anonymize = self.anonymize.is_some_and(|f| f.0);
             match run.peer.as_ref().filter(|p| p.can_sample()) {
                 Some(peer) => {
-                    let (explained, note) = explain::by_sampling(peer, &report.findings, anonymize).await;
+                    let (explained, note) =
+                        explain::by_sampling(peer, &report.findings, anonymize).await;
                     details = explained;
                     notes.extend(note);
                 }
@@ -249,7 +253,10 @@ impl Analyze {
                 Coverage::One(_) => 1,
                 Coverage::Readable(names) => names.len(),
             };
-            let what = format!("listing {} kinds in {namespaces} namespace(s)", sources.len());
+            let what = format!(
+                "listing {} kinds in {namespaces} namespace(s)",
+                sources.len()
+            );
             peer.progress(0, Some(2), &what).await;
         }
         let mut gathered = match &coverage {
@@ -274,7 +281,10 @@ impl Analyze {
                          not serve",
                         analyzer.name
                     ),
-                    None => format!("{} did not run: this cluster does not serve its kind", analyzer.name),
+                    None => format!(
+                        "{} did not run: this cluster does not serve its kind",
+                        analyzer.name
+                    ),
                 };
                 notes.push(why);
             } else if gathered.forbidden.contains(&main) && !gathered.snapshot.has(main) {
@@ -327,7 +337,11 @@ pub fn canonical_filters(names: &[String]) -> Result<Vec<String>, String> {
         let Some(analyzer) = analyze::analyzer(name) else {
             return Err(format!(
                 "unknown analyzer {name:?}; the analyzers are: {}",
-                ANALYZERS.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
+                ANALYZERS
+                    .iter()
+                    .map(|a| a.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         };
         if !out.iter().any(|n| n == analyzer.name) {

@@ -17,9 +17,10 @@ fn run(analyzer: fn(&Snapshot, &mut Vec<Finding>), snapshot: &Snapshot) -> Vec<F
     out
 }
 
-/// A snapshot with `items` read (everywhere) for each source.
+/// A snapshot of a cluster-wide call with `items` read (everywhere) for each source.
 fn snapshot(sources: &[(Source, Vec<Value>)]) -> Snapshot {
     let mut snapshot = Snapshot::default();
+    snapshot.cluster_wide = true;
     for (source, items) in sources {
         snapshot.add_values(*source, items);
     }

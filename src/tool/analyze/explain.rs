@@ -126,15 +126,15 @@ impl Masks {
     }
 
     fn hide(&self, text: &str) -> String {
-        self.pairs
-            .iter()
-            .fold(text.to_owned(), |t, (real, mask)| t.replace(real.as_str(), mask))
+        self.pairs.iter().fold(text.to_owned(), |t, (real, mask)| {
+            t.replace(real.as_str(), mask)
+        })
     }
 
     fn restore(&self, text: &str) -> String {
-        self.pairs
-            .iter()
-            .fold(text.to_owned(), |t, (real, mask)| t.replace(mask.as_str(), real))
+        self.pairs.iter().fold(text.to_owned(), |t, (real, mask)| {
+            t.replace(mask.as_str(), real)
+        })
     }
 }
 
@@ -158,7 +158,10 @@ mod tests {
         for real in ["team-a", "web-7d4b9c6f5-x2k4p"] {
             assert!(!hidden.contains(real), "{real} leaked: {hidden}");
         }
-        assert!(hidden.contains("CrashLoopBackOff") && hidden.contains("Deployment/owner-3"), "{hidden}");
+        assert!(
+            hidden.contains("CrashLoopBackOff") && hidden.contains("Deployment/owner-3"),
+            "{hidden}"
+        );
         let answer = "Restart object-2 in namespace-1 after fixing owner-3's image.";
         assert_eq!(
             masks.restore(answer),

@@ -63,6 +63,7 @@ pub async fn gather(
     concurrency: usize,
 ) -> Gathered {
     let mut gathered = Gathered::default();
+    gathered.snapshot.cluster_wide = matches!(coverage, Coverage::Readable(_));
     let catalog = client.kube().catalog();
     let mut jobs = Vec::new();
     let mut served_of = Vec::new();
@@ -127,7 +128,11 @@ pub async fn gather(
 }
 
 /// Reads the recent log of each running container of `pods` (at most [`MAX_LOG_CONTAINERS`]).
-pub async fn gather_logs(client: &mut Impersonated<'_>, gathered: &mut Gathered, concurrency: usize) {
+pub async fn gather_logs(
+    client: &mut Impersonated<'_>,
+    gathered: &mut Gathered,
+    concurrency: usize,
+) {
     let mut wanted = Vec::new();
     for pod in &gathered.snapshot.pods {
         let (ns, name) = crate::analyze::ns_name(&pod.metadata);
@@ -285,12 +290,7 @@ async fn list_all(
 }
 
 /// Adds a list's items to the snapshot, keeping those `keep` allows by namespace.
-fn absorb(
-    gathered: &mut Gathered,
-    job: &Job,
-    listed: Listed,
-    keep: impl Fn(Option<&str>) -> bool,
-) {
+fn absorb(gathered: &mut Gathered, job: &Job, listed: Listed, keep: impl Fn(Option<&str>) -> bool) {
     #[derive(Deserialize)]
     struct Items<'a> {
         #[serde(borrow, default)]
@@ -344,9 +344,9 @@ fn note_failure(gathered: &mut Gathered, job: &Job, error: &KubeError) {
                 Some(ns) => format!(" in namespace {ns:?}"),
                 None => String::new(),
             };
-            gathered
-                .errors
-                .push(format!("{kind} objects could not be listed{place}: {other}"));
+            gathered.errors.push(format!(
+                "{kind} objects could not be listed{place}: {other}"
+            ));
         }
     }
 }

@@ -198,24 +198,24 @@ fn large(snapshot: &Snapshot) -> Vec<String> {
     findings
         .iter()
         .flat_map(|f| f.failures.iter())
-        .filter(|f| f.text.contains("MiB"))
+        .filter(|f| f.text.contains("more than 1 MB"))
         .map(|f| f.text.clone())
         .collect()
 }
 
 #[test]
-fn a_config_map_over_one_mebibyte_is_reported_with_its_size() {
+fn a_config_map_over_one_megabyte_is_reported_with_its_size() {
     let s = snapshot(&[(
         Source::ConfigMaps,
         vec![sized(CONFIG_MAP_LIMIT / 2, CONFIG_MAP_LIMIT / 2 + 1)],
     )]);
     let texts = large(&s);
     assert_eq!(texts.len(), 1, "{texts:?}");
-    assert!(texts[0].contains("1048577 bytes"), "{}", texts[0]);
+    assert!(texts[0].contains("1000001 bytes"), "{}", texts[0]);
 }
 
 #[test]
-fn a_config_map_of_exactly_one_mebibyte_is_not_too_large() {
+fn a_config_map_of_exactly_one_megabyte_is_not_too_large() {
     let s = snapshot(&[(Source::ConfigMaps, vec![sized(CONFIG_MAP_LIMIT - 10, 10)])]);
     assert_eq!(large(&s), Vec::<String>::new());
 }
@@ -255,7 +255,7 @@ proptest! {
     }
 
     #[test]
-    fn the_limit_is_crossed_exactly_above_one_mebibyte(
+    fn the_limit_is_crossed_exactly_above_one_megabyte(
         text in (CONFIG_MAP_LIMIT - 4)..(CONFIG_MAP_LIMIT + 4),
         binary in 0usize..6,
     ) {

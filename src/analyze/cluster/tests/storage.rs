@@ -557,3 +557,39 @@ fn objects_missing_every_optional_field_do_not_panic() {
     assert_eq!(kinds, ["PersistentVolume", "PersistentVolumeClaim"]);
     assert_eq!(run(pvc, &s), vec![]);
 }
+
+#[test]
+fn a_call_on_one_namespace_reports_its_claims_but_not_the_clusters_volumes_or_classes() {
+    let mut s = snapshot(&[
+        (
+            Source::PersistentVolumes,
+            vec![volume("pv-gone", "Failed", "Retain", None)],
+        ),
+        (
+            Source::StorageClasses,
+            vec![
+                class("a", "kubernetes.io/aws-ebs", true),
+                class("b", "ebs.csi.aws.com", true),
+            ],
+        ),
+        (
+            Source::PersistentVolumeClaims,
+            vec![claim(
+                "shop",
+                "data",
+                "Bound",
+                json!({"volumeName": "pv-missing"}),
+            )],
+        ),
+    ]);
+    s.cluster_wide = false;
+    let findings = run(storage, &s);
+    let claim = only(&findings, "PersistentVolumeClaim", "shop/data");
+    says(claim, &["pv-missing"]);
+    s.cluster_wide = true;
+    let kinds: Vec<&str> = run(storage, &s).iter().map(|f| f.kind).collect();
+    assert!(
+        kinds.contains(&"PersistentVolume") && kinds.contains(&"StorageClass"),
+        "{kinds:?}"
+    );
+}
