@@ -121,8 +121,9 @@ impl Connection {
                 gone.clone(),
             );
             async move {
-                // Dropped with this future: when the client resets the stream or hangs up.
-                let _gone = gone.drop_guard();
+                // Dropped with this future (or, for an event stream, with its body): when the
+                // client resets the stream or hangs up.
+                let gone = gone.drop_guard();
                 let response = routed.response().await;
                 let response = super::oauth::point_to_metadata(response, metadata.as_deref());
                 let streaming = response
@@ -135,11 +136,13 @@ impl Connection {
                     let (parts, body) = response.into_parts();
                     let held = body.map_frame(move |frame| {
                         let _still_active = &active;
+                        let _still_here = &gone;
                         frame
                     });
                     return Ok::<_, Infallible>(http::Response::from_parts(parts, held.boxed()));
                 }
                 drop(active);
+                drop(gone);
                 Ok::<_, Infallible>(response)
             }
         });

@@ -39,7 +39,10 @@ impl ClientHandler for Model {
         _: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, rmcp::ErrorData> {
         let prompt = serde_json::to_value(&params.messages).unwrap_or_default();
-        let text = prompt.pointer("/0/content/text").and_then(Value::as_str).unwrap_or_default();
+        let text = prompt
+            .pointer("/0/content/text")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         self.asked.lock().map(|mut a| a.push(text.to_owned())).ok();
         // The model names the object by the name it was given (a placeholder, if masked).
         let object = text
@@ -58,7 +61,10 @@ impl ClientHandler for Model {
     fn get_info(&self) -> ClientConfig {
         let mut capabilities = ClientCapabilities::default();
         capabilities.sampling = Some(Default::default());
-        ClientConfig::new(capabilities, Implementation::new("kubegate-test-sampler", "1"))
+        ClientConfig::new(
+            capabilities,
+            Implementation::new("kubegate-test-sampler", "1"),
+        )
     }
 }
 
@@ -82,8 +88,14 @@ async fn crash_looping_pod(admin: &kube::Client, ns: &str, name: &str) -> Result
 #[tokio::test]
 async fn explanations_come_from_the_callers_own_model_with_names_masked() -> Result<()> {
     let admin = support::cluster().client("admin").await?;
-    tenant_namespace(&admin, "explain-a", Some("tenant-explain"), "explain-devs", VIEW_ROLE)
-        .await?;
+    tenant_namespace(
+        &admin,
+        "explain-a",
+        Some("tenant-explain"),
+        "explain-devs",
+        VIEW_ROLE,
+    )
+    .await?;
     crash_looping_pod(&admin, "explain-a", "checkout-5f7d").await?;
     let gateway = TestGateway::start(GatewayOptions::default()).await?;
     let token = gateway.token("alice", &["explain-devs"], "tenant-explain");
@@ -107,7 +119,11 @@ async fn explanations_come_from_the_callers_own_model_with_names_masked() -> Res
     assert_eq!(results[0]["name"], "explain-a/checkout-5f7d", "{answer}");
     // The model saw placeholders only, and the answer has the names back.
     let asked = model.asked.lock().map(|a| a.clone()).unwrap_or_default();
-    assert_eq!(asked.len(), 1, "one sampling request per problem: {asked:?}");
+    assert_eq!(
+        asked.len(),
+        1,
+        "one sampling request per problem: {asked:?}"
+    );
     assert!(
         !asked[0].contains("checkout-5f7d") && !asked[0].contains("explain-a"),
         "names reached the model: {}",
@@ -120,7 +136,10 @@ async fn explanations_come_from_the_callers_own_model_with_names_masked() -> Res
     );
     assert_eq!(answer["structuredContent"]["provider"], "mcp-sampling");
     let text = answer["content"][0]["text"].as_str().unwrap_or_default();
-    assert!(text.contains("Explanation: Restart checkout-5f7d"), "{text}");
+    assert!(
+        text.contains("Explanation: Restart checkout-5f7d"),
+        "{text}"
+    );
     client.cancel().await?;
 
     // A client that cannot sample gets the problems and a note saying why nothing explains them.
@@ -139,11 +158,17 @@ async fn explanations_come_from_the_callers_own_model_with_names_masked() -> Res
 }
 
 #[tokio::test]
-async fn a_client_that_asks_for_progress_gets_it_on_an_event_stream_before_the_answer()
--> Result<()> {
+async fn a_client_that_asks_for_progress_gets_it_on_an_event_stream_before_the_answer() -> Result<()>
+{
     let admin = support::cluster().client("admin").await?;
-    tenant_namespace(&admin, "progress-a", Some("tenant-progress"), "progress-devs", VIEW_ROLE)
-        .await?;
+    tenant_namespace(
+        &admin,
+        "progress-a",
+        Some("tenant-progress"),
+        "progress-devs",
+        VIEW_ROLE,
+    )
+    .await?;
     let gateway = TestGateway::start(GatewayOptions::default()).await?;
     let token = gateway.token("alice", &["progress-devs"], "tenant-progress");
     let client = gateway.client();
@@ -153,7 +178,10 @@ async fn a_client_that_asks_for_progress_gets_it_on_an_event_stream_before_the_a
     let answer = client.post(Some(&token), &message).await?;
     assert_eq!(answer.status, 200);
     assert_eq!(
-        answer.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        answer
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
         Some("text/event-stream"),
         "{}",
         answer.text
@@ -169,7 +197,11 @@ async fn a_client_that_asks_for_progress_gets_it_on_an_event_stream_before_the_a
         .filter(|e| e["method"] == "notifications/progress")
         .collect();
     assert!(progress.len() >= 2, "{events:?}");
-    assert!(progress.iter().all(|p| p["params"]["progressToken"] == "p-1"));
+    assert!(
+        progress
+            .iter()
+            .all(|p| p["params"]["progressToken"] == "p-1")
+    );
     let last = events.last().context("no events")?;
     assert_eq!(last["id"], 7, "the answer comes last: {events:?}");
     assert_eq!(last["result"]["structuredContent"]["status"], "OK");
@@ -179,7 +211,10 @@ async fn a_client_that_asks_for_progress_gets_it_on_an_event_stream_before_the_a
         "name": "analyze", "arguments": {"namespace": "progress-a"}}});
     let answer = client.post(Some(&token), &message).await?;
     assert_eq!(
-        answer.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        answer
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
         Some("application/json")
     );
     assert_eq!(answer.body["result"]["structuredContent"]["status"], "OK");
