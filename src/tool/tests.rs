@@ -414,3 +414,46 @@ fn apply_decides_each_object_where_it_lands() {
     assert!(!audited.contains("hunter2"), "{audited}");
     assert!(audited.contains(MASK));
 }
+
+mod hostile {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::tool::args::tests::any_json;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Every tool's parser, given any value for any of its arguments (and any other
+        /// arguments), answers with a call or an error naming the tool: never a panic.
+        #[test]
+        fn every_tools_arguments_parse_or_fail_with_a_message(
+            tool in 0..CATALOG.len(),
+            values in prop::collection::vec(any_json(3), 1..4),
+            junk in any_json(2),
+        ) {
+            let spec = CATALOG[tool];
+            let served = catalog();
+            let names: Vec<String> = input_schema(spec.name)
+                .and_then(|s| s.get("properties"))
+                .and_then(Value::as_object)
+                .map(|p| p.keys().cloned().collect())
+                .unwrap_or_default();
+            let mut arguments = Map::new();
+            for (i, value) in values.into_iter().enumerate() {
+                if let Some(name) = names.get(i % names.len().max(1)) {
+                    arguments.insert(name.clone(), value);
+                }
+            }
+            if let Value::Object(extra) = junk {
+                for (k, v) in extra {
+                    arguments.entry(k).or_insert(v);
+                }
+            }
+            match ToolCall::parse(spec.name, &arguments, &served) {
+                Ok(call) => prop_assert_eq!(call.spec().name, spec.name),
+                Err(error) => prop_assert!(!error.to_string().is_empty()),
+            }
+        }
+    }
+}
