@@ -422,6 +422,12 @@ impl Run<'_> {
             .map(|_| ())
     }
 
+    /// Whether this call may look at `target` too (see [`Permit::may_see`]: only what it may
+    /// see is recorded).
+    pub fn may_see(&self, target: &Target) -> bool {
+        self.permit.may_see(self.policy, target, self.kube.kube())
+    }
+
     /// Whether Secret values may be shown in `namespace` (`None`: cluster-scoped or cluster-wide),
     /// decided once per namespace by `Action::"reveal-secrets"`: the grant's [`Unmask`] if so.
     pub fn reveal(&self, namespace: Option<&str>) -> Option<Unmask> {

@@ -395,11 +395,17 @@ pub fn pdb(snapshot: &Snapshot, out: &mut Vec<Finding>) {
         let conditions = status
             .and_then(|s| s.conditions.as_deref())
             .unwrap_or_default();
-        let Some(blocked) = conditions
+        // Kubernetes before 1.21 writes no conditions on a budget, only its counts: then no
+        // disruption allowed while pods are expected says the same.
+        let counted_block = conditions.is_empty()
+            && status.is_some_and(|s| s.disruptions_allowed == 0 && s.expected_pods > 0);
+        let blocked = conditions
             .iter()
-            .find(|c| c.type_ == "DisruptionAllowed" && c.status == "False")
-        else {
-            continue;
+            .find(|c| c.type_ == "DisruptionAllowed" && c.status == "False");
+        let (reason, message) = match (blocked, counted_block) {
+            (Some(c), _) => (Some(c.reason.as_str()), Some(c.message.as_str())),
+            (None, true) => (Some("InsufficientPods"), None),
+            (None, false) => continue,
         };
         let selector = pdb.spec.as_ref().and_then(|s| s.selector.as_ref());
         let mut terms: Vec<String> = selector
@@ -425,10 +431,7 @@ pub fn pdb(snapshot: &Snapshot, out: &mut Vec<Finding>) {
             (Some(_), false) => format!("it selects pods with {}", terms.join(", ")),
         };
         let (healthy, required) = status.map_or((0, 0), |s| (s.current_healthy, s.desired_healthy));
-        let why = explain(
-            Some(blocked.reason.as_str()),
-            Some(blocked.message.as_str()),
-        );
+        let why = explain(reason, message);
         let failure = Failure::doc(
             format!(
                 "PodDisruptionBudget {name} allows no disruption: {why} ({healthy} healthy pod(s), \

@@ -167,6 +167,39 @@ impl Permit {
         decision
     }
 
+    /// Decides whether the call may look at a further resource (a namespace a cluster-wide
+    /// `analyze` would cover), as [`Permit::also`] does, but records only what it may see (and
+    /// a refusal the shadow set would have allowed): the record of a call that covers "every
+    /// namespace you may read" does not list every other namespace of the cluster.
+    pub fn may_see(
+        &self,
+        engine: &PolicyEngine,
+        target: &Target,
+        namespaces: &dyn NamespaceDirectory,
+    ) -> bool {
+        let (decision, shadow) = engine.decide(&self.question, target, namespaces);
+        let shadow_allowed = shadow.map(|v| v.allowed());
+        let allowed = decision.is_ok();
+        if allowed || shadow_allowed == Some(true) {
+            let mut later = self.later.lock().unwrap_or_else(|e| e.into_inner());
+            later.push(match &decision {
+                Ok(allowed) => SubDecision {
+                    resource: allowed.resource.clone(),
+                    allowed: true,
+                    policies: allowed.policies.clone(),
+                    shadow_allowed,
+                },
+                Err(denied) => SubDecision {
+                    resource: denied.resource.clone(),
+                    allowed: false,
+                    policies: denied.policies().to_vec(),
+                    shadow_allowed,
+                },
+            });
+        }
+        allowed
+    }
+
     /// The decisions made while the call ran.
     pub fn later(&self) -> Vec<SubDecision> {
         self.later.lock().unwrap_or_else(|e| e.into_inner()).clone()

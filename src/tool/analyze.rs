@@ -14,6 +14,7 @@
 //!
 //! Answers are kept for the tenant's cache TTL, per caller, policy version and arguments.
 
+mod custom;
 mod explain;
 mod gather;
 
@@ -41,6 +42,7 @@ const MAX_CACHED: usize = 4096;
 pub struct Analysis {
     pub settings: SettingsStore,
     pub config: AnalysisConfig,
+    custom: custom::CustomClient,
     cache: Mutex<HashMap<String, (Instant, Arc<Report>)>>,
 }
 
@@ -49,6 +51,7 @@ impl Analysis {
         Analysis {
             settings,
             config,
+            custom: custom::CustomClient::new(),
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -188,7 +191,7 @@ impl Tool for Analyze {
                 None => notes.push(format!("{name:?} is not an analyzer kubegate has; skipped")),
             }
         }
-        let key = cache_key(run, self, &active);
+        let key = cache_key(run, self, &active, &settings);
         let fresh = self.no_cache.is_some_and(|f| f.0);
         let report = match analysis.cached(&key).filter(|_| !fresh) {
             Some(report) => {
@@ -196,7 +199,7 @@ impl Tool for Analyze {
                 report
             }
             None => {
-                let report = Arc::new(self.analyze(run, &active).await);
+                let report = Arc::new(self.analyze(run, &active, &settings).await);
                 analysis.keep(key, report.clone(), analysis.ttl(&settings));
                 report
             }
@@ -223,6 +226,8 @@ impl Tool for Analyze {
 #[derive(Debug, Default)]
 pub struct Report {
     pub findings: Vec<Finding>,
+    /// What the tenant's custom analyzers reported (within the call's namespaces).
+    pub custom: Vec<custom::CustomFinding>,
     pub analyzers: Vec<&'static str>,
     /// How many namespaces were looked at.
     pub namespaces: usize,
@@ -231,14 +236,19 @@ pub struct Report {
 }
 
 impl Analyze {
-    async fn analyze(&self, run: &mut Run<'_>, active: &[&'static Analyzer]) -> Report {
+    async fn analyze(
+        &self,
+        run: &mut Run<'_>,
+        active: &[&'static Analyzer],
+        settings: &TenantSettings,
+    ) -> Report {
         let coverage = match &self.namespace {
             Some(ns) => Coverage::One(ns.clone()),
             None => {
                 let names = run.kube.kube().names();
                 let readable = names
                     .into_iter()
-                    .filter(|ns| run.also(&Target::Namespace(ns.clone())).is_ok())
+                    .filter(|ns| run.may_see(&Target::Namespace(ns.clone())))
                     .collect();
                 Coverage::Readable(readable)
             }
@@ -271,6 +281,26 @@ impl Analyze {
         }
         let findings = analyze::run(&gathered.snapshot, active);
         let mut notes = Vec::new();
+        let mut custom = Vec::new();
+        if !settings.custom_analyzers.is_empty() {
+            let namespaces = match &coverage {
+                Coverage::One(ns) => vec![ns.clone()],
+                Coverage::Readable(names) => names.clone(),
+            };
+            let (found, custom_notes) = run
+                .analysis
+                .custom
+                .ask(
+                    &settings.custom_analyzers,
+                    &run.analysis.config.custom_analyzer_allowlist,
+                    run.cluster(),
+                    &namespaces,
+                    matches!(coverage, Coverage::Readable(_)),
+                )
+                .await;
+            custom = found;
+            notes.extend(custom_notes);
+        }
         for analyzer in active {
             let main = analyzer.reads.first().copied();
             let Some(main) = main else { continue };
@@ -310,6 +340,7 @@ impl Analyze {
         }
         Report {
             findings,
+            custom,
             analyzers: active.iter().map(|a| a.name).collect(),
             namespaces: match &coverage {
                 Coverage::One(_) => 1,
@@ -351,59 +382,36 @@ pub fn canonical_filters(names: &[String]) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn cache_key(run: &Run<'_>, call: &Analyze, active: &[&Analyzer]) -> String {
+fn cache_key(
+    run: &Run<'_>,
+    call: &Analyze,
+    active: &[&Analyzer],
+    settings: &TenantSettings,
+) -> String {
     let caller = run.caller();
     let mut groups = caller.groups.clone();
     groups.sort();
     format!(
-        "{}\0{}\0{}\0{}\0{}\0{}",
+        "{}\0{}\0{}\0{}\0{}\0{}\0{}",
         caller.username,
         groups.join("\u{1}"),
         caller.tenant,
         run.policy.version(),
         call.namespace.as_deref().unwrap_or(""),
-        active.iter().map(|a| a.name).collect::<Vec<_>>().join(",")
+        active.iter().map(|a| a.name).collect::<Vec<_>>().join(","),
+        settings
+            .custom_analyzers
+            .iter()
+            .map(|c| format!("{}={}", c.name, c.url))
+            .collect::<Vec<_>>()
+            .join("\u{1}")
     )
 }
 
-/// The answer: k8sgpt's JSON shape as structured content, and its text summary.
+/// The answer: k8sgpt's JSON shape as structured content, and its text summary; the built-in
+/// analyzers' results first (explained, if asked), then the custom analyzers'.
 fn answer(call: &Analyze, report: &Report, notes: &[String], details: &[String]) -> ToolOutput {
-    let status = if report.findings.is_empty() {
-        "OK"
-    } else {
-        "ProblemDetected"
-    };
-    let place = match &call.namespace {
-        Some(ns) => format!("in namespace {ns:?}"),
-        None => format!("across the {} namespace(s) you may read", report.namespaces),
-    };
-    let mut text = match report.findings.len() {
-        0 => format!("No problems found {place}."),
-        n => format!("{n} problem(s) found {place}:"),
-    };
-    text.push('\n');
-    for (i, finding) in report.findings.iter().enumerate() {
-        let parent = if finding.parent_object.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", finding.parent_object)
-        };
-        text.push_str(&format!("{i}: {} {}{parent}\n", finding.kind, finding.name));
-        for failure in &finding.failures {
-            text.push_str(&format!("- Error: {}\n", failure.text));
-            if !failure.doc.is_empty() {
-                text.push_str(&format!("  See {}\n", failure.doc));
-            }
-        }
-        if let Some(explained) = details.get(i).filter(|d| !d.is_empty()) {
-            text.push_str(&format!("  Explanation: {explained}\n"));
-        }
-    }
-    text.push_str(&format!("Analyzers: {}.\n", report.analyzers.join(", ")));
-    for note in notes.iter().chain(&report.errors) {
-        text.push_str(&format!("Note: {note}.\n"));
-    }
-    let results: Vec<Value> = report
+    let mut results: Vec<Value> = report
         .findings
         .iter()
         .enumerate()
@@ -413,10 +421,50 @@ fn answer(call: &Analyze, report: &Report, notes: &[String], details: &[String])
             result
         })
         .collect();
+    results.extend(report.custom.iter().map(|found| {
+        let mut result = serde_json::to_value(found).unwrap_or(Value::Null);
+        result["details"] = Value::from("");
+        result
+    }));
+    let place = match &call.namespace {
+        Some(ns) => format!("in namespace {ns:?}"),
+        None => format!("across the {} namespace(s) you may read", report.namespaces),
+    };
+    let mut text = match results.len() {
+        0 => format!("No problems found {place}."),
+        n => format!("{n} problem(s) found {place}:"),
+    };
+    text.push('\n');
+    let field = |v: &Value, key: &str| v[key].as_str().unwrap_or_default().to_owned();
+    for (i, result) in results.iter().enumerate() {
+        let parent = field(result, "parentObject");
+        let parent = if parent.is_empty() {
+            String::new()
+        } else {
+            format!(" ({parent})")
+        };
+        let (kind, name) = (field(result, "kind"), field(result, "name"));
+        text.push_str(&format!("{i}: {kind} {name}{parent}\n"));
+        for failure in result["error"].as_array().into_iter().flatten() {
+            text.push_str(&format!("- Error: {}\n", field(failure, "Text")));
+            let doc = field(failure, "KubernetesDoc");
+            if !doc.is_empty() {
+                text.push_str(&format!("  See {doc}\n"));
+            }
+        }
+        let explained = field(result, "details");
+        if !explained.is_empty() {
+            text.push_str(&format!("  Explanation: {explained}\n"));
+        }
+    }
+    text.push_str(&format!("Analyzers: {}.\n", report.analyzers.join(", ")));
+    for note in notes.iter().chain(&report.errors) {
+        text.push_str(&format!("Note: {note}.\n"));
+    }
     let structured = json!({
         "provider": if details.is_empty() { "" } else { "mcp-sampling" },
-        "status": status,
-        "problems": report.findings.len(),
+        "status": if results.is_empty() { "OK" } else { "ProblemDetected" },
+        "problems": results.len(),
         "results": results,
         "errors": report.errors,
         "analyzers": report.analyzers,

@@ -5,11 +5,14 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod analyze;
+mod analyze_custom;
 mod audit_durable;
 mod audit_review;
 mod auth;
 mod cedar_cli;
 mod cli;
+mod explain;
 mod holddown;
 mod kubelet;
 mod list_resources;

@@ -346,11 +346,13 @@ impl ControlPlane {
             .create(&pp, &settings)
             .await
             .context("creating kubegate's settings Role")?;
-        let settings_binding: k8s_openapi::api::rbac::v1::RoleBinding = serde_json::from_value(json!({
-            "metadata": {"name": "kubegate-settings", "namespace": KUBEGATE_NAMESPACE},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "kubegate-settings"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "kubegate"}],
-        }))?;
+        let settings_binding: k8s_openapi::api::rbac::v1::RoleBinding = serde_json::from_value(
+            json!({
+                "metadata": {"name": "kubegate-settings", "namespace": KUBEGATE_NAMESPACE},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "kubegate-settings"},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "kubegate"}],
+            }),
+        )?;
         Api::namespaced(admin.clone(), KUBEGATE_NAMESPACE)
             .create(&pp, &settings_binding)
             .await

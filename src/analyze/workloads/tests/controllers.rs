@@ -541,3 +541,26 @@ fn pdbs_allowing_disruption_yield_nothing() {
     )]);
     assert_silent(workloads::pdb, &s);
 }
+
+#[test]
+fn budgets_without_conditions_are_judged_by_their_counts_as_kubernetes_1_20_writes_them() {
+    let mut blocked = pdb("False", "InsufficientPods");
+    blocked["status"]
+        .as_object_mut()
+        .map(|s| s.remove("conditions"));
+    let mut fine = blocked.clone();
+    fine["metadata"]["name"] = json!("fine");
+    fine["status"]["disruptionsAllowed"] = json!(1);
+    let mut empty = blocked.clone();
+    empty["metadata"]["name"] = json!("nothing-selected");
+    empty["status"]["expectedPods"] = json!(0);
+    let s = snapshot(&[(Source::PodDisruptionBudgets, vec![blocked, fine, empty])]);
+    let finding = only(workloads::pdb, &s, "PodDisruptionBudget", "web");
+    assert!(
+        finding.failures[0].text.starts_with(
+            "PodDisruptionBudget web allows no disruption: InsufficientPods (1 healthy"
+        ),
+        "{}",
+        finding.failures[0].text
+    );
+}
