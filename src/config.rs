@@ -73,6 +73,24 @@ pub struct AnalysisConfig {
     /// empty: tenants cannot add custom analyzers (kubegate never becomes a request forger).
     #[serde(default)]
     pub custom_analyzer_allowlist: Vec<String>,
+    /// A language model kubegate asks to explain problems when the caller's client cannot
+    /// sample (an OpenAI-compatible chat completions endpoint); without it, and without
+    /// sampling, `explain` says no model is available.
+    #[serde(default)]
+    pub model: Option<ModelConfig>,
+}
+
+/// An OpenAI-compatible chat completions endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The full URL, e.g. `https://llm.internal/v1/chat/completions`.
+    pub endpoint: String,
+    /// The model to ask for.
+    pub model: String,
+    /// A file holding the API key (sent as a bearer token), if the endpoint needs one.
+    #[serde(default)]
+    pub api_key_file: Option<PathBuf>,
 }
 
 impl Default for AnalysisConfig {
@@ -83,6 +101,7 @@ impl Default for AnalysisConfig {
             max_cache_ttl_seconds: default_analysis_max_ttl(),
             max_concurrency: default_analysis_concurrency(),
             custom_analyzer_allowlist: Vec::new(),
+            model: None,
         }
     }
 }

@@ -43,6 +43,8 @@ pub enum StartError {
     Kube(#[from] KubeError),
     #[error("the session key cannot be used")]
     Sessions(#[from] crate::mcp::session::SessionKeyError),
+    #[error("the analysis model cannot be used: {0}")]
+    Analysis(String),
 }
 
 impl Gateway {
@@ -99,7 +101,8 @@ impl Gateway {
         let analysis = crate::tool::Analysis::new(
             kube.settings_store(&config.analysis.namespace),
             config.analysis.clone(),
-        );
+        )
+        .map_err(StartError::Analysis)?;
         Ok(Gateway {
             analysis,
             peers: Default::default(),

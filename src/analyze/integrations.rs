@@ -1,14 +1,15 @@
 //! Analyzers that integrations bring: KEDA's ScaledObject, Kyverno's PolicyReport and ClusterPolicyReport.
 //!
-//! Their objects are JSON ([`Value`]s: the CRDs' versions vary), read with the readers the
-//! networking analyzers use for the Gateway API.
+//! Their objects are JSON ([`Value`]s: the CRDs' versions vary), read with the readers of
+//! `analyze::json`, which the Gateway API's analyzers share.
 
 use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::network::{condition, detail, items, json_ns_name, list, or, text, warnings};
+use super::json::{condition, detail, items, json_ns_name, list, or, text, warnings};
+use super::snapshot::find;
 use super::{Failure, Finding, Snapshot, Source, docs};
 
 /// KEDA ScaledObjects whose scale target is missing or lacks the requests a cpu or memory trigger
@@ -73,16 +74,6 @@ fn scale_target<'s>(
     ns: &str,
     name: &str,
 ) -> Target<'s> {
-    fn find<'a, T: k8s_openapi::Metadata<Ty = ObjectMeta>>(
-        objects: &'a [T],
-        ns: &str,
-        name: &str,
-    ) -> Option<&'a T> {
-        objects.iter().find(|o| {
-            let meta = o.metadata();
-            meta.name.as_deref() == Some(name) && meta.namespace.as_deref() == Some(ns)
-        })
-    }
     // A Deployment of another API group (a custom resource with a scale subresource) is not
     // the apps one.
     let version = text(object, "/spec/scaleTargetRef/apiVersion");

@@ -18,6 +18,7 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::Metadata;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde::Deserialize;
 use serde_json::Value;
@@ -315,12 +316,12 @@ impl Snapshot {
         // Owner chains are short (Pod → ReplicaSet → Deployment); the bound stops a cycle.
         for _ in 0..8 {
             let next = match owner.kind.as_str() {
-                "ReplicaSet" => find(&self.replica_sets, namespace, &owner.name),
-                "Job" => find(&self.jobs, namespace, &owner.name),
-                "StatefulSet" => find(&self.stateful_sets, namespace, &owner.name),
-                "DaemonSet" => find(&self.daemon_sets, namespace, &owner.name),
-                "Deployment" => find(&self.deployments, namespace, &owner.name),
-                "CronJob" => find(&self.cron_jobs, namespace, &owner.name),
+                "ReplicaSet" => find(&self.replica_sets, namespace, &owner.name).map(Metadata::metadata),
+                "Job" => find(&self.jobs, namespace, &owner.name).map(Metadata::metadata),
+                "StatefulSet" => find(&self.stateful_sets, namespace, &owner.name).map(Metadata::metadata),
+                "DaemonSet" => find(&self.daemon_sets, namespace, &owner.name).map(Metadata::metadata),
+                "Deployment" => find(&self.deployments, namespace, &owner.name).map(Metadata::metadata),
+                "CronJob" => find(&self.cron_jobs, namespace, &owner.name).map(Metadata::metadata),
                 _ => None,
             };
             match next.and_then(controller) {
@@ -341,16 +342,16 @@ fn controller(meta: &ObjectMeta) -> Option<&OwnerReference> {
         .or_else(|| owners.first())
 }
 
-/// The metadata of the object of `name` in `namespace`, among `objects`.
-fn find<'a, T: k8s_openapi::Metadata<Ty = ObjectMeta>>(
+/// The object of `name` in `namespace`, among `objects`.
+pub(super) fn find<'a, T: Metadata<Ty = ObjectMeta>>(
     objects: &'a [T],
     namespace: &str,
     name: &str,
-) -> Option<&'a ObjectMeta> {
-    objects
-        .iter()
-        .map(|o| o.metadata())
-        .find(|m| m.name.as_deref() == Some(name) && m.namespace.as_deref() == Some(namespace))
+) -> Option<&'a T> {
+    objects.iter().find(|o| {
+        let meta = o.metadata();
+        meta.name.as_deref() == Some(name) && meta.namespace.as_deref() == Some(namespace)
+    })
 }
 
 /// The namespace and name of an object (empty when absent).

@@ -43,17 +43,26 @@ pub struct Analysis {
     pub settings: SettingsStore,
     pub config: AnalysisConfig,
     custom: custom::CustomClient,
+    /// The operator's explanation model, if one is configured.
+    model: Option<explain::Model>,
     cache: Mutex<HashMap<String, (Instant, Arc<Report>)>>,
 }
 
 impl Analysis {
-    pub fn new(settings: SettingsStore, config: AnalysisConfig) -> Analysis {
-        Analysis {
+    /// The shared state; fails if the configured model's API key cannot be read.
+    pub fn new(settings: SettingsStore, config: AnalysisConfig) -> Result<Analysis, String> {
+        let model = config
+            .model
+            .as_ref()
+            .map(explain::Model::from_config)
+            .transpose()?;
+        Ok(Analysis {
             settings,
             config,
             custom: custom::CustomClient::new(),
+            model,
             cache: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     /// The tenant's settings; the defaults, with a note, if they cannot be read.
@@ -206,19 +215,32 @@ impl Tool for Analyze {
         };
         notes.extend(report.notes.iter().cloned());
         let mut details = Vec::new();
+        let mut provider = "";
         if self.explain.is_some_and(|f| f.0) && !report.findings.is_empty() {
             let anonymize = self.anonymize.is_some_and(|f| f.0);
-            match run.peer.as_ref().filter(|p| p.can_sample()) {
-                Some(peer) => {
-                    let (explained, note) =
-                        explain::by_sampling(peer, &report.findings, anonymize).await;
+            let sampling = run.peer.as_ref().filter(|p| p.can_sample());
+            let explainer = match (sampling, &analysis.model) {
+                (Some(peer), _) => Some(explain::Explainer::Client(peer)),
+                (None, Some(model)) => Some(explain::Explainer::Model(model, &analysis.custom)),
+                (None, None) => None,
+            };
+            match explainer {
+                Some(explainer) => {
+                    let (explained, note) = explain::explain(
+                        &explainer,
+                        run.peer.as_ref(),
+                        &report.findings,
+                        anonymize,
+                    )
+                    .await;
+                    provider = explainer.provider();
                     details = explained;
                     notes.extend(note);
                 }
                 None => notes.push(explain::NO_MODEL.to_owned()),
             }
         }
-        Ok(answer(self, &report, &notes, &details))
+        Ok(answer(self, &report, &notes, &details, provider))
     }
 }
 
@@ -410,7 +432,13 @@ fn cache_key(
 
 /// The answer: k8sgpt's JSON shape as structured content, and its text summary; the built-in
 /// analyzers' results first (explained, if asked), then the custom analyzers'.
-fn answer(call: &Analyze, report: &Report, notes: &[String], details: &[String]) -> ToolOutput {
+fn answer(
+    call: &Analyze,
+    report: &Report,
+    notes: &[String],
+    details: &[String],
+    provider: &str,
+) -> ToolOutput {
     let mut results: Vec<Value> = report
         .findings
         .iter()
@@ -462,7 +490,7 @@ fn answer(call: &Analyze, report: &Report, notes: &[String], details: &[String])
         text.push_str(&format!("Note: {note}.\n"));
     }
     let structured = json!({
-        "provider": if details.is_empty() { "" } else { "mcp-sampling" },
+        "provider": provider,
         "status": if results.is_empty() { "OK" } else { "ProblemDetected" },
         "problems": results.len(),
         "results": results,

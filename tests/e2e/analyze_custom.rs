@@ -1,6 +1,8 @@
-//! Custom analyzers: a tenant names an HTTP endpoint with `config` (only at a prefix the operator
-//! allows), and `analyze` asks it, as a real HTTP server on loopback, keeping only what it says
-//! about the namespaces the call covers, and sending it nothing of the caller's identity.
+//! What `analyze` asks outside kubegate, each a real HTTP server on loopback: a tenant's custom
+//! analyzer (named with `config`, only at a prefix the operator allows), whose results are kept
+//! only for the namespaces the call covers and which learns nothing of the caller; and the
+//! operator's OpenAI-compatible model, which explains problems to clients that cannot sample,
+//! seeing placeholders instead of names.
 
 use std::sync::{Arc, Mutex};
 
@@ -168,5 +170,82 @@ async fn a_tenants_custom_analyzer_is_asked_and_cannot_widen_what_the_caller_see
     let bob = gateway.token("bob", &["custom-devs"], "tenant-custom");
     let denied = client.call_tool(&bob, "config", json!({})).await?;
     assert!(tool_text(&denied).1, "{denied}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_sampling_the_operators_model_explains_and_sees_no_names() -> Result<()> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+
+    let admin = support::cluster().client("admin").await?;
+    tenant_namespace(
+        &admin,
+        "model-a",
+        Some("tenant-model"),
+        "model-devs",
+        VIEW_ROLE,
+    )
+    .await?;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "model-a");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "billing-0"},
+        "spec": {"containers": [{"name": "app", "image": "registry.example/billing:1"}]},
+    }))?;
+    pods.create(&PostParams::default(), &pod).await?;
+    let status = json!({"status": {"phase": "Pending", "containerStatuses": [{
+        "name": "app", "ready": false, "restartCount": 0, "image": "registry.example/billing:1",
+        "imageID": "", "state": {"waiting": {"reason": "ImagePullBackOff",
+        "message": "Back-off pulling image \"registry.example/billing:1\""}}}]}});
+    pods.patch_status("billing-0", &PatchParams::default(), &Patch::Merge(status))
+        .await?;
+    let (port, seen) = custom_analyzer(json!({"choices": [{"index": 0, "message": {
+        "role": "assistant", "content": "Fix the image tag of object-2 in namespace-1."}}]}))
+    .await?;
+    let key_dir = tempfile::tempdir()?;
+    let key = key_dir.path().join("model.key");
+    std::fs::write(&key, "sk-test-123\n")?;
+    let mut options = GatewayOptions::default();
+    options.sections.push(format!(
+        "[analysis.model]\nendpoint = \"http://127.0.0.1:{port}/v1/chat/completions\"\n\
+         model = \"test-model\"\napi_key_file = {:?}\n",
+        key.display().to_string()
+    ));
+    let gateway = TestGateway::start(options).await?;
+    let alice = gateway.token("alice", &["model-devs"], "tenant-model");
+    let answer = gateway
+        .client()
+        .call_ok(
+            &alice,
+            "analyze",
+            json!({"namespace": "model-a", "filters": "Pod", "explain": true, "anonymize": true}),
+        )
+        .await?;
+    let result = &answer["structuredContent"]["results"][0];
+    assert_eq!(result["name"], "model-a/billing-0", "{answer}");
+    assert_eq!(
+        result["details"], "Fix the image tag of billing-0 in model-a.",
+        "the names come back in the answer: {answer}"
+    );
+    assert_eq!(answer["structuredContent"]["provider"], "openai-compatible");
+    let requests = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let request = &requests[0];
+    assert!(
+        request.starts_with("POST /v1/chat/completions HTTP/1.1"),
+        "{request}"
+    );
+    assert!(
+        request
+            .to_ascii_lowercase()
+            .contains("authorization: bearer sk-test-123"),
+        "{request}"
+    );
+    assert!(request.contains(r#""model":"test-model""#), "{request}");
+    assert!(request.contains("ImagePullBackOff"), "{request}");
+    assert!(
+        !request.contains("billing-0") && !request.contains("model-a"),
+        "names reached the model: {request}"
+    );
     Ok(())
 }

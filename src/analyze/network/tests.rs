@@ -1,9 +1,12 @@
 //! Tests of the networking analyzers: each failure built in exactly its failing state, a healthy
 //! case that says nothing, and a case where the kind a check needs was not read.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{Value, json};
 
+use super::selector::has_labels;
 use super::*;
+use crate::analyze::json::{condition, detail, items, text};
 use crate::analyze::network;
 
 mod gateway;

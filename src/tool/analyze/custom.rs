@@ -1,5 +1,6 @@
 //! Asks a tenant's custom analyzers (HTTP endpoints set with `config`) what they find, and keeps
-//! only what concerns the namespaces the call covers.
+//! only what concerns the namespaces the call covers. Its client also reaches the configured
+//! explanation model (`super::explain`).
 //!
 //! A custom analyzer is reached only at a URL that starts with one of the operator's allowed
 //! prefixes (`[analysis] custom_analyzer_allowlist`, checked again at every call, so removing a
@@ -140,9 +141,28 @@ impl CustomClient {
     }
 
     async fn post(&self, url: &str, body: String) -> Result<Vec<CustomFinding>, String> {
-        let request = http::Request::post(url)
+        let bytes = self.post_json(url, body, None, TIMEOUT).await?;
+        serde_json::from_slice::<Answer>(&bytes)
+            .map(|a| a.results)
+            .map_err(|e| format!("its answer is not k8sgpt's result JSON: {e}"))
+    }
+
+    /// POSTs a JSON body (with a bearer token, if given) and returns the successful answer's
+    /// bytes, bounded in size and time. Redirects are not followed.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        body: String,
+        bearer: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Bytes, String> {
+        let mut request = http::Request::post(url)
             .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::ACCEPT, "application/json")
+            .header(http::header::ACCEPT, "application/json");
+        if let Some(token) = bearer {
+            request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| format!("bad URL: {e}"))?;
         let exchange = async {
@@ -155,20 +175,17 @@ impl CustomClient {
             if !status.is_success() {
                 return Err(format!("it answered {status}"));
             }
-            let bytes = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+            Limited::new(response.into_body(), MAX_ANSWER_BYTES)
                 .collect()
                 .await
+                .map(|body| body.to_bytes())
                 .map_err(|_| {
                     format!("its answer is larger than {MAX_ANSWER_BYTES} bytes or broke off")
-                })?
-                .to_bytes();
-            serde_json::from_slice::<Answer>(&bytes)
-                .map(|a| a.results)
-                .map_err(|e| format!("its answer is not k8sgpt's result JSON: {e}"))
+                })
         };
-        tokio::time::timeout(TIMEOUT, exchange)
+        tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| format!("no answer within {} s", TIMEOUT.as_secs()))?
+            .map_err(|_| format!("no answer within {} s", timeout.as_secs()))?
     }
 }
 

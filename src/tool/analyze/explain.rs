@@ -1,6 +1,8 @@
-//! Asks a language model to explain what `analyze` found, through the caller's own MCP client
-//! (`sampling/createMessage`, when the client offered sampling): kubegate holds no model and no
-//! model credentials, and the caller's client decides (and shows its user) what is sent.
+//! Asks a language model to explain what `analyze` found: first through the caller's own MCP
+//! client (`sampling/createMessage`, when the client offered sampling), so that the caller's
+//! client decides (and shows its user) what is sent; otherwise through the OpenAI-compatible
+//! chat completions endpoint the operator configured (`[analysis.model]`); otherwise not at all,
+//! with a note saying so.
 //!
 //! With `anonymize`, object and namespace names are replaced by placeholders before the text
 //! leaves kubegate, and put back in the answer.
@@ -9,7 +11,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::custom::CustomClient;
 use crate::analyze::Finding;
+use crate::config::ModelConfig;
 use crate::mcp::peer::Peer;
 
 /// The most results explained in one call (one sampling request each).
@@ -20,17 +24,134 @@ const SAMPLING_TIMEOUT: Duration = Duration::from_secs(120);
 const MAX_EXPLANATION: usize = 4000;
 
 pub const NO_MODEL: &str = "no language model is available to explain the problems: your MCP \
-                            client did not offer sampling, and kubegate has no model of its own; \
+                            client did not offer sampling, and kubegate has no model configured; \
                             the problems are listed as found";
+/// How long the configured model has to answer one question.
+const MODEL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The operator's model: where it is, which one, and the key it wants.
+pub struct Model {
+    endpoint: String,
+    model: String,
+    api_key: Option<ApiKey>,
+}
+
+/// An API key; its `Debug` shows nothing.
+struct ApiKey(String);
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("endpoint", &self.endpoint)
+            .field("model", &self.model)
+            .field("api_key", &self.api_key)
+            .finish()
+    }
+}
+
+impl Model {
+    /// The configured model, its key read from its file.
+    pub fn from_config(config: &ModelConfig) -> Result<Model, String> {
+        if !(config.endpoint.starts_with("https://") || config.endpoint.starts_with("http://")) {
+            return Err(format!(
+                "[analysis.model] endpoint {:?} must be an http(s) URL",
+                config.endpoint
+            ));
+        }
+        let api_key = match &config.api_key_file {
+            Some(path) => {
+                let key = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                Some(ApiKey(key.trim().to_owned()))
+            }
+            None => None,
+        };
+        Ok(Model {
+            endpoint: config.endpoint.clone(),
+            model: config.model.clone(),
+            api_key,
+        })
+    }
+}
 
 const SYSTEM_PROMPT: &str = "You are a Kubernetes expert helping an engineer fix a cluster. \
                              Explain the problem in plain words and give the most likely fix as \
                              short numbered steps (kubectl commands where they help). Be brief.";
 
-/// Explains each finding (up to [`MAX_EXPLAINED`]), in order; an empty string where the client
-/// gave no explanation. With it, a note for the answer if not every one was explained.
-pub async fn by_sampling(
-    peer: &Peer<'_>,
+/// Who answers.
+pub enum Explainer<'a> {
+    /// The caller's own client, by sampling.
+    Client(&'a Peer<'a>),
+    /// The operator's model.
+    Model(&'a Model, &'a CustomClient),
+}
+
+impl Explainer<'_> {
+    /// The answer's `provider`.
+    pub fn provider(&self) -> &'static str {
+        match self {
+            Explainer::Client(_) => "mcp-sampling",
+            Explainer::Model(..) => "openai-compatible",
+        }
+    }
+
+    async fn ask(&self, prompt: String) -> Result<String, String> {
+        match self {
+            Explainer::Client(peer) => {
+                let params = json!({
+                    "messages": [{"role": "user", "content": {"type": "text", "text": prompt}}],
+                    "systemPrompt": SYSTEM_PROMPT,
+                    "includeContext": "none",
+                    "maxTokens": 600,
+                    "modelPreferences": {"intelligencePriority": 0.7, "speedPriority": 0.5},
+                });
+                let result = peer
+                    .sample(params, SAMPLING_TIMEOUT)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(result
+                    .pointer("/content/text")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned())
+            }
+            Explainer::Model(model, client) => {
+                let body = json!({
+                    "model": model.model,
+                    "messages": [
+                        {"role": "system", "content": SYSTEM_PROMPT},
+                        {"role": "user", "content": prompt},
+                    ],
+                    "max_tokens": 600,
+                });
+                let key = model.api_key.as_ref().map(|k| k.0.as_str());
+                let bytes = client
+                    .post_json(&model.endpoint, body.to_string(), key, MODEL_TIMEOUT)
+                    .await
+                    .map_err(|e| format!("the model {e}"))?;
+                let answer: Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("the model's answer is not JSON: {e}"))?;
+                answer
+                    .pointer("/choices/0/message/content")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| "the model's answer has no choices[0].message.content".into())
+            }
+        }
+    }
+}
+
+/// Explains each finding (up to [`MAX_EXPLAINED`]), in order; an empty string where no
+/// explanation came. With it, a note for the answer if not every one was explained.
+pub async fn explain(
+    explainer: &Explainer<'_>,
+    progress: Option<&Peer<'_>>,
     findings: &[Finding],
     anonymize: bool,
 ) -> (Vec<String>, Option<String>) {
@@ -38,31 +159,18 @@ pub async fn by_sampling(
     let mut failed = None;
     let total = findings.len().min(MAX_EXPLAINED);
     for (i, finding) in findings.iter().take(MAX_EXPLAINED).enumerate() {
-        peer.progress(
-            i as u64,
-            Some(total as u64),
-            &format!("explaining {} {}", finding.kind, finding.name),
-        )
-        .await;
+        if let Some(peer) = progress {
+            let what = format!("explaining {} {}", finding.kind, finding.name);
+            peer.progress(i as u64, Some(total as u64), &what).await;
+        }
         let masks = if anonymize {
             Masks::of(finding)
         } else {
             Masks::default()
         };
         let prompt = masks.hide(&prompt(finding));
-        let params = json!({
-            "messages": [{"role": "user", "content": {"type": "text", "text": prompt}}],
-            "systemPrompt": SYSTEM_PROMPT,
-            "includeContext": "none",
-            "maxTokens": 600,
-            "modelPreferences": {"intelligencePriority": 0.7, "speedPriority": 0.5},
-        });
-        match peer.sample(params, SAMPLING_TIMEOUT).await {
-            Ok(result) => {
-                let text = result
-                    .pointer("/content/text")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
+        match explainer.ask(prompt).await {
+            Ok(text) => {
                 let text: String = text.chars().take(MAX_EXPLANATION).collect();
                 explained.push(masks.restore(&text));
             }
