@@ -72,6 +72,7 @@ fn main() -> Result<()> {
         resource: None,
         authorization_servers: Vec::new(),
         scopes_supported: Vec::new(),
+        never_impersonate: Vec::new(),
     })?;
     let mint = || {
         dev::mint_token(

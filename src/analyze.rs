@@ -11,6 +11,7 @@
 
 mod cluster;
 mod integrations;
+mod json;
 mod network;
 mod registry;
 mod snapshot;

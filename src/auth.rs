@@ -68,7 +68,8 @@ pub enum AuthError {
         problem: &'static str,
     },
     #[error(
-        "the token maps to `{0}`, a name Kubernetes reserves for itself; kubegate will not impersonate it"
+        "the token maps to `{0}`, a name kubegate never impersonates (Kubernetes reserves \
+         `system:` names; the operator's deny-list holds the others)"
     )]
     Reserved(String),
     /// Refused on what the token says of itself, before its signature is checked.
@@ -130,6 +131,8 @@ pub struct Authenticator {
     tenant_claim: String,
     username_prefix: String,
     group_prefix: String,
+    /// Names never impersonated (besides `system:*`): exact, or prefixes (`kubeadm:*`).
+    never: Vec<String>,
 }
 
 impl Authenticator {
@@ -152,6 +155,7 @@ impl Authenticator {
             tenant_claim: config.tenant_claim.clone(),
             username_prefix: config.username_prefix.clone(),
             group_prefix: config.group_prefix.clone(),
+            never: config.never_impersonate.clone(),
         })
     }
 
@@ -170,6 +174,7 @@ impl Authenticator {
             tenant_claim: "tenant".to_owned(),
             username_prefix: String::new(),
             group_prefix: String::new(),
+            never: Vec::new(),
         }
     }
 
@@ -300,10 +305,11 @@ impl Authenticator {
     fn caller_from_claims(&self, mut claims: Map<String, Value>) -> Result<Caller, AuthError> {
         let username = take_string(&mut claims, &self.username_claim)?
             .ok_or_else(|| missing(&self.username_claim))?;
-        let username = kubernetes_name(&self.username_prefix, &username, &self.username_claim)?;
+        let username =
+            self.kubernetes_name(&self.username_prefix, &username, &self.username_claim)?;
         let groups = take_groups(&mut claims, &self.groups_claim)?
             .iter()
-            .map(|g| kubernetes_name(&self.group_prefix, g, &self.groups_claim))
+            .map(|g| self.kubernetes_name(&self.group_prefix, g, &self.groups_claim))
             .collect::<Result<Vec<_>, _>>()?;
         let tenant = take_string(&mut claims, &self.tenant_claim)?
             .ok_or_else(|| missing(&self.tenant_claim))?;
@@ -461,14 +467,32 @@ fn take_groups(claims: &mut Map<String, Value>, claim: &str) -> Result<Vec<Strin
     }
 }
 
-/// Prefixes a claim into a Kubernetes user or group name, refusing names Kubernetes reserves.
-fn kubernetes_name(prefix: &str, value: &str, claim: &str) -> Result<String, AuthError> {
-    check_printable(value, claim)?;
-    let name = format!("{prefix}{value}");
-    if name.starts_with("system:") {
-        return Err(AuthError::Reserved(name));
+impl Authenticator {
+    /// Prefixes a claim into a Kubernetes user or group name, refusing empty names, names
+    /// Kubernetes reserves and names on the deny-list.
+    fn kubernetes_name(&self, prefix: &str, value: &str, claim: &str) -> Result<String, AuthError> {
+        check_printable(value, claim)?;
+        if value.is_empty() {
+            return Err(AuthError::Claim {
+                claim: claim.to_owned(),
+                problem: "is empty",
+            });
+        }
+        let name = format!("{prefix}{value}");
+        if never_impersonated(&name, &self.never) {
+            return Err(AuthError::Reserved(name));
+        }
+        Ok(name)
     }
-    Ok(name)
+}
+
+/// Whether `name` is `system:…` or matches the deny-list (exact names, or `prefix*`).
+pub fn never_impersonated(name: &str, never: &[String]) -> bool {
+    name.starts_with("system:")
+        || never.iter().any(|pattern| match pattern.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == pattern,
+        })
 }
 
 /// Names travel in HTTP headers (`Impersonate-User`): visible ASCII and inner spaces only. Edge

@@ -276,6 +276,16 @@ pub struct AuthConfig {
     /// The scopes the metadata lists (`scopes_supported`), if any.
     #[serde(default)]
     pub scopes_supported: Vec<String>,
+    /// User and group names kubegate never impersonates, whatever a token says: exact names,
+    /// or prefixes ending in `*`. `system:*` is always refused; the default adds `kubeadm:*`
+    /// (kubeadm binds `kubeadm:cluster-admins` to cluster-admin). List here the names your
+    /// cluster binds to powerful roles.
+    #[serde(default = "default_never_impersonate")]
+    pub never_impersonate: Vec<String>,
+}
+
+fn default_never_impersonate() -> Vec<String> {
+    vec!["kubeadm:*".to_owned()]
 }
 
 /// One verification key: a PEM public key and the JWS algorithm it verifies.

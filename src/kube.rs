@@ -143,6 +143,7 @@ impl Kube {
                 .await
                 .map_err(|e| KubeError::Config(e.to_string()))?,
         };
+        refuse_impersonating(&kube_config)?;
         let client = kube::Client::try_from(kube_config).map_err(KubeError::Client)?;
         let stale_after = config
             .namespaces_stale_after_seconds
@@ -246,6 +247,31 @@ impl NamespaceDirectory for Kube {
     fn stale(&self) -> Option<String> {
         self.namespaces.stale()
     }
+}
+
+/// Refuses a kubeconfig (or `KUBE_RS_DEBUG_IMPERSONATE_*`) that makes kubegate's own identity
+/// impersonate someone: kubegate's requests would then carry two sets of impersonation headers,
+/// and its own ones (the cache, the settings) would run as another identity.
+fn refuse_impersonating(config: &kube::Config) -> Result<(), KubeError> {
+    let auth = &config.auth_info;
+    let impersonates = auth.impersonate.is_some()
+        || auth.impersonate_uid.is_some()
+        || auth
+            .impersonate_groups
+            .as_ref()
+            .is_some_and(|g| !g.is_empty())
+        || auth
+            .impersonate_user_extra
+            .as_ref()
+            .is_some_and(|e| !e.is_empty());
+    if impersonates {
+        return Err(KubeError::Config(
+            "kubegate's kubeconfig impersonates (`as`, `as-groups`, `as-uid` or `as-user-extra`); \
+             give kubegate an identity of its own: it impersonates each caller itself"
+                .to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// Query parameters of one request.

@@ -231,7 +231,6 @@ pub fn network_policy(snapshot: &Snapshot, out: &mut Vec<Finding>) {
     }
 }
 
-
 /// The (namespace, name) of every object.
 fn names<'a>(metas: impl Iterator<Item = &'a ObjectMeta>) -> HashSet<(&'a str, &'a str)> {
     metas.map(ns_name).collect()
@@ -246,7 +245,6 @@ fn pairs(labels: &Labels) -> String {
     let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     pairs.join(", ")
 }
-
 
 #[cfg(test)]
 mod tests;

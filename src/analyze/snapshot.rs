@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use k8s_openapi::Metadata;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
@@ -18,7 +19,6 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::api::storage::v1::StorageClass;
-use k8s_openapi::Metadata;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde::Deserialize;
 use serde_json::Value;
@@ -198,6 +198,9 @@ pub struct Snapshot {
     /// The call covers the cluster (no namespace named): only then are cluster-scoped objects
     /// (PersistentVolumes, StorageClasses) reported, not just consulted.
     pub cluster_wide: bool,
+    /// The namespaces the call covers (`None`: any, as in tests). A kind read "everywhere" was
+    /// read in these only: a Service in a namespace outside them is unknown, not missing.
+    pub covered: Option<HashSet<String>>,
 }
 
 impl Snapshot {
@@ -288,10 +291,15 @@ impl Snapshot {
         self.read.iter().any(|(s, _)| *s == source)
     }
 
-    /// Whether `source` was read in `namespace` (or everywhere): only then does its absence
-    /// there mean something ("no Service of that name exists").
+    /// Whether `source` was read in `namespace` (or everywhere the call covers, and the call
+    /// covers it): only then does its absence there mean something ("no Service of that name
+    /// exists"). A webhook's Service in a namespace the caller may not read is neither.
     pub fn has_in(&self, source: Source, namespace: &str) -> bool {
-        self.read.contains(&(source, None))
+        let covered = self
+            .covered
+            .as_ref()
+            .is_none_or(|names| names.contains(namespace));
+        (covered && self.read.contains(&(source, None)))
             || self.read.contains(&(source, Some(namespace.to_owned())))
     }
 
@@ -316,11 +324,19 @@ impl Snapshot {
         // Owner chains are short (Pod → ReplicaSet → Deployment); the bound stops a cycle.
         for _ in 0..8 {
             let next = match owner.kind.as_str() {
-                "ReplicaSet" => find(&self.replica_sets, namespace, &owner.name).map(Metadata::metadata),
+                "ReplicaSet" => {
+                    find(&self.replica_sets, namespace, &owner.name).map(Metadata::metadata)
+                }
                 "Job" => find(&self.jobs, namespace, &owner.name).map(Metadata::metadata),
-                "StatefulSet" => find(&self.stateful_sets, namespace, &owner.name).map(Metadata::metadata),
-                "DaemonSet" => find(&self.daemon_sets, namespace, &owner.name).map(Metadata::metadata),
-                "Deployment" => find(&self.deployments, namespace, &owner.name).map(Metadata::metadata),
+                "StatefulSet" => {
+                    find(&self.stateful_sets, namespace, &owner.name).map(Metadata::metadata)
+                }
+                "DaemonSet" => {
+                    find(&self.daemon_sets, namespace, &owner.name).map(Metadata::metadata)
+                }
+                "Deployment" => {
+                    find(&self.deployments, namespace, &owner.name).map(Metadata::metadata)
+                }
                 "CronJob" => find(&self.cron_jobs, namespace, &owner.name).map(Metadata::metadata),
                 _ => None,
             };

@@ -14,12 +14,11 @@ mod schedule;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::Metadata;
 use k8s_openapi::api::core::v1::{Event, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 
-use super::snapshot::Source;
+use super::snapshot::{Source, find};
 use super::{Failure, Finding, Snapshot, docs, ns_name};
 
 pub use pods::{log, pod};
@@ -115,7 +114,7 @@ pub fn stateful_set(snapshot: &Snapshot, out: &mut Vec<Finding>) {
             .unwrap_or_default();
         if !service.is_empty()
             && snapshot.has_in(Source::Services, ns)
-            && named(&snapshot.services, ns, service).is_none()
+            && find(&snapshot.services, ns, service).is_none()
         {
             failures.push(Failure::doc(
                 format!("StatefulSet {name} names the governing Service {service:?}, which does not exist"),
@@ -353,17 +352,17 @@ fn scale_target<'s>(snapshot: &'s Snapshot, ns: &str, kind: &str, name: &str) ->
     let (source, found) = match kind {
         "Deployment" => (
             Source::Deployments,
-            named(&snapshot.deployments, ns, name)
+            find(&snapshot.deployments, ns, name)
                 .map(|d| d.spec.as_ref().and_then(|s| s.template.spec.as_ref())),
         ),
         "StatefulSet" => (
             Source::StatefulSets,
-            named(&snapshot.stateful_sets, ns, name)
+            find(&snapshot.stateful_sets, ns, name)
                 .map(|s| s.spec.as_ref().and_then(|s| s.template.spec.as_ref())),
         ),
         "ReplicaSet" => (
             Source::ReplicaSets,
-            named(&snapshot.replica_sets, ns, name).map(|r| {
+            find(&snapshot.replica_sets, ns, name).map(|r| {
                 let template = r.spec.as_ref().and_then(|s| s.template.as_ref());
                 template.and_then(|t| t.spec.as_ref())
             }),
@@ -468,15 +467,6 @@ fn report(
         failures,
         snapshot.parent_of(ns, meta),
     ));
-}
-
-/// The object of `name` in `ns` among `objects`.
-fn named<'a, T: Metadata<Ty = ObjectMeta>>(
-    objects: &'a [T],
-    ns: &str,
-    name: &str,
-) -> Option<&'a T> {
-    objects.iter().find(|o| ns_name(o.metadata()) == (ns, name))
 }
 
 /// The most recent Warning event about an object that `keep` accepts (the last listed, among

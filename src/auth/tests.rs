@@ -37,6 +37,7 @@ fn config(key_file: PathBuf, prefix: &str) -> AuthConfig {
         resource: None,
         authorization_servers: Vec::new(),
         scopes_supported: Vec::new(),
+        never_impersonate: vec!["kubeadm:*".to_owned(), "breakglass-admins".to_owned()],
     }
 }
 
@@ -256,6 +257,25 @@ fn claims_must_name_a_usable_identity() {
     assert!(
         message(json!({"sub": " system:admin", "tenant": "t"}))
             .contains("cannot pass to Kubernetes")
+    );
+    // The deny-list: kubeadm's admin group (by prefix) and a name the operator listed; an
+    // empty name is no name.
+    assert!(
+        message(json!({"sub": "alice", "tenant": "t", "groups": ["kubeadm:cluster-admins"]}))
+            .contains("`kubeadm:cluster-admins`, a name kubegate never impersonates")
+    );
+    assert!(
+        message(json!({"sub": "alice", "tenant": "t", "groups": ["breakglass-admins"]}))
+            .contains("never impersonates")
+    );
+    assert!(
+        !message(json!({"sub": "alice", "tenant": "t", "groups": ["breakglass-admins-2"]}))
+            .contains("never impersonates"),
+        "an exact name is not a prefix"
+    );
+    assert_eq!(
+        message(json!({"sub": "", "tenant": "t"})),
+        "the token's `sub` claim is empty"
     );
     let single_group = f.auth.authenticate(
         Some(&bearer(&token(

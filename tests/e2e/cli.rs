@@ -172,3 +172,25 @@ fn validate_names_the_line_at_fault_and_test_fails_when_a_case_does_not_hold() -
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_kubeconfig_that_makes_kubegate_impersonate_is_refused_at_start() -> Result<()> {
+    let plane = support::cluster();
+    let files = support::GatewayFiles::write(plane, &GatewayOptions::default(), "127.0.0.1:0")?;
+    let kubeconfig = files.dir.path().join("kubegate.kubeconfig");
+    let text = std::fs::read_to_string(&kubeconfig)?;
+    // kubegate's own user, but told to act as the admin.
+    std::fs::write(
+        &kubeconfig,
+        text.replace("    token:", "    as: admin\n    token:"),
+    )?;
+    let config = files.config_file.display().to_string();
+    let out = kubegate(&["serve", "--config", &config])?;
+    assert!(!out.status.success(), "{}", said(&out));
+    assert!(
+        said(&out).contains("kubegate's kubeconfig impersonates"),
+        "{}",
+        said(&out)
+    );
+    Ok(())
+}

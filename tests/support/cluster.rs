@@ -178,6 +178,8 @@ impl ControlPlane {
                 format!("--client-ca-file={}", files.ca.display()),
                 format!("--token-auth-file={}", token_file.display()),
                 "--authorization-mode=RBAC".into(),
+                // Pods may ask for privileged containers, so the Security analyzer can be shown one.
+                "--allow-privileged=true".into(),
                 "--service-account-issuer=https://kubernetes.default.svc".into(),
                 format!(
                     "--service-account-signing-key-file={}",

@@ -64,6 +64,10 @@ pub async fn gather(
 ) -> Gathered {
     let mut gathered = Gathered::default();
     gathered.snapshot.cluster_wide = matches!(coverage, Coverage::Readable(_));
+    gathered.snapshot.covered = Some(match coverage {
+        Coverage::One(ns) => HashSet::from([ns.clone()]),
+        Coverage::Readable(names) => names.iter().cloned().collect(),
+    });
     let catalog = client.kube().catalog();
     let mut jobs = Vec::new();
     let mut served_of = Vec::new();

@@ -1,5 +1,5 @@
-//! The Security analyzer: pods on their namespace's default ServiceAccount or with no
-//! securityContext, and Roles granting everything.
+//! The Security analyzer: pods on their namespace's default ServiceAccount, with a privileged
+//! container or with no securityContext, and Roles granting everything.
 
 use anyhow::Result;
 use serde_json::{Value, json};
@@ -9,7 +9,7 @@ use crate::support::cluster::VIEW_ROLE;
 use crate::support::{self, GatewayOptions, TestGateway, tenant_namespace};
 
 #[tokio::test]
-async fn pods_on_the_default_account_or_without_security_context_and_wildcard_roles_are_reported()
+async fn pods_on_the_default_account_privileged_or_without_security_context_and_wildcard_roles_are_reported()
 -> Result<()> {
     let admin = support::cluster().client("admin").await?;
     let ns = "az-sec";
@@ -26,19 +26,19 @@ async fn pods_on_the_default_account_or_without_security_context_and_wildcard_ro
         ),
     )
     .await?;
-    // The test API server runs without --allow-privileged: a privileged pod cannot exist here.
-    let privileged = json!({"serviceAccountName": "agent",
-        "containers": [{"name": "agent", "image": "registry.example/agent:1", "securityContext": {"privileged": true}}]});
-    let refused = create(&admin, POD, at, pod("privileged", privileged))
-        .await
-        .err()
-        .map(|e| format!("{e:#}"));
-    assert!(
-        refused
-            .unwrap_or_default()
-            .contains("privileged: Forbidden"),
-        "the API server refuses privileged pods"
-    );
+    // The test API server runs with --allow-privileged=true, as clusters with such pods do.
+    create(
+        &admin,
+        POD,
+        at,
+        pod(
+            "privileged",
+            json!({"serviceAccountName": "agent",
+        "containers": [{"name": "agent", "image": "registry.example/agent:1",
+                        "securityContext": {"privileged": true}}]}),
+        ),
+    )
+    .await?;
     create(
         &admin,
         POD,
@@ -90,7 +90,7 @@ async fn pods_on_the_default_account_or_without_security_context_and_wildcard_ro
     .await?;
     assert_eq!(
         found.names("Pod"),
-        in_ns(ns, &["default-account", "own-account"]),
+        in_ns(ns, &["default-account", "own-account", "privileged"]),
         "{}",
         found.text()
     );
@@ -119,6 +119,17 @@ async fn pods_on_the_default_account_or_without_security_context_and_wildcard_ro
         found.failures("Pod", "az-sec/own-account").lines().count(),
         1,
         "it has its own account"
+    );
+    found.expect(
+        "Pod",
+        "az-sec/privileged",
+        "",
+        &["Container agent runs privileged, with full access to the node's devices and kernel."],
+    );
+    assert_eq!(
+        found.failures("Pod", "az-sec/privileged").lines().count(),
+        1,
+        "it has its own account, and its container sets a securityContext"
     );
     found.expect(
         "Role",
