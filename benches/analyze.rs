@@ -167,14 +167,20 @@ async fn run() -> Result<()> {
     Ok(())
 }
 
-/// Sends the list requests `uris` as the direct client, [`CONCURRENCY`] at a time.
-async fn lists(client: &kube::Client, uris: &[String]) -> Result<Vec<String>> {
-    let answers: Vec<Result<String>> = futures::stream::iter(uris.iter().cloned())
+/// Sends the list requests `uris` as the direct client, [`CONCURRENCY`] at a time: each
+/// answer's body, or `None` where the API server refused (as RBAC refuses alice cluster-scoped
+/// kinds; kubegate sent those requests too).
+async fn lists(client: &kube::Client, uris: &[String]) -> Result<Vec<Option<String>>> {
+    let answers: Vec<Result<Option<String>>> = futures::stream::iter(uris.iter().cloned())
         .map(|uri| {
             let client = client.clone();
             async move {
                 let request = http::Request::get(uri).body(Vec::new())?;
-                Ok(client.request_text(request).await?)
+                match client.request_text(request).await {
+                    Ok(body) => Ok(Some(body)),
+                    Err(kube::Error::Api(status)) if status.code == 403 => Ok(None),
+                    Err(error) => Err(error.into()),
+                }
             }
         })
         .buffered(CONCURRENCY)
@@ -184,7 +190,7 @@ async fn lists(client: &kube::Client, uris: &[String]) -> Result<Vec<String>> {
 }
 
 /// The snapshot kubegate builds from these list answers.
-fn snapshot_of(uris: &[String], bodies: &[String]) -> Result<Snapshot> {
+fn snapshot_of(uris: &[String], bodies: &[Option<String>]) -> Result<Snapshot> {
     #[derive(serde::Deserialize)]
     struct Items<'a> {
         #[serde(borrow, default)]
@@ -192,6 +198,7 @@ fn snapshot_of(uris: &[String], bodies: &[String]) -> Result<Snapshot> {
     }
     let mut snapshot = Snapshot::default();
     for (uri, body) in uris.iter().zip(bodies) {
+        let Some(body) = body else { continue };
         let Some(source) = source_of(uri) else {
             bail!("no source for {uri}");
         };

@@ -215,9 +215,13 @@ impl Kube {
     /// read; [`Impersonated::journaled`] lets it write.
     pub fn impersonate(&self, permit: &Permit) -> Result<Impersonated<'_>, KubeError> {
         let caller = permit.caller();
-        // Authentication refuses these names already; this is the last door before Kubernetes.
+        // Authentication refuses these names already (and those on the operator's deny-list);
+        // this is the last door before Kubernetes. An empty name would be no impersonation at
+        // all: the request would run as kubegate itself.
         let header = |name: &str| {
-            let reserved = name.starts_with("system:") || name.trim() != name;
+            let reserved = crate::auth::never_impersonated(name, &[])
+                || name.trim() != name
+                || name.is_empty();
             HeaderValue::from_str(name)
                 .ok()
                 .filter(|_| !reserved)

@@ -422,10 +422,10 @@ impl Run<'_> {
             .map(|_| ())
     }
 
-    /// Whether this call may look at `target` too (see [`Permit::may_see`]: only what it may
-    /// see is recorded).
-    pub fn may_see(&self, target: &Target) -> bool {
-        self.permit.may_see(self.policy, target, self.kube.kube())
+    /// Notes a further decision this call made for the audit record.
+    pub fn note_grant(&self, grant: AuditGrant) {
+        let mut grants = self.grants.lock().unwrap_or_else(|e| e.into_inner());
+        grants.push(grant);
     }
 
     /// Whether Secret values may be shown in `namespace` (`None`: cluster-scoped or cluster-wide),

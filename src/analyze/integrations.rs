@@ -154,7 +154,7 @@ pub fn policy_report(snapshot: &Snapshot, out: &mut Vec<Finding>) {
     for report in &snapshot.policy_reports {
         let (ns, name) = json_ns_name(report);
         let parent = meta(report).and_then(|m| snapshot.parent_of(ns, &m));
-        let failures = failed_results(report);
+        let failures = failed_results(snapshot, report);
         out.extend(Finding::namespaced(
             "PolicyReport",
             ns,
@@ -172,18 +172,26 @@ pub fn cluster_policy_report(snapshot: &Snapshot, out: &mut Vec<Finding>) {
         out.extend(Finding::cluster(
             "ClusterPolicyReport",
             name,
-            failed_results(report),
+            failed_results(snapshot, report),
         ));
     }
 }
 
 /// A report's results that are `fail` or `error`, as sentences naming the policy, the rule, the
 /// resources and the message.
-fn failed_results(report: &Value) -> Vec<Failure> {
+fn failed_results(snapshot: &Snapshot, report: &Value) -> Vec<Failure> {
     // Reports of one resource (Kyverno 1.10 on) name it once, in `scope`, not in each result.
     let scope = report.get("scope").filter(|s| s.is_object());
     items(report, "/results")
         .filter_map(|result| {
+            // A result about an object in a namespace the call does not cover is not the
+            // caller's to see (a cluster report may name any namespace's objects).
+            let elsewhere = items(result, "/resources")
+                .map(|r| text(r, "/namespace"))
+                .any(|ns| !ns.is_empty() && !snapshot.covers(ns));
+            if elsewhere {
+                return None;
+            }
             let verdict = match text(result, "/result") {
                 "fail" => "fails",
                 "error" => "could not be applied",

@@ -295,12 +295,16 @@ impl Snapshot {
     /// covers it): only then does its absence there mean something ("no Service of that name
     /// exists"). A webhook's Service in a namespace the caller may not read is neither.
     pub fn has_in(&self, source: Source, namespace: &str) -> bool {
-        let covered = self
-            .covered
-            .as_ref()
-            .is_none_or(|names| names.contains(namespace));
-        (covered && self.read.contains(&(source, None)))
+        (self.covers(namespace) && self.read.contains(&(source, None)))
             || self.read.contains(&(source, Some(namespace.to_owned())))
+    }
+
+    /// Whether the call covers `namespace` (always, for a snapshot built without coverage):
+    /// only then may an analyzer name an object there.
+    pub fn covers(&self, namespace: &str) -> bool {
+        self.covered
+            .as_ref()
+            .is_none_or(|names| names.contains(namespace))
     }
 
     /// The Warning events about one object, oldest first as listed.

@@ -2,7 +2,9 @@
 //! something to tell the client before its answer (progress, `sampling/createMessage`): until
 //! then the exchange runs as usual, and a call that sends nothing is answered with plain JSON.
 //! Once a first message is sent, the response becomes `text/event-stream`: that message, every
-//! later one, and the final JSON-RPC answer as the last event.
+//! later one, and the final JSON-RPC answer as the last event (if the exchange fails at the
+//! HTTP level after the stream began, say its audit record cannot be written, the stream ends
+//! without an answer: its status line has gone out already).
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
@@ -65,8 +67,9 @@ pub async fn answer_with(
             response = &mut exchange => break response,
             message = messages.recv(), if open => match message {
                 Some(message) => {
-                    // A client that stopped reading loses its messages, not the call.
-                    let _ = events.send(sse::event("message", &message)).await;
+                    // Never waits here (the exchange must keep running): a client that
+                    // stopped reading loses its messages, and a request among them times out.
+                    let _ = events.try_send(sse::event("message", &message));
                 }
                 None => open = false,
             },
@@ -74,7 +77,7 @@ pub async fn answer_with(
     };
     // Messages sent just before the answer go first.
     while let Ok(message) = messages.try_recv() {
-        let _ = events.send(sse::event("message", &message)).await;
+        let _ = events.try_send(sse::event("message", &message));
     }
     let status = last.status();
     match last.into_body().collect().await {

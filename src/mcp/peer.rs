@@ -138,7 +138,8 @@ impl Peer<'_> {
     ) -> Result<Value, PeerError> {
         let (id, answer) = self.peers.register(&self.owner)?;
         let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        if self.out.send(message.to_string()).await.is_err() {
+        let sent = tokio::time::timeout(timeout, self.out.send(message.to_string())).await;
+        if !matches!(sent, Ok(Ok(()))) {
             self.peers.forget(&self.owner, &id);
             return Err(PeerError::Closed);
         }

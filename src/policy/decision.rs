@@ -149,8 +149,13 @@ impl Permit {
     ) -> Result<Allowed, Denied> {
         let (decision, shadow) = engine.decide(&self.question, target, namespaces);
         let shadow_allowed = shadow.map(|v| v.allowed());
+        self.note(&decision, shadow_allowed);
+        decision
+    }
+
+    fn note(&self, decision: &Result<Allowed, Denied>, shadow_allowed: Option<bool>) {
         let mut later = self.later.lock().unwrap_or_else(|e| e.into_inner());
-        later.push(match &decision {
+        later.push(match decision {
             Ok(allowed) => SubDecision {
                 resource: allowed.resource.clone(),
                 allowed: true,
@@ -164,7 +169,6 @@ impl Permit {
                 shadow_allowed,
             },
         });
-        decision
     }
 
     /// Decides whether the call may look at a further resource (a namespace a cluster-wide
@@ -181,21 +185,7 @@ impl Permit {
         let shadow_allowed = shadow.map(|v| v.allowed());
         let allowed = decision.is_ok();
         if allowed || shadow_allowed == Some(true) {
-            let mut later = self.later.lock().unwrap_or_else(|e| e.into_inner());
-            later.push(match &decision {
-                Ok(allowed) => SubDecision {
-                    resource: allowed.resource.clone(),
-                    allowed: true,
-                    policies: allowed.policies.clone(),
-                    shadow_allowed,
-                },
-                Err(denied) => SubDecision {
-                    resource: denied.resource.clone(),
-                    allowed: false,
-                    policies: denied.policies().to_vec(),
-                    shadow_allowed,
-                },
-            });
+            self.note(&decision, shadow_allowed);
         }
         allowed
     }

@@ -4,8 +4,13 @@
 //! MCP tool: `analyze` (k8sgpt's name and parameters: `namespace?`, `explain?`, `filters?`; plus
 //! `anonymize?` and `noCache?`). Kubernetes: `list` on each kind the active analyzers read
 //! (pods, events, deployments, replicasets, services, endpoints, ingresses, …; see
-//! [`crate::analyze::Source`]), once per call, and `get` on `pods/log` for the `Log` analyzer;
-//! `get` on the caller's tenant's settings ConfigMap, as kubegate.
+//! [`crate::analyze::Source`]), once per call (or once per readable namespace, where a
+//! cluster-wide list is refused, fails or is cut), and `get` on `pods/log` for the `Log`
+//! analyzer; `get` on the caller's tenant's settings ConfigMap, as kubegate.
+//!
+//! When the call names no `filters`, the tenant's stored ones run, and the call is decided
+//! again with them as its `filters` (so a policy on `context.arguments.filters` holds for
+//! them too); the namespaces are then decided under that second decision.
 //!
 //! Without a namespace the call is decided on the `Cluster`; then each namespace is decided as
 //! this call's own action on that `Namespace`, and only those permitted are looked at: nothing
@@ -29,9 +34,10 @@ use serde_json::{Value, json};
 use super::args::{Flag, NameList, check_namespace};
 use super::{ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, output};
 use crate::analyze::{self, ANALYZERS, Analyzer, Finding, Reach, Source};
+use crate::audit::AuditGrant;
 use crate::config::AnalysisConfig;
 use crate::kube::{ApiCatalog, SettingsError, SettingsStore, TenantSettings};
-use crate::policy::{NamespaceDirectory, ResourceType, Scope, Target};
+use crate::policy::{NamespaceDirectory, Permit, ResourceType, Scope, Target};
 
 pub use gather::{Coverage, Gathered, MAX_OBJECTS_PER_KIND};
 
@@ -112,7 +118,9 @@ impl Analysis {
                 cache.clear();
             }
         }
-        cache.insert(key, (Instant::now() + ttl, report));
+        if let Some(expires) = Instant::now().checked_add(ttl) {
+            cache.insert(key, (expires, report));
+        }
     }
 }
 
@@ -200,7 +208,65 @@ impl Tool for Analyze {
                 None => notes.push(format!("{name:?} is not an analyzer kubegate has; skipped")),
             }
         }
-        let key = cache_key(run, self, &active, &settings);
+        // The tenant's stored filters were not what Cedar saw: the call is decided again as it
+        // will run, and that decision (not the first) says which namespaces it may look at.
+        let effective;
+        let decided: &Permit = match (&self.filters, &settings.filters) {
+            (None, Some(stored)) => {
+                let call = Analyze {
+                    filters: Some(NameList(stored.clone())),
+                    ..self.clone()
+                };
+                let permitted = run
+                    .policy
+                    .authorize(
+                        run.permit.caller_arc(),
+                        super::ToolCall::Analyze(call),
+                        run.facts,
+                        run.kube.kube(),
+                    )
+                    .map_err(ToolError::Denied)?;
+                run.note_grant(AuditGrant {
+                    action: Self::SPEC.name,
+                    resource: permitted.permit().resource().to_owned(),
+                    allowed: true,
+                    policies: permitted.permit().policies(),
+                    shadow_allowed: None,
+                });
+                effective = permitted;
+                effective.permit()
+            }
+            _ => run.permit,
+        };
+        let coverage = match &self.namespace {
+            Some(ns) => Coverage::One(ns.clone()),
+            None => {
+                let names = run.kube.kube().names();
+                let readable = names
+                    .into_iter()
+                    .filter(|ns| {
+                        let target = Target::Namespace(ns.clone());
+                        decided.may_see(run.policy, &target, run.kube.kube())
+                    })
+                    .collect();
+                Coverage::Readable(readable)
+            }
+        };
+        if !std::ptr::eq(decided, run.permit) {
+            // The namespaces were decided under the second decision: into the record with it.
+            for sub in decided.later() {
+                run.note_grant(AuditGrant {
+                    action: Self::SPEC.name,
+                    resource: sub.resource,
+                    allowed: sub.allowed,
+                    policies: sub.policies,
+                    shadow_allowed: sub.shadow_allowed,
+                });
+            }
+        }
+        // Decided afresh on every call, so an answer is reused only for exactly what this call
+        // may see now.
+        let key = cache_key(run, self, &active, &settings, &coverage);
         let fresh = self.no_cache.is_some_and(|f| f.0);
         let report = match analysis.cached(&key).filter(|_| !fresh) {
             Some(report) => {
@@ -208,7 +274,7 @@ impl Tool for Analyze {
                 report
             }
             None => {
-                let report = Arc::new(self.analyze(run, &active, &settings).await);
+                let report = Arc::new(self.analyze(run, &active, &settings, &coverage).await);
                 analysis.keep(key, report.clone(), analysis.ttl(&settings));
                 report
             }
@@ -263,18 +329,9 @@ impl Analyze {
         run: &mut Run<'_>,
         active: &[&'static Analyzer],
         settings: &TenantSettings,
+        coverage: &Coverage,
     ) -> Report {
-        let coverage = match &self.namespace {
-            Some(ns) => Coverage::One(ns.clone()),
-            None => {
-                let names = run.kube.kube().names();
-                let readable = names
-                    .into_iter()
-                    .filter(|ns| run.may_see(&Target::Namespace(ns.clone())))
-                    .collect();
-                Coverage::Readable(readable)
-            }
-        };
+        let coverage = coverage.clone();
         let mut sources: BTreeSet<Source> = BTreeSet::new();
         for analyzer in active {
             sources.extend(analyzer.reads.iter().copied());
@@ -297,6 +354,11 @@ impl Analyze {
         };
         if active.iter().any(|a| a.name == "Log") {
             gather::gather_logs(&mut run.kube, &mut gathered, concurrency).await;
+            // Log lines are quoted in findings: Secret values in them are masked, as get-logs
+            // masks them, unless reveal-secrets is granted there.
+            for ((ns, _, _), text) in gathered.snapshot.logs.iter_mut() {
+                *text = output::filter_log(text, &mut |_| run.reveal(Some(ns)));
+            }
         }
         if let Some(peer) = &run.peer {
             peer.progress(1, Some(2), "analyzing").await;
@@ -409,18 +471,25 @@ fn cache_key(
     call: &Analyze,
     active: &[&Analyzer],
     settings: &TenantSettings,
+    coverage: &Coverage,
 ) -> String {
     let caller = run.caller();
     let mut groups = caller.groups.clone();
     groups.sort();
+    let mut analyzers: Vec<&str> = active.iter().map(|a| a.name).collect();
+    analyzers.sort_unstable();
+    let covered = match coverage {
+        Coverage::One(ns) => ns.clone(),
+        Coverage::Readable(names) => names.join(","),
+    };
     format!(
-        "{}\0{}\0{}\0{}\0{}\0{}\0{}",
+        "{}\0{}\0{}\0{}\0{}\0{}\0{}\0{covered}",
         caller.username,
         groups.join("\u{1}"),
         caller.tenant,
         run.policy.version(),
         call.namespace.as_deref().unwrap_or(""),
-        active.iter().map(|a| a.name).collect::<Vec<_>>().join(","),
+        analyzers.join(","),
         settings
             .custom_analyzers
             .iter()

@@ -28,7 +28,8 @@ pub fn security(snapshot: &Snapshot, out: &mut Vec<Finding>) {
         let failures = wildcard_rules(role.rules.as_deref().unwrap_or_default());
         out.extend(Finding::namespaced("Role", ns, name, failures, None));
     }
-    if snapshot.has(Source::ClusterRoles) {
+    // ClusterRoles are cluster-scoped: reported only by a call that covers the cluster.
+    if snapshot.cluster_wide && snapshot.has(Source::ClusterRoles) {
         for role in &snapshot.cluster_roles {
             if built_in_role(&role.metadata, true) {
                 continue;

@@ -24,7 +24,7 @@ pub fn storage(snapshot: &Snapshot, out: &mut Vec<Finding>) {
     };
     for volume in volumes {
         let name = volume.metadata.name.as_deref().unwrap_or_default();
-        let failures = volume_failure(volume).into_iter().collect();
+        let failures = volume_failure(snapshot, volume).into_iter().collect();
         out.extend(Finding::cluster("PersistentVolume", name, failures));
     }
     for claim in &snapshot.pvcs {
@@ -39,7 +39,7 @@ pub fn storage(snapshot: &Snapshot, out: &mut Vec<Finding>) {
 }
 
 /// What is wrong with a PersistentVolume's phase, if anything.
-fn volume_failure(volume: &PersistentVolume) -> Option<Failure> {
+fn volume_failure(snapshot: &Snapshot, volume: &PersistentVolume) -> Option<Failure> {
     let status = volume.status.as_ref();
     let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or_default();
     let message = status
@@ -48,7 +48,8 @@ fn volume_failure(volume: &PersistentVolume) -> Option<Failure> {
     let spec = volume.spec.as_ref();
     let claim_ref = spec.and_then(|s| s.claim_ref.as_ref());
     let claim = match claim_ref.map(|c| (c.namespace.as_deref(), c.name.as_deref())) {
-        Some((Some(ns), Some(name))) => format!("its claim {ns}/{name}"),
+        // A claim in a namespace the caller may not read is not named.
+        Some((Some(ns), Some(name))) if snapshot.covers(ns) => format!("its claim {ns}/{name}"),
         _ => "its claim".to_owned(),
     };
     let policy = spec.and_then(|s| s.persistent_volume_reclaim_policy.as_deref());

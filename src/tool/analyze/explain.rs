@@ -4,8 +4,9 @@
 //! chat completions endpoint the operator configured (`[analysis.model]`); otherwise not at all,
 //! with a note saying so.
 //!
-//! With `anonymize`, object and namespace names are replaced by placeholders before the text
-//! leaves kubegate, and put back in the answer.
+//! With `anonymize`, the problem object's name, its namespace and its owner's name are replaced
+//! by placeholders before the text leaves kubegate, and put back in the answer; other names a
+//! message quotes (a missing Service, an image) go as they are.
 
 use std::time::Duration;
 
@@ -115,11 +116,18 @@ impl Explainer<'_> {
                     .sample(params, SAMPLING_TIMEOUT)
                     .await
                     .map_err(|e| e.to_string())?;
-                Ok(result
-                    .pointer("/content/text")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned())
+                // One content block, or (2025-11-25) a list of them: the text ones, joined.
+                let content = result.get("content").cloned().unwrap_or(Value::Null);
+                let blocks = match content {
+                    Value::Array(blocks) => blocks,
+                    block => vec![block],
+                };
+                let text: Vec<&str> = blocks
+                    .iter()
+                    .filter(|b| b["type"] == "text")
+                    .filter_map(|b| b["text"].as_str())
+                    .collect();
+                Ok(text.join("\n"))
             }
             Explainer::Model(model, client) => {
                 let body = json!({
@@ -160,8 +168,10 @@ pub async fn explain(
     let total = findings.len().min(MAX_EXPLAINED);
     for (i, finding) in findings.iter().take(MAX_EXPLAINED).enumerate() {
         if let Some(peer) = progress {
-            let what = format!("explaining {} {}", finding.kind, finding.name);
-            peer.progress(i as u64, Some(total as u64), &what).await;
+            // After the analysis's own two steps; names stay out of progress messages.
+            let what = format!("explaining problem {} of {total}", i + 1);
+            peer.progress(2 + i as u64, Some(2 + total as u64), &what)
+                .await;
         }
         let masks = if anonymize {
             Masks::of(finding)

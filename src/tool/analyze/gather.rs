@@ -9,6 +9,8 @@
 
 use std::collections::{BTreeSet, HashSet};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -18,6 +20,10 @@ use crate::kube::{Impersonated, KubeError, Served};
 
 /// Objects per list page.
 const PAGE: usize = 500;
+/// The most list bytes one call holds (the API server's answers, before parsing).
+pub const MAX_BYTES_PER_CALL: usize = 256 * 1024 * 1024;
+/// The most bytes of one container's log read for `Log`.
+const LOG_LIMIT_BYTES: u32 = 64 * 1024;
 /// The most objects of one kind one call reads; past it the answer says the scan was cut.
 pub const MAX_OBJECTS_PER_KIND: usize = 20_000;
 /// Containers whose logs the `Log` analyzer reads in one call, and the lines of each.
@@ -94,22 +100,28 @@ pub async fn gather(
         Coverage::One(_) => HashSet::new(),
     };
 
-    // First every kind once; then, for namespaced kinds RBAC would not list cluster-wide, once
-    // per readable namespace.
+    // First every kind once; then, for a namespaced kind whose cluster-wide list did not
+    // simply work (RBAC refused it, it failed, it was cut), once per readable namespace: what
+    // a cluster-wide list says of other namespaces (their objects, their count, an error
+    // quoting one of them) never reaches the caller.
+    let budget = AtomicUsize::new(MAX_BYTES_PER_CALL);
     let mut retry = Vec::new();
-    for (job, result) in run_jobs(client, jobs, &served, concurrency).await {
+    for (job, result) in run_jobs(client, jobs, &served, concurrency, &budget).await {
+        let across = job.namespace.is_none() && job.source.namespaced();
         match result {
-            Ok(listed) => {
-                let keep = |ns: Option<&str>| {
-                    !job.source.namespaced()
-                        || job.namespace.is_some()
-                        || ns.is_some_and(|ns| readable.contains(ns))
-                };
+            Ok(listed) if !(across && listed.cut) => {
+                let keep = |ns: Option<&str>| !across || ns.is_some_and(|ns| readable.contains(ns));
                 absorb(&mut gathered, &job, listed, keep);
             }
-            Err(KubeError::Api { code: 403, .. })
-                if job.namespace.is_none() && job.source.namespaced() =>
-            {
+            Err(KubeError::NotServed(_)) | Err(KubeError::Api { code: 404, .. }) => {
+                gathered.not_served.insert(job.source);
+            }
+            ref other if across => {
+                // A cut list's pages are dropped: what they held goes back to the budget.
+                if let Ok(listed) = other {
+                    let held = listed.pages.iter().map(bytes::Bytes::len).sum();
+                    budget.fetch_add(held, Ordering::Relaxed);
+                }
                 if let Coverage::Readable(names) = coverage {
                     retry.extend(names.iter().map(|ns| Job {
                         source: job.source,
@@ -117,10 +129,11 @@ pub async fn gather(
                     }));
                 }
             }
+            Ok(listed) => absorb(&mut gathered, &job, listed, |_| true),
             Err(error) => note_failure(&mut gathered, &job, &error),
         }
     }
-    for (job, result) in run_jobs(client, retry, &served, concurrency).await {
+    for (job, result) in run_jobs(client, retry, &served, concurrency, &budget).await {
         match result {
             Ok(listed) => absorb(&mut gathered, &job, listed, |_| true),
             // RBAC does not let the caller read this kind there: as if the namespace had none
@@ -159,6 +172,7 @@ pub async fn gather_logs(
             let query = [
                 ("container", container.clone()),
                 ("tailLines", LOG_TAIL_LINES.to_string()),
+                ("limitBytes", LOG_LIMIT_BYTES.to_string()),
             ];
             let log = fork.logs(&ns, &pod, &query).await;
             ((ns, pod, container), log, fork.take_calls())
@@ -219,13 +233,14 @@ async fn run_jobs(
     jobs: Vec<Job>,
     served: &(dyn Fn(Source) -> Option<Served> + Sync),
     concurrency: usize,
+    budget: &AtomicUsize,
 ) -> Vec<(Job, Result<Listed, KubeError>)> {
     let parent = &*client;
     let done: Vec<_> = futures::stream::iter(jobs)
         .map(|job| async move {
             let mut fork = parent.fork();
             let result = match served(job.source) {
-                Some(served) => list_all(&mut fork, &served, &job).await,
+                Some(served) => list_all(&mut fork, &served, &job, budget).await,
                 None => Err(KubeError::NotServed(job.source.group_kind().1.to_owned())),
             };
             (job, result, fork.take_calls())
@@ -241,11 +256,13 @@ async fn run_jobs(
     results
 }
 
-/// Lists one kind a page at a time, up to [`MAX_OBJECTS_PER_KIND`].
+/// Lists one kind a page at a time, up to [`MAX_OBJECTS_PER_KIND`] and while the call's byte
+/// budget lasts.
 async fn list_all(
     client: &mut Impersonated<'_>,
     served: &Served,
     job: &Job,
+    budget: &AtomicUsize,
 ) -> Result<Listed, KubeError> {
     #[derive(Deserialize)]
     struct Meta {
@@ -276,6 +293,15 @@ async fn list_all(
             .await?;
         let page: Page =
             serde_json::from_slice(&body).map_err(|e| KubeError::Decode(e.to_string()))?;
+        let spent = budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(body.len())
+            })
+            .is_err();
+        if spent {
+            listed.cut = true;
+            return Ok(listed);
+        }
         listed.pages.push(body);
         read += PAGE;
         token = page

@@ -375,3 +375,52 @@ async fn a_second_identical_analysis_within_the_ttl_reuses_the_answer_and_no_cac
     assert!(no_calls(&last_record(&gateway)));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_tenants_stored_filters_are_decided_as_if_the_call_had_named_them() -> Result<()> {
+    let admin = support::cluster().client("admin").await?;
+    tenant_namespace(
+        &admin,
+        "az-stored",
+        Some("tenant-stored"),
+        "stored-devs",
+        VIEW_ROLE,
+    )
+    .await?;
+    // Log analysis reads pod logs: this policy keeps it out of analyze, however it is asked.
+    let options = GatewayOptions::default().policy(
+        "no-log-analysis.cedar",
+        r#"@id("no-log-analysis")
+           @reason("log contents stay out of analyze")
+           forbid (principal, action == Action::"analyze", resource)
+           when { context.arguments has filters && context.arguments.filters.contains("Log") };"#,
+    );
+    let gateway = TestGateway::start(options).await?;
+    let client = gateway.client();
+    let alice = gateway.token("alice", &["stored-devs"], "tenant-stored");
+    let named = client
+        .call_tool(
+            &alice,
+            "analyze",
+            json!({"namespace": "az-stored", "filters": "Pod,Log"}),
+        )
+        .await?;
+    assert!(super::super::support::tool_text(&named).1, "{named}");
+    // Stored for the tenant, then asked for with no filters: the same refusal.
+    client
+        .call_ok(&alice, "add-filters", json!({"filters": "Log"}))
+        .await?;
+    let stored = client
+        .call_tool(&alice, "analyze", json!({"namespace": "az-stored"}))
+        .await?;
+    let (text, refused) = super::super::support::tool_text(&stored);
+    assert!(refused && text.contains("no-log-analysis"), "{text}");
+    client
+        .call_ok(&alice, "remove-filters", json!({"filters": "Log"}))
+        .await?;
+    let after = client
+        .call_ok(&alice, "analyze", json!({"namespace": "az-stored"}))
+        .await?;
+    assert_eq!(after["structuredContent"]["status"], "OK", "{after}");
+    Ok(())
+}
