@@ -10,16 +10,16 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Result, bail, ensure};
 use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use support::cluster::{NODE_NAME, VIEW_ROLE};
-use support::{GatewayFiles, GatewayOptions, McpClient, tenant_namespace};
+use support::process::{Launch, ServedProcess};
+use support::{GatewayOptions, McpClient, tenant_namespace};
 
 use kubegate::analyze::{self, Snapshot, Source};
 
@@ -39,16 +39,6 @@ fn main() -> Result<()> {
     runtime.block_on(run())
 }
 
-/// kubegate as a child process, killed when dropped.
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn run() -> Result<()> {
     let plane = support::cluster();
     let admin = plane.client("admin").await?;
@@ -61,26 +51,10 @@ async fn run() -> Result<()> {
         seeded.elapsed().as_secs_f64()
     );
 
-    let port = support::cluster::free_port()?;
-    let files = GatewayFiles::write(
-        plane,
-        &GatewayOptions::default(),
-        &format!("127.0.0.1:{port}"),
-    )?;
-    let log = std::fs::File::create(files.dir.path().join("kubegate.log"))?;
-    let _served = Served(
-        Command::new(env!("CARGO_BIN_EXE_kubegate"))
-            .args(["serve", "--config"])
-            .arg(&files.config_file)
-            .env("KUBEGATE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("starting kubegate")?,
-    );
-    let url = format!("https://127.0.0.1:{port}/mcp");
-    let mcp = McpClient::new(&url, &files.ca_pem);
-    wait_ready(&mcp, &url).await?;
+    // The release binary as its own process, as in production.
+    let served = ServedProcess::start(&GatewayOptions::default(), Launch::default()).await?;
+    let files = &served.files;
+    let mcp = McpClient::new(&served.url, &files.ca_pem);
     let token = files.token("alice", &["team-a-devs"], "bench");
     let direct = plane.client("alice").await?;
     let arguments = json!({"namespace": NAMESPACE, "noCache": true});
@@ -94,7 +68,7 @@ async fn run() -> Result<()> {
         "analyze found {problems} problems, not {failing}: {}",
         first["content"][0]["text"]
     );
-    let record = last_tool_record(&files)?;
+    let record = last_tool_record(&served.audit_log)?;
     let uris: Vec<String> = record["kube"]
         .as_array()
         .into_iter()
@@ -380,8 +354,8 @@ async fn seed(admin: &kube::Client) -> Result<usize> {
     Ok(failing_pods)
 }
 
-fn last_tool_record(files: &GatewayFiles) -> Result<Value> {
-    let text = std::fs::read_to_string(files.dir.path().join("audit.log"))?;
+fn last_tool_record(audit_log: &std::path::Path) -> Result<Value> {
+    let text = std::fs::read_to_string(audit_log)?;
     for line in text.lines().rev() {
         let record: Value = serde_json::from_str(line)?;
         if record["mcp"]["method"] == "tools/call" && record["stage"] == "ResponseComplete" {
@@ -389,19 +363,6 @@ fn last_tool_record(files: &GatewayFiles) -> Result<Value> {
         }
     }
     bail!("no tools/call record in the audit log")
-}
-
-async fn wait_ready(mcp: &McpClient, url: &str) -> Result<()> {
-    let readyz = url.replace("/mcp", "/readyz");
-    for _ in 0..300 {
-        if let Ok(answer) = mcp.http.get(&readyz).send().await
-            && answer.status() == 200
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("kubegate did not become ready within 30 s")
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {

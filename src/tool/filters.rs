@@ -192,27 +192,14 @@ impl Tool for AddFilters {
 
     async fn run(&self, run: &mut Run<'_>) -> Result<ToolOutput, ToolError> {
         let adding = &self.filters.0;
-        let settings = run
-            .analysis
-            .settings
-            .update(&run.caller().tenant, |settings| {
-                let mut active = active_filters(settings);
-                for name in adding {
-                    if !active.contains(name) {
-                        active.push(name.clone());
-                    }
+        change_filters(run, "Activated", adding, |active| {
+            for name in adding {
+                if !active.contains(name) {
+                    active.push(name.clone());
                 }
-                settings.filters = Some(active);
-                Ok(())
-            })
-            .await
-            .map_err(settings_failed)?;
-        let said = format!(
-            "Activated {} for tenant {:?}.",
-            adding.join(", "),
-            run.caller().tenant
-        );
-        Ok(filters_answer(&settings, Some(&said)))
+            }
+        })
+        .await
     }
 }
 
@@ -242,24 +229,34 @@ impl Tool for RemoveFilters {
 
     async fn run(&self, run: &mut Run<'_>) -> Result<ToolOutput, ToolError> {
         let removing = &self.filters.0;
-        let settings = run
-            .analysis
-            .settings
-            .update(&run.caller().tenant, |settings| {
-                let mut active = active_filters(settings);
-                active.retain(|name| !removing.contains(name));
-                settings.filters = Some(active);
-                Ok(())
-            })
-            .await
-            .map_err(settings_failed)?;
-        let said = format!(
-            "Deactivated {} for tenant {:?}.",
-            removing.join(", "),
-            run.caller().tenant
-        );
-        Ok(filters_answer(&settings, Some(&said)))
+        change_filters(run, "Deactivated", removing, |active| {
+            active.retain(|name| !removing.contains(name));
+        })
+        .await
     }
+}
+
+/// Changes the caller's tenant's active analyzers with `change` and answers with them.
+async fn change_filters(
+    run: &Run<'_>,
+    done: &str,
+    names: &[String],
+    change: impl Fn(&mut Vec<String>),
+) -> Result<ToolOutput, ToolError> {
+    let tenant = &run.caller().tenant;
+    let settings = run
+        .analysis
+        .settings
+        .update(tenant, |settings| {
+            let mut active = active_filters(settings);
+            change(&mut active);
+            settings.filters = Some(active);
+            Ok(())
+        })
+        .await
+        .map_err(settings_failed)?;
+    let said = format!("{done} {} for tenant {tenant:?}.", names.join(", "));
+    Ok(filters_answer(&settings, Some(&said)))
 }
 
 /// A `list-integrations` call (no arguments).
