@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::json::{condition, detail, items, json_ns_name, list, or, text, warnings};
-use super::snapshot::find;
-use super::{Failure, Finding, Snapshot, Source, docs};
+use super::snapshot::ScaleTarget;
+use super::{Failure, Finding, Snapshot, docs};
 
 /// KEDA ScaledObjects whose scale target is missing or lacks the requests a cpu or memory trigger
 /// needs, that are not ready, or that have warning events.
@@ -27,14 +27,14 @@ pub fn scaled_object(snapshot: &Snapshot, out: &mut Vec<Finding>) {
             ));
         } else {
             match scale_target(snapshot, object, kind, ns, target) {
-                Target::Missing => failures.push(Failure::doc(
+                ScaleTarget::Missing => failures.push(Failure::doc(
                     format!("ScaledObject {name} scales {kind} {target}, which does not exist"),
                     docs::KEDA,
                 )),
-                Target::Found(template) => {
+                ScaleTarget::Found(template) => {
                     failures.extend(missing_requests(object, kind, target, template));
                 }
-                Target::Unseen => {}
+                ScaleTarget::Unknown => {}
             }
         }
         if let Some(ready) = condition(object, "Ready")
@@ -57,56 +57,20 @@ pub fn scaled_object(snapshot: &Snapshot, out: &mut Vec<Finding>) {
     }
 }
 
-/// What a ScaledObject's scale target is, as far as the snapshot can tell.
-enum Target<'s> {
-    /// It exists, with this pod template (if it has one).
-    Found(Option<&'s PodSpec>),
-    /// Its kind was read in the namespace, and it is not there.
-    Missing,
-    /// A kind the snapshot does not hold, or was not read: nothing can be said.
-    Unseen,
-}
-
+/// A ScaledObject's scale target. A Deployment of another API group (a custom resource with
+/// a scale subresource) is not the apps one, and not judged.
 fn scale_target<'s>(
     snapshot: &'s Snapshot,
     object: &Value,
     kind: &str,
     ns: &str,
     name: &str,
-) -> Target<'s> {
-    // A Deployment of another API group (a custom resource with a scale subresource) is not
-    // the apps one.
+) -> ScaleTarget<'s> {
     let version = text(object, "/spec/scaleTargetRef/apiVersion");
     if !version.is_empty() && !version.starts_with("apps/") {
-        return Target::Unseen;
+        return ScaleTarget::Unknown;
     }
-    let (found, source) = match kind {
-        "Deployment" => (
-            find(&snapshot.deployments, ns, name)
-                .map(|d| d.spec.as_ref().and_then(|s| s.template.spec.as_ref())),
-            Source::Deployments,
-        ),
-        "StatefulSet" => (
-            find(&snapshot.stateful_sets, ns, name)
-                .map(|s| s.spec.as_ref().and_then(|s| s.template.spec.as_ref())),
-            Source::StatefulSets,
-        ),
-        "ReplicaSet" => (
-            find(&snapshot.replica_sets, ns, name).map(|r| {
-                r.spec
-                    .as_ref()
-                    .and_then(|s| s.template.as_ref())
-                    .and_then(|t| t.spec.as_ref())
-            }),
-            Source::ReplicaSets,
-        ),
-        _ => return Target::Unseen,
-    };
-    match found {
-        Some(template) => Target::Found(template),
-        None if snapshot.has_in(source, ns) => Target::Missing,
-        None => Target::Unseen,
-    }
+    snapshot.scale_target(ns, kind, name)
 }
 
 /// The containers without the request a `cpu` or `memory` trigger's utilization is a share of

@@ -12,8 +12,8 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Endpoints, Event, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
-    ServiceAccount,
+    ConfigMap, Endpoints, Event, Node, PersistentVolume, PersistentVolumeClaim, Pod, PodSpec,
+    Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -350,6 +350,49 @@ impl Snapshot {
             }
         }
         Some(format!("{}/{}", owner.kind, owner.name))
+    }
+}
+
+/// A scale target (of an autoscaler, a KEDA ScaledObject), as far as the snapshot can tell.
+#[derive(Debug)]
+pub enum ScaleTarget<'s> {
+    /// It exists, with its pod template's spec (if it has one).
+    Found(Option<&'s PodSpec>),
+    /// Its kind was read in the namespace, and it is not there.
+    Missing,
+    /// A kind the snapshot does not hold (a ReplicationController, a custom resource with a
+    /// scale subresource), or not read there: nothing to judge.
+    Unknown,
+}
+
+impl Snapshot {
+    /// The Deployment, StatefulSet or ReplicaSet `name` in `ns` an autoscaler names.
+    pub fn scale_target(&self, ns: &str, kind: &str, name: &str) -> ScaleTarget<'_> {
+        let (source, found) = match kind {
+            "Deployment" => (
+                Source::Deployments,
+                find(&self.deployments, ns, name)
+                    .map(|d| d.spec.as_ref().and_then(|s| s.template.spec.as_ref())),
+            ),
+            "StatefulSet" => (
+                Source::StatefulSets,
+                find(&self.stateful_sets, ns, name)
+                    .map(|s| s.spec.as_ref().and_then(|s| s.template.spec.as_ref())),
+            ),
+            "ReplicaSet" => (
+                Source::ReplicaSets,
+                find(&self.replica_sets, ns, name).map(|r| {
+                    let template = r.spec.as_ref().and_then(|s| s.template.as_ref());
+                    template.and_then(|t| t.spec.as_ref())
+                }),
+            ),
+            _ => return ScaleTarget::Unknown,
+        };
+        match found {
+            Some(pods) => ScaleTarget::Found(pods),
+            None if self.has_in(source, ns) => ScaleTarget::Missing,
+            None => ScaleTarget::Unknown,
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::{Event, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 
-use super::snapshot::{Source, find};
+use super::snapshot::{ScaleTarget, Source, find};
 use super::{Failure, Finding, Snapshot, docs, ns_name};
 
 pub use pods::{log, pod};
@@ -312,20 +312,20 @@ pub fn hpa(snapshot: &Snapshot, out: &mut Vec<Finding>) {
         if let Some(target) = hpa.spec.as_ref().map(|s| &s.scale_target_ref) {
             let (kind, target_name) = (target.kind.as_str(), target.name.as_str());
             let scales = format!("HorizontalPodAutoscaler {name} scales {kind} {target_name:?}");
-            match scale_target(snapshot, ns, kind, target_name) {
-                Target::Unknown => {}
-                Target::Missing => failures.push(Failure::doc(
+            match snapshot.scale_target(ns, kind, target_name) {
+                ScaleTarget::Unknown => {}
+                ScaleTarget::Missing => failures.push(Failure::doc(
                     format!("{scales}, which does not exist"),
                     docs::HPA,
                 )),
-                Target::Found(pods) if !has_resources(pods) => failures.push(Failure::doc(
+                ScaleTarget::Found(pods) if !has_resources(pods) => failures.push(Failure::doc(
                     format!(
                         "{scales}, which has no container with resource requests and limits \
                          configured"
                     ),
                     docs::HPA,
                 )),
-                Target::Found(_) => {}
+                ScaleTarget::Found(_) => {}
             }
         }
         report(
@@ -335,44 +335,6 @@ pub fn hpa(snapshot: &Snapshot, out: &mut Vec<Finding>) {
             &hpa.metadata,
             failures,
         );
-    }
-}
-
-/// An autoscaler's scale target, as far as the snapshot can tell.
-enum Target<'s> {
-    /// Of a kind not read in the namespace, or not held here (a ReplicationController, a
-    /// custom resource with a scale subresource): nothing to judge.
-    Unknown,
-    Missing,
-    /// With its pod template's spec.
-    Found(Option<&'s PodSpec>),
-}
-
-fn scale_target<'s>(snapshot: &'s Snapshot, ns: &str, kind: &str, name: &str) -> Target<'s> {
-    let (source, found) = match kind {
-        "Deployment" => (
-            Source::Deployments,
-            find(&snapshot.deployments, ns, name)
-                .map(|d| d.spec.as_ref().and_then(|s| s.template.spec.as_ref())),
-        ),
-        "StatefulSet" => (
-            Source::StatefulSets,
-            find(&snapshot.stateful_sets, ns, name)
-                .map(|s| s.spec.as_ref().and_then(|s| s.template.spec.as_ref())),
-        ),
-        "ReplicaSet" => (
-            Source::ReplicaSets,
-            find(&snapshot.replica_sets, ns, name).map(|r| {
-                let template = r.spec.as_ref().and_then(|s| s.template.as_ref());
-                template.and_then(|t| t.spec.as_ref())
-            }),
-        ),
-        _ => return Target::Unknown,
-    };
-    match found {
-        _ if !snapshot.has_in(source, ns) => Target::Unknown,
-        None => Target::Missing,
-        Some(pods) => Target::Found(pods),
     }
 }
 

@@ -4,7 +4,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::analyze::integrations;
+use crate::analyze::{Source, integrations};
 
 type Analyzer = fn(&Snapshot, &mut Vec<Finding>);
 
