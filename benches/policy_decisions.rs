@@ -73,6 +73,7 @@ fn caller(i: usize) -> Arc<Caller> {
         tenant: format!("team-{i}"),
         email: None,
         claims: BTreeMap::new(),
+        ..Default::default()
     })
 }
 

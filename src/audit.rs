@@ -119,7 +119,7 @@ impl AuditUser {
             username: caller.username.clone(),
             groups: caller.groups.clone(),
             tenant: caller.tenant.clone(),
-            issuer: caller.claims.get("iss").cloned(),
+            issuer: caller.issuer.clone(),
             source: None,
         }
     }

@@ -10,6 +10,12 @@ use serde::Deserialize;
 
 use crate::policy::{PolicySources, ShadowSources, TenantLinks};
 
+mod auth;
+pub use auth::{
+    AuthConfig, ClaimMappings, ClaimValidationRule, IssuerConfig, JwtConfig, KeyConfig,
+    MAX_LEEWAY_SECONDS, PrefixedClaim, ScopeRules, TenantMapping,
+};
+
 /// The environment variable (the seed's own name) that adds the non-destructive policy set.
 pub const NON_DESTRUCTIVE_ENV: &str = "ALLOW_ONLY_NON_DESTRUCTIVE_TOOLS";
 /// mcp-server-kubernetes's switch for the legacy SSE transport (`1` or `true`).
@@ -240,66 +246,6 @@ pub struct TlsConfig {
     pub key: PathBuf,
 }
 
-/// How bearer JWTs are verified and mapped to a caller.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    /// The `iss` every token must carry.
-    pub issuer: String,
-    /// Accepted `aud` values; a token must name one of them.
-    pub audiences: Vec<String>,
-    /// Public keys that may have signed a token.
-    pub keys: Vec<KeyConfig>,
-    #[serde(default = "default_username_claim")]
-    pub username_claim: String,
-    #[serde(default = "default_groups_claim")]
-    pub groups_claim: String,
-    #[serde(default = "default_tenant_claim")]
-    pub tenant_claim: String,
-    /// Prepended to the username claim to make the Kubernetes username (e.g. `oidc:`).
-    #[serde(default)]
-    pub username_prefix: String,
-    /// Prepended to each group claim to make the Kubernetes group names.
-    #[serde(default)]
-    pub group_prefix: String,
-    /// Clock skew allowed on `exp` and `nbf`, in seconds.
-    #[serde(default = "default_leeway")]
-    pub leeway_seconds: u64,
-    /// This MCP endpoint's canonical URL, as clients name it (RFC 8707 and 9728 `resource`),
-    /// e.g. `https://kubegate.example.com/mcp`; without it, `https://<the request's host>/mcp`.
-    #[serde(default)]
-    pub resource: Option<String>,
-    /// The authorization servers a client may get tokens from, in the protected-resource
-    /// metadata (RFC 9728); without them, the issuer.
-    #[serde(default)]
-    pub authorization_servers: Vec<String>,
-    /// The scopes the metadata lists (`scopes_supported`), if any.
-    #[serde(default)]
-    pub scopes_supported: Vec<String>,
-    /// User and group names kubegate never impersonates, whatever a token says: exact names,
-    /// or prefixes ending in `*`. `system:*` is always refused; the default adds `kubeadm:*`
-    /// (kubeadm binds `kubeadm:cluster-admins` to cluster-admin). List here the names your
-    /// cluster binds to powerful roles.
-    #[serde(default = "default_never_impersonate")]
-    pub never_impersonate: Vec<String>,
-}
-
-fn default_never_impersonate() -> Vec<String> {
-    vec!["kubeadm:*".to_owned()]
-}
-
-/// One verification key: a PEM public key and the JWS algorithm it verifies.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyConfig {
-    pub file: PathBuf,
-    /// `RS256`, `RS384`, `RS512`, `PS256`, `PS384`, `PS512`, `ES256` or `ES384`.
-    pub algorithm: String,
-    /// If set, only tokens whose header names this `kid` are checked against this key.
-    #[serde(default)]
-    pub kid: Option<String>,
-}
-
 /// How kubegate reaches the Kubernetes API server, under its own identity.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -451,18 +397,6 @@ fn default_listen() -> SocketAddr {
 fn default_cluster_name() -> String {
     "default".to_owned()
 }
-fn default_username_claim() -> String {
-    "sub".to_owned()
-}
-fn default_groups_claim() -> String {
-    "groups".to_owned()
-}
-fn default_tenant_claim() -> String {
-    "tenant".to_owned()
-}
-fn default_leeway() -> u64 {
-    30
-}
 fn default_true() -> bool {
     true
 }
@@ -520,7 +454,7 @@ impl Config {
             fix(&mut tls.key);
         }
         if let Some(auth) = self.auth.as_mut() {
-            auth.keys.iter_mut().for_each(|k| fix(&mut k.file));
+            auth.resolve_paths(base);
         }
         if let Some(k) = self.kubernetes.kubeconfig.as_mut() {
             fix(k);
@@ -550,16 +484,7 @@ impl Config {
             }
         }
         if let Some(auth) = &self.auth {
-            if auth.audiences.is_empty() {
-                return Err(ConfigError::Invalid(
-                    "auth.audiences is empty: every token must be meant for kubegate".into(),
-                ));
-            }
-            if auth.keys.is_empty() {
-                return Err(ConfigError::Invalid(
-                    "auth.keys is empty: no token could ever be verified".into(),
-                ));
-            }
+            auth.check()?;
         }
         if self.cluster_name.is_empty() {
             return Err(ConfigError::Invalid("cluster_name is empty".into()));

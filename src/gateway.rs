@@ -66,6 +66,7 @@ impl Gateway {
             None => Authenticator::refusing(),
         }
         .with_signature_budget(config.http.unverified_tokens_per_ip_per_second);
+        auth.start();
         let policy = PolicyEngine::load(config.policy_sources(), &config.cluster_name)?;
         if policy.is_empty() {
             tracing::warn!("no policies are loaded: every call will be refused");

@@ -247,6 +247,14 @@ enum HttpError {
     Audit(#[source] AuditError),
     #[error("kubegate failed while answering; the failure is in its log")]
     Internal,
+    #[error(
+        "the token does not carry the scope{} this call needs: {}; ask the authorization \
+         server for a token with {}",
+        if .0.missing.len() == 1 { "" } else { "s" },
+        .0.missing.join(", "),
+        if .0.missing.len() == 1 { "it" } else { "them" }
+    )]
+    InsufficientScope(crate::auth::scope::Insufficient),
 }
 
 /// Where a request went: an MCP exchange running as its own task, or an answer already made.
@@ -317,6 +325,11 @@ fn routed(
         .and_then(|()| guards.hosts.check(host, None));
     if let Err(refused) = checked {
         return Routed::Ready(error_response(&HttpError::Refused(refused)));
+    }
+    if query_param(request.uri().query(), "access_token").is_some() {
+        return Routed::Ready(error_response(&HttpError::Unauthenticated(
+            AuthError::TokenInQuery,
+        )));
     }
     let response = match (request.method(), request.uri().path()) {
         (&Method::POST, "/mcp") => {
@@ -395,17 +408,19 @@ fn routed(
         (&Method::GET, "/healthz") => plain(StatusCode::OK, "ok\n"),
         // The gateway exists only once discovery and the namespace cache are done; it stays
         // ready while its copy of the namespaces can be trusted and it is not shutting down.
-        (&Method::GET, "/readyz") => match gateway.kube.stale() {
-            _ if !guards.ready.load(Ordering::SeqCst) => plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not ready: shutting down\n",
-            ),
-            None => plain(StatusCode::OK, "ok\n"),
-            Some(why) => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("not ready: {why}\n"),
-            ),
-        },
+        (&Method::GET, "/readyz") => {
+            match gateway.kube.stale().or_else(|| gateway.auth.unready()) {
+                _ if !guards.ready.load(Ordering::SeqCst) => plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: shutting down\n",
+                ),
+                None => plain(StatusCode::OK, "ok\n"),
+                Some(why) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: {why}\n"),
+                ),
+            }
+        }
         _ => plain(StatusCode::NOT_FOUND, "not found; MCP is served at /mcp\n"),
     };
     Routed::Ready(response)
@@ -447,7 +462,9 @@ async fn post_mcp(
     {
         let kind = match error {
             HttpError::Unauthenticated(AuthError::TooManyUnverified) => Outcome::Throttled,
+            HttpError::Unauthenticated(AuthError::KeysUnavailable { .. }) => Outcome::Error,
             HttpError::Unauthenticated(_) => Outcome::Unauthenticated,
+            HttpError::InsufficientScope(_) => Outcome::Denied,
             HttpError::Busy | HttpError::CallerBusy => Outcome::Throttled,
             _ => Outcome::Invalid,
         };
@@ -523,7 +540,8 @@ async fn exchange(
 ) -> Result<(Reply, Option<Arc<sse::SseStream>>), HttpError> {
     let caller = gateway
         .auth
-        .authenticate(authorization(request.headers()), peer.ip())?;
+        .authenticate(authorization(request.headers()), peer.ip())
+        .await?;
     let stream = match via {
         Via::StreamableHttp => None,
         Via::Sse(id) => {
@@ -553,6 +571,10 @@ async fn exchange(
             return Err(error);
         }
     };
+    if let Err(insufficient) = gateway.auth.check_scopes(&caller, &body) {
+        record.user = Some(crate::audit::AuditUser::of(&caller));
+        return Err(HttpError::InsufficientScope(insufficient));
+    }
     let Some(stream) = stream else {
         let incoming = Incoming {
             caller,
@@ -595,7 +617,11 @@ async fn exchange(
 
 /// `GET /sse`: opens a legacy event stream for a caller with a valid token.
 async fn open_sse(gateway: &Gateway, peer: SocketAddr, headers: &HeaderMap) -> Response<Body> {
-    let caller = match gateway.auth.authenticate(authorization(headers), peer.ip()) {
+    let caller = match gateway
+        .auth
+        .authenticate(authorization(headers), peer.ip())
+        .await
+    {
         Ok(caller) => caller,
         Err(error) => return error_response(&HttpError::Unauthenticated(error)),
     };
@@ -643,7 +669,11 @@ async fn delete_session(
     let user_agent = header_str(headers, header::USER_AGENT.as_str()).map(str::to_owned);
     let mut record = AuditRecord::begin(gateway.audit.level(), TRANSPORT, peer.ip(), user_agent);
     record.mcp.method = Some("session/delete".to_owned());
-    let caller = match gateway.auth.authenticate(authorization(headers), peer.ip()) {
+    let caller = match gateway
+        .auth
+        .authenticate(authorization(headers), peer.ip())
+        .await
+    {
         Ok(caller) => caller,
         Err(error) => {
             let error = HttpError::Unauthenticated(error);
@@ -738,7 +768,14 @@ fn error_response(error: &HttpError) -> Response<Body> {
         HttpError::Unauthenticated(AuthError::TooManyUnverified) => {
             (StatusCode::TOO_MANY_REQUESTS, code::UNAUTHENTICATED)
         }
+        HttpError::Unauthenticated(AuthError::TokenInQuery) => {
+            (StatusCode::BAD_REQUEST, code::UNAUTHENTICATED)
+        }
+        HttpError::Unauthenticated(AuthError::KeysUnavailable { .. }) => {
+            (StatusCode::SERVICE_UNAVAILABLE, code::UNAUTHENTICATED)
+        }
         HttpError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED),
+        HttpError::InsufficientScope(_) => (StatusCode::FORBIDDEN, code::UNAUTHENTICATED),
         HttpError::Mcp(error @ McpError::SessionNotFound { .. }) => {
             (StatusCode::NOT_FOUND, error.code())
         }
@@ -766,9 +803,25 @@ fn error_response(error: &HttpError) -> Response<Body> {
         &jsonrpc::error_with_data(id, code, error.to_string(), data),
     );
     match error {
-        HttpError::Unauthenticated(AuthError::TooManyUnverified)
+        HttpError::Unauthenticated(
+            AuthError::TooManyUnverified | AuthError::KeysUnavailable { .. },
+        )
         | HttpError::Busy
         | HttpError::CallerBusy => response.with_header(header::RETRY_AFTER, RETRY_AFTER_SECONDS),
+        HttpError::Unauthenticated(AuthError::TokenInQuery) => response.with_header(
+            header::WWW_AUTHENTICATE,
+            "Bearer realm=\"kubegate\", error=\"invalid_request\", error_description=\"send \
+             the token in the Authorization header, not in the URL\"",
+        ),
+        HttpError::InsufficientScope(insufficient) => response.with_header(
+            header::WWW_AUTHENTICATE,
+            &format!(
+                "Bearer realm=\"kubegate\", error=\"insufficient_scope\", scope=\"{}\", \
+                 error_description=\"{}\"",
+                insufficient.needed.join(" "),
+                error.to_string().replace(['"', '\\'], "'")
+            ),
+        ),
         // No credentials: the challenge carries no error code (RFC 6750 §3.1).
         HttpError::Unauthenticated(AuthError::MissingToken) => {
             response.with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"kubegate\"")

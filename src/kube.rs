@@ -25,7 +25,7 @@ mod settings;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, StatusCode};
+use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use kube::Resource;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -227,6 +227,21 @@ impl Kube {
                 .filter(|_| !reserved)
                 .ok_or_else(|| KubeError::Impersonation(name.to_owned()))
         };
+        let value =
+            |v: &str| HeaderValue::from_str(v).map_err(|_| KubeError::Impersonation(v.to_owned()));
+        let mut extra = Vec::new();
+        for (key, values) in &caller.extra {
+            // Extra keys are percent-encoded into the header name (`/` is not a header character).
+            let name = format!(
+                "impersonate-extra-{}",
+                key.replace('%', "%25").replace('/', "%2F")
+            );
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| KubeError::Impersonation(key.clone()))?;
+            for v in values {
+                extra.push((name.clone(), value(v)?));
+            }
+        }
         Ok(Impersonated {
             kube: self,
             user: header(&caller.username)?,
@@ -235,6 +250,8 @@ impl Kube {
                 .iter()
                 .map(|g| header(g))
                 .collect::<Result<_, _>>()?,
+            uid: caller.uid.as_deref().map(value).transpose()?,
+            extra,
             calls: Vec::new(),
             write_ahead: None,
         })
@@ -286,6 +303,10 @@ pub struct Impersonated<'a> {
     kube: &'a Kube,
     user: HeaderValue,
     groups: Vec<HeaderValue>,
+    /// `Impersonate-Uid` (Kubernetes 1.22 and later read it).
+    uid: Option<HeaderValue>,
+    /// `Impersonate-Extra-<key>` headers.
+    extra: Vec<(HeaderName, HeaderValue)>,
     calls: Vec<KubeCall>,
     write_ahead: Option<WriteAhead>,
 }
@@ -298,6 +319,8 @@ impl<'a> Impersonated<'a> {
             kube: self.kube,
             user: self.user.clone(),
             groups: self.groups.clone(),
+            uid: self.uid.clone(),
+            extra: self.extra.clone(),
             calls: Vec::new(),
             write_ahead: None,
         }
@@ -529,6 +552,12 @@ impl Impersonated<'_> {
             .header(http::header::ACCEPT, "application/json");
         for group in &self.groups {
             request = request.header("Impersonate-Group", group.clone());
+        }
+        if let Some(uid) = &self.uid {
+            request = request.header("Impersonate-Uid", uid.clone());
+        }
+        for (name, value) in &self.extra {
+            request = request.header(name, value.clone());
         }
         let request = match body {
             Some(body) => request

@@ -40,6 +40,7 @@ impl StdioCaller {
                     tenant: stdio.tenant.clone(),
                     email: stdio.email.clone(),
                     claims: Default::default(),
+                    ..Default::default()
                 }),
                 source: "stdio configuration",
             },
@@ -52,6 +53,7 @@ impl StdioCaller {
                     tenant: String::new(),
                     email: None,
                     claims: Default::default(),
+                    ..Default::default()
                 }),
                 source: "local OS user",
             },

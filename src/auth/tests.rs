@@ -1,4 +1,3 @@
-use std::path::PathBuf;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -10,7 +9,7 @@ use super::*;
 
 /// The source address of the tests' requests.
 const LOCAL: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-use crate::config::{AuthConfig, KeyConfig};
+use crate::config::AuthConfig;
 use crate::dev::{self, IssuerKey, TokenRequest};
 
 struct Fixture {
@@ -19,39 +18,54 @@ struct Fixture {
     auth: Authenticator,
 }
 
-fn config(key_file: PathBuf, prefix: &str) -> AuthConfig {
-    AuthConfig {
-        issuer: dev::DEV_ISSUER.to_owned(),
-        audiences: vec![dev::DEV_AUDIENCE.to_owned()],
-        keys: vec![KeyConfig {
-            file: key_file,
-            algorithm: "ES256".to_owned(),
-            kid: None,
-        }],
-        username_claim: "sub".to_owned(),
-        groups_claim: "groups".to_owned(),
-        tenant_claim: "tenant".to_owned(),
-        username_prefix: prefix.to_owned(),
-        group_prefix: prefix.to_owned(),
-        leeway_seconds: 5,
-        resource: None,
-        authorization_servers: Vec::new(),
-        scopes_supported: Vec::new(),
-        never_impersonate: vec!["kubeadm:*".to_owned(), "breakglass-admins".to_owned()],
+impl Fixture {
+    /// Authenticates as the HTTP layer does (static keys: nothing is awaited for long).
+    fn check(&self, authorization: Option<&[u8]>) -> Result<Arc<Caller>, AuthError> {
+        futures::executor::block_on(self.auth.authenticate(authorization, LOCAL))
     }
 }
 
-fn fixture(prefix: &str) -> Fixture {
+/// `[auth]` as an operator writes it: one issuer with a static ES256 key.
+fn config(key_file: &std::path::Path, prefix: &str, extra: &str) -> AuthConfig {
+    let text = format!(
+        r#"
+leeway_seconds = 5
+never_impersonate = ["kubeadm:*", "breakglass-admins"]
+
+[[jwt]]
+issuer.url = "{issuer}"
+issuer.audiences = ["{audience}"]
+issuer.keys = [{{ file = "{file}", algorithm = "ES256" }}]
+claimMappings.username = {{ claim = "sub", prefix = "{prefix}" }}
+claimMappings.groups = {{ claim = "groups", prefix = "{prefix}" }}
+tenant = {{ claim = "tenant" }}
+{extra}
+"#,
+        issuer = dev::DEV_ISSUER,
+        audience = dev::DEV_AUDIENCE,
+        file = key_file.display(),
+    );
+    let config: AuthConfig = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    config.check().unwrap_or_else(|e| panic!("{e}"));
+    config
+}
+
+fn fixture_with(prefix: &str, extra: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let key = IssuerKey::generate().unwrap_or_else(|e| panic!("{e}"));
     let file = dir.path().join("issuer.pub.pem");
     std::fs::write(&file, &key.public_pem).unwrap_or_else(|e| panic!("{e}"));
-    let auth = Authenticator::from_config(&config(file, prefix)).unwrap_or_else(|e| panic!("{e}"));
+    let auth =
+        Authenticator::from_config(&config(&file, prefix, extra)).unwrap_or_else(|e| panic!("{e}"));
     Fixture {
         _dir: dir,
         key,
         auth,
     }
+}
+
+fn fixture(prefix: &str) -> Fixture {
+    fixture_with(prefix, "")
 }
 
 fn request(user: &str, groups: &[&str], tenant: Option<&str>) -> TokenRequest {
@@ -85,7 +99,7 @@ fn a_dev_token_becomes_a_caller() {
         &request("alice", &["team-a-devs"], Some("team-a")),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let caller = f.auth.authenticate(Some(&bearer(&token)), LOCAL);
+    let caller = f.check(Some(&bearer(&token)));
     let caller = caller.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(caller.username, "alice");
     assert_eq!(caller.groups, ["team-a-devs"]);
@@ -107,7 +121,7 @@ fn a_dev_token_becomes_a_caller() {
     );
     let lower = format!("bearer {token}").into_bytes();
     assert!(
-        f.auth.authenticate(Some(&lower), LOCAL).is_ok(),
+        f.check(Some(&lower)).is_ok(),
         "the scheme is case-insensitive"
     );
 }
@@ -121,8 +135,7 @@ fn prefixes_map_claims_to_kubernetes_names() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let caller = f
-        .auth
-        .authenticate(Some(&bearer(&token)), LOCAL)
+        .check(Some(&bearer(&token)))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(caller.username, "oidc:alice");
     assert_eq!(caller.groups, ["oidc:devs"]);
@@ -131,24 +144,21 @@ fn prefixes_map_claims_to_kubernetes_names() {
 #[test]
 fn missing_and_malformed_credentials_are_refused() {
     let f = fixture("");
+    assert!(matches!(f.check(None), Err(AuthError::MissingToken)));
     assert!(matches!(
-        f.auth.authenticate(None, LOCAL),
-        Err(AuthError::MissingToken)
-    ));
-    assert!(matches!(
-        f.auth.authenticate(Some(b"Basic YWxpY2U6cHc="), LOCAL),
+        f.check(Some(b"Basic YWxpY2U6cHc=")),
         Err(AuthError::MalformedHeader)
     ));
     assert!(matches!(
-        f.auth.authenticate(Some(b"Bearer "), LOCAL),
+        f.check(Some(b"Bearer ")),
         Err(AuthError::MalformedHeader)
     ));
     assert!(matches!(
-        f.auth.authenticate(Some(b"Bearer not.a.jwt"), LOCAL),
+        f.check(Some(b"Bearer not.a.jwt")),
         Err(AuthError::Malformed(_))
     ));
     assert!(matches!(
-        f.auth.authenticate(Some(&[b'B', 0xff, 0xfe]), LOCAL),
+        f.check(Some(&[b'B', 0xff, 0xfe])),
         Err(AuthError::MalformedHeader)
     ));
 }
@@ -165,8 +175,7 @@ fn tokens_kubegate_should_not_trust_are_rejected_with_the_reason() {
         sign(&f.key, claims)
     };
     let message = |token: String| {
-        f.auth
-            .authenticate(Some(&bearer(&token)), LOCAL)
+        f.check(Some(&bearer(&token)))
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default()
@@ -177,7 +186,7 @@ fn tokens_kubegate_should_not_trust_are_rejected_with_the_reason() {
     );
     assert_eq!(
         message(with("aud", json!("someone-else"))),
-        "the token was rejected: it is not meant for kubegate (aud)"
+        "the token was rejected: it is not meant for kubegate (aud): it was minted for another resource"
     );
     assert_eq!(
         message(with("iss", json!("https://evil.example"))),
@@ -200,7 +209,7 @@ fn tokens_kubegate_should_not_trust_are_rejected_with_the_reason() {
     .unwrap_or_default();
     assert_eq!(
         message(hs256),
-        "no configured key verifies tokens signed with HS256"
+        "no key of the token's issuer verifies tokens signed with HS256"
     );
 }
 
@@ -217,8 +226,7 @@ fn claims_must_name_a_usable_identity() {
         sign(&f.key, claims)
     };
     let message = |extra| {
-        f.auth
-            .authenticate(Some(&bearer(&token(extra))), LOCAL)
+        f.check(Some(&bearer(&token(extra))))
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default()
@@ -277,12 +285,9 @@ fn claims_must_name_a_usable_identity() {
         message(json!({"sub": "", "tenant": "t"})),
         "the token's `sub` claim is empty"
     );
-    let single_group = f.auth.authenticate(
-        Some(&bearer(&token(
-            json!({"sub": "a", "tenant": "t", "groups": "g"}),
-        ))),
-        LOCAL,
-    );
+    let single_group = f.check(Some(&bearer(&token(
+        json!({"sub": "a", "tenant": "t", "groups": "g"}),
+    ))));
     assert_eq!(
         single_group.ok().map(|c| c.groups.clone()),
         Some(vec!["g".to_owned()])
@@ -292,23 +297,23 @@ fn claims_must_name_a_usable_identity() {
 #[test]
 fn setup_refuses_shared_secrets_and_unreadable_keys() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let mut hmac = config(dir.path().join("k.pem"), "");
-    hmac.keys[0].algorithm = "HS256".to_owned();
-    assert!(matches!(
-        Authenticator::from_config(&hmac),
-        Err(AuthSetupError::Algorithm(_))
-    ));
-    let missing = config(dir.path().join("absent.pem"), "");
-    assert!(matches!(
-        Authenticator::from_config(&missing),
-        Err(AuthSetupError::ReadKey { .. })
-    ));
+    let setup = |file: &std::path::Path, algorithm: &str| {
+        let mut config = config(file, "", "");
+        config.jwt[0].issuer.keys[0].algorithm = algorithm.to_owned();
+        Authenticator::from_config(&config)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let key = dir.path().join("k.pem");
+    assert!(setup(&key, "HS256").contains("unsupported JWT algorithm \"HS256\""));
+    assert!(setup(&key, "none").contains("unsupported JWT algorithm"));
+    assert!(
+        setup(&dir.path().join("absent.pem"), "ES256").contains("cannot read the verification key")
+    );
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not a key").unwrap_or_else(|e| panic!("{e}"));
-    assert!(matches!(
-        Authenticator::from_config(&config(garbage, "")),
-        Err(AuthSetupError::ParseKey { .. })
-    ));
+    assert!(setup(&garbage, "ES256").contains("is not a PEM public key for ES256"));
 }
 
 #[test]
@@ -320,12 +325,10 @@ fn a_verified_token_is_remembered_until_it_expires_and_only_then() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let first = f
-        .auth
-        .authenticate(Some(&bearer(&token)), LOCAL)
+        .check(Some(&bearer(&token)))
         .unwrap_or_else(|e| panic!("{e}"));
     let second = f
-        .auth
-        .authenticate(Some(&bearer(&token)), LOCAL)
+        .check(Some(&bearer(&token)))
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         Arc::ptr_eq(&first, &second),
@@ -337,11 +340,7 @@ fn a_verified_token_is_remembered_until_it_expires_and_only_then() {
     let at = tampered.len() - 10;
     tampered[at] = if tampered[at] == 'A' { 'B' } else { 'A' };
     let tampered: String = tampered.into_iter().collect();
-    assert!(
-        f.auth
-            .authenticate(Some(&bearer(&tampered)), LOCAL)
-            .is_err()
-    );
+    assert!(f.check(Some(&bearer(&tampered))).is_err());
     assert_eq!(f.auth.verified.len(), 1, "failures are not cached");
 }
 
@@ -382,8 +381,8 @@ mod hostile {
         fn junk_is_refused_without_panic(junk in "(?s).{0,300}") {
             let f = fixture("");
             let header = format!("Bearer {junk}").into_bytes();
-            prop_assert!(f.auth.authenticate(Some(&header), LOCAL).is_err());
-            prop_assert!(f.auth.authenticate(Some(junk.as_bytes()), LOCAL).is_err());
+            prop_assert!(f.check(Some(&header)).is_err());
+            prop_assert!(f.check(Some(junk.as_bytes())).is_err());
         }
 
         #[test]
@@ -394,7 +393,7 @@ mod hostile {
         ) {
             let f = fixture("");
             let token = format!("{}.{}.{signature}", segment(&header), segment(&claims));
-            prop_assert!(f.auth.authenticate(Some(&bearer(&token)), LOCAL).is_err());
+            prop_assert!(f.check(Some(&bearer(&token))).is_err());
         }
 
         #[test]
@@ -414,7 +413,7 @@ mod hostile {
                 claims[k] = v;
             }
             let token = sign(&f.key, claims);
-            match f.auth.authenticate(Some(&bearer(&token)), LOCAL) {
+            match f.check(Some(&bearer(&token))) {
                 Ok(caller) => {
                     prop_assert!(!caller.username.is_empty());
                     prop_assert!(!caller.username.starts_with("system:"));
@@ -423,4 +422,185 @@ mod hostile {
             }
         }
     }
+}
+
+/// Signs `claims` (over a valid base) with the fixture's key under `header`.
+fn signed(f: &Fixture, header: Header, claims: serde_json::Value) -> Vec<u8> {
+    let now = jiff::Timestamp::now().as_second();
+    let mut all = json!({"iss": dev::DEV_ISSUER, "aud": dev::DEV_AUDIENCE, "sub": "alice",
+                         "tenant": "team-a", "exp": now + 600, "iat": now});
+    if let (Some(all), Some(claims)) = (all.as_object_mut(), claims.as_object()) {
+        all.extend(claims.clone());
+    }
+    let key =
+        EncodingKey::from_ec_pem(f.key.private_pem.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    bearer(&jsonwebtoken::encode(&header, &all, &key).unwrap_or_else(|e| panic!("{e}")))
+}
+
+fn refusal(result: Result<Arc<Caller>, AuthError>) -> String {
+    result.err().map(|e| e.to_string()).unwrap_or_default()
+}
+
+#[test]
+fn an_id_token_is_not_taken_for_an_access_token() {
+    let f = fixture_with("", "issuer.tokenType = \"at+jwt\"");
+    let mut access = Header::new(Algorithm::ES256);
+    access.typ = Some("at+jwt".into());
+    assert!(
+        f.check(Some(&signed(&f, access.clone(), json!({}))))
+            .is_ok()
+    );
+    access.typ = Some("application/AT+JWT".into());
+    assert!(
+        f.check(Some(&signed(&f, access, json!({})))).is_ok(),
+        "the media type's prefix and case do not matter (RFC 7515 4.1.9)"
+    );
+    let id_token = Header::new(Algorithm::ES256); // typ: JWT
+    assert_eq!(
+        refusal(f.check(Some(&signed(&f, id_token, json!({}))))),
+        "the token's type (typ) is \"JWT\", not \"at+jwt\": send an access token, not an ID token"
+    );
+}
+
+#[test]
+fn claim_rules_and_times_are_checked() {
+    let f = fixture_with(
+        "",
+        "claimValidationRules = [{ claim = \"hd\", requiredValue = \"example.com\" }, \
+         { claim = \"email_verified\", requiredValue = \"true\", message = \"the email is not verified\" }]",
+    );
+    let es = || Header::new(Algorithm::ES256);
+    let good = json!({"hd": "example.com", "email_verified": true});
+    assert!(f.check(Some(&signed(&f, es(), good))).is_ok());
+    assert_eq!(
+        refusal(f.check(Some(&signed(
+            &f,
+            es(),
+            json!({"hd": "evil.com", "email_verified": true})
+        )))),
+        "the token was rejected: its `hd` claim does not have the value kubegate requires"
+    );
+    assert_eq!(
+        refusal(f.check(Some(&signed(
+            &f,
+            es(),
+            json!({"hd": "example.com", "email_verified": false})
+        )))),
+        "the token was rejected: the email is not verified"
+    );
+    let later = jiff::Timestamp::now().as_second() + 3600;
+    assert_eq!(
+        refusal(f.check(Some(&signed(
+            &f,
+            es(),
+            json!({"hd": "example.com", "email_verified": true, "iat": later})
+        )))),
+        "the token was rejected: it was issued in the future (iat)"
+    );
+}
+
+#[test]
+fn uid_extra_scopes_and_the_issuer_reach_the_caller() {
+    let f = fixture_with(
+        "sso:",
+        "claimMappings.uid = { claim = \"oid\" }\n\
+         claimMappings.extra = [{ key = \"example.com/department\", claim = \"dept\" }]",
+    );
+    let caller = f
+        .check(Some(&signed(
+            &f,
+            Header::new(Algorithm::ES256),
+            json!({"oid": "0f1e", "dept": ["payments", "risk"], "scope": "kubegate:read kubegate:write",
+                   "scp": ["kubegate:admin"], "groups": ["devs"]}),
+        )))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(caller.username, "sso:alice");
+    assert_eq!(caller.groups, ["sso:devs"]);
+    assert_eq!(caller.uid.as_deref(), Some("0f1e"));
+    assert_eq!(
+        caller.extra.get("example.com/department"),
+        Some(&vec!["payments".to_owned(), "risk".to_owned()])
+    );
+    assert_eq!(
+        caller.scopes,
+        ["kubegate:admin", "kubegate:read", "kubegate:write"]
+    );
+    assert_eq!(caller.issuer.as_deref(), Some(dev::DEV_ISSUER));
+}
+
+#[test]
+fn a_tenant_comes_from_a_claim_a_group_or_the_issuer_itself() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let key = IssuerKey::generate().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("issuer.pub.pem");
+    std::fs::write(&file, &key.public_pem).unwrap_or_else(|e| panic!("{e}"));
+    let with_tenant = |tenant: &str| {
+        let mut config = config(&file, "", "");
+        config.jwt[0].tenant = toml::from_str(tenant).unwrap_or_else(|e| panic!("{e}"));
+        config.check().unwrap_or_else(|e| panic!("{e}"));
+        Fixture {
+            _dir: tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+            key: IssuerKey {
+                private_pem: key.private_pem.clone(),
+                public_pem: key.public_pem.clone(),
+            },
+            auth: Authenticator::from_config(&config).unwrap_or_else(|e| panic!("{e}")),
+        }
+    };
+    let es = || Header::new(Algorithm::ES256);
+    let fixed = with_tenant("value = \"team-b\"");
+    let caller = fixed.check(Some(&signed(&fixed, es(), json!({"tenant": "team-a"}))));
+    assert_eq!(
+        caller.map(|c| c.tenant.clone()).ok().as_deref(),
+        Some("team-b"),
+        "an issuer's fixed tenant wins over what its tokens claim"
+    );
+    let grouped = with_tenant("groupPrefix = \"tenant:\"");
+    let caller = grouped.check(Some(&signed(
+        &grouped,
+        es(),
+        json!({"groups": ["devs", "tenant:team-c"]}),
+    )));
+    assert_eq!(
+        caller.map(|c| c.tenant.clone()).ok().as_deref(),
+        Some("team-c")
+    );
+    assert!(
+        refusal(grouped.check(Some(&signed(
+            &grouped,
+            es(),
+            json!({"groups": ["tenant:a", "tenant:b"]})
+        ))))
+        .contains("more than one tenant group")
+    );
+    assert!(
+        refusal(grouped.check(Some(&signed(&grouped, es(), json!({"groups": ["devs"]})))))
+            .contains("names no tenant group")
+    );
+}
+
+#[test]
+fn a_token_for_an_untrusted_issuer_never_reaches_a_key() {
+    let f = fixture("");
+    let stranger = json!({"iss": "https://stranger.example"});
+    assert_eq!(
+        refusal(f.check(Some(&signed(&f, Header::new(Algorithm::ES256), stranger)))),
+        "the token was rejected: it was issued by an issuer kubegate does not trust"
+    );
+    let mut unknown_kid = Header::new(Algorithm::ES384);
+    unknown_kid.kid = Some("k-404".into());
+    let key =
+        EncodingKey::from_ec_pem(f.key.private_pem.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let now = jiff::Timestamp::now().as_second();
+    let claims = json!({"iss": dev::DEV_ISSUER, "aud": dev::DEV_AUDIENCE, "sub": "a", "tenant": "t", "exp": now + 60});
+    // ES384 cannot be signed with a P-256 key: hand-make the header to name a key kubegate lacks.
+    let token =
+        jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &key).unwrap_or_default();
+    let (_, rest) = token.split_once('.').unwrap_or_default();
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&unknown_kid).unwrap_or_default());
+    assert_eq!(
+        refusal(f.check(Some(&bearer(&format!("{header}.{rest}"))))),
+        "no key of the token's issuer verifies tokens signed with ES384 and kid \"k-404\""
+    );
 }

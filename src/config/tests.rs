@@ -10,10 +10,13 @@ cluster_name = "local"
 cert = "certs/server.pem"
 key = "/etc/kubegate/server-key.pem"
 
-[auth]
-issuer = "https://issuer.example"
-audiences = ["kubegate"]
-keys = [{ file = "certs/issuer.pub.pem", algorithm = "ES256" }]
+[[auth.jwt]]
+issuer.url = "https://issuer.example"
+issuer.audiences = ["kubegate"]
+issuer.keys = [{ file = "certs/issuer.pub.pem", algorithm = "ES256" }]
+claimMappings.username = { claim = "sub", prefix = "" }
+claimMappings.groups = { claim = "groups", prefix = "" }
+tenant = { claim = "tenant" }
 
 [kubernetes]
 kubeconfig = "kubegate.kubeconfig"
@@ -63,9 +66,105 @@ fn relative_paths_follow_the_file_and_absolute_ones_stay() {
     assert_eq!(config.audit.path, Path::new("<dir>/audit.log"));
     assert_eq!(config.audit.level, AuditLevel::Metadata);
     assert_eq!(config.tenant_label(), DEFAULT_TENANT_LABEL);
-    assert_eq!(
-        config.auth.as_ref().map(|a| a.username_claim.as_str()),
-        Some("sub")
+    let auth = config
+        .auth
+        .as_ref()
+        .unwrap_or_else(|| panic!("[auth] is given"));
+    assert_eq!(auth.jwt[0].claim_mappings.username.claim, "sub");
+    assert!(
+        auth.jwt[0].issuer.keys[0]
+            .file
+            .ends_with("certs/issuer.pub.pem")
+            && auth.jwt[0].issuer.keys[0].file.is_absolute(),
+        "key files follow the configuration file"
+    );
+}
+
+/// The configuration with `from` replaced by `to`, loaded; the error's text if it fails.
+fn refusal(from: &str, to: &str) -> String {
+    assert!(EXAMPLE.contains(from), "{from:?} is in the example");
+    load(&EXAMPLE.replace(from, to))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_single_issuer_form_gets_its_rewrite_in_the_error() {
+    let legacy = EXAMPLE.replace(
+        &EXAMPLE
+            [EXAMPLE.find("[[auth.jwt]]").unwrap_or(0)..EXAMPLE.find("[kubernetes]").unwrap_or(0)],
+        "[auth]\nissuer = \"https://login.example\"\naudiences = [\"kubegate\"]\n\
+         keys = [{ file = \"k.pem\", algorithm = \"RS256\" }]\nusername_prefix = \"oidc:\"\n\n",
+    );
+    let error = load(&legacy)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(error.contains("single-issuer form"), "{error}");
+    assert!(
+        error.contains("issuer.url = \"https://login.example\""),
+        "{error}"
+    );
+    assert!(
+        error.contains("claimMappings.username = { claim = \"sub\", prefix = \"oidc:\" }"),
+        "{error}"
+    );
+    // The rewrite it proposes is itself a configuration that loads.
+    let rewrite = &error[error.rfind("[[auth.jwt]]").unwrap_or(0)..];
+    let fixed = legacy.replace(
+        &legacy[legacy.find("[auth]").unwrap_or(0)..legacy.find("[kubernetes]").unwrap_or(0)],
+        &format!("{rewrite}\n"),
+    );
+    assert!(load(&fixed).is_ok(), "{fixed}");
+}
+
+#[test]
+fn issuers_that_would_blur_names_or_trust_are_refused() {
+    assert!(
+        refusal(
+            r#"prefix = "" }
+claimMappings.groups"#,
+            "}\nclaimMappings.groups"
+        )
+        .contains("claimMappings.username.prefix is required")
+    );
+    assert!(refusal("https://issuer.example", "http://issuer.example").contains("https://"));
+    assert!(refusal("tenant = { claim = \"tenant\" }", "tenant = {}").contains("exactly one"));
+    assert!(
+        refusal(
+            "[kubernetes]",
+            "[auth]\nleeway_seconds = 3600\n\n[kubernetes]"
+        )
+        .contains("at most 300")
+    );
+    assert!(
+        refusal(
+            "claimMappings.groups = { claim = \"groups\", prefix = \"\" }",
+            "claimMappings.groups = { claim = \"groups\", expression = \"claims.groups\" }"
+        )
+        .contains("CEL expressions are not supported")
+    );
+    // A second issuer: its prefixes must not overlap the first's ("" overlaps everything).
+    let second = |user: &str, group: &str| {
+        format!(
+            "[[auth.jwt]]\nissuer.url = \"https://team-b.example\"\nissuer.audiences = [\"kubegate\"]\n\
+             claimMappings.username = {{ claim = \"sub\", prefix = \"{user}\" }}\n\
+             claimMappings.groups = {{ claim = \"groups\", prefix = \"{group}\" }}\n\
+             tenant = {{ value = \"team-b\" }}\n\n[kubernetes]"
+        )
+    };
+    assert!(refusal("[kubernetes]", &second("b:", "b:")).contains("overlap"));
+    let both = EXAMPLE
+        .replace("prefix = \"\" }", "prefix = \"corp:\" }")
+        .replace("[kubernetes]", &second("team-b:", "team-b:"));
+    let loaded = load(&both).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.auth.map(|a| a.jwt.len()), Some(2));
+    assert!(
+        load(&both.replace("\"team-b:\" }\ntenant", "\"corp:x\" }\ntenant"))
+            .err()
+            .is_some_and(|e| e.to_string().contains("group prefixes")),
+        "corp: is a prefix of corp:x"
     );
 }
 
@@ -76,11 +175,8 @@ fn unknown_fields_and_unusable_settings_are_refused() {
     assert!(error.is_some_and(|e| e.contains("clustr_name")));
     let no_audience = EXAMPLE.replace(r#"audiences = ["kubegate"]"#, "audiences = []");
     assert!(matches!(load(&no_audience), Err(ConfigError::Invalid(_))));
-    let no_keys = EXAMPLE.replace(
-        r#"keys = [{ file = "certs/issuer.pub.pem", algorithm = "ES256" }]"#,
-        "keys = []",
-    );
-    assert!(matches!(load(&no_keys), Err(ConfigError::Invalid(_))));
+    let no_issuer = EXAMPLE.replace("[[auth.jwt]]", "[auth]\n[[auth.other]]");
+    assert!(matches!(load(&no_issuer), Err(ConfigError::Invalid(_))));
     let bad_level = EXAMPLE.replace(r#"level = "metadata""#, r#"level = "everything""#);
     assert!(matches!(load(&bad_level), Err(ConfigError::Parse { .. })));
     assert!(matches!(

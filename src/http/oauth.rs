@@ -21,15 +21,10 @@ impl ProtectedResource {
     /// From `[auth]`; none without it (stdio: no tokens at all).
     pub fn from_config(auth: Option<&AuthConfig>) -> Option<ProtectedResource> {
         let auth = auth?;
-        let authorization_servers = if auth.authorization_servers.is_empty() {
-            vec![auth.issuer.clone()]
-        } else {
-            auth.authorization_servers.clone()
-        };
         Some(ProtectedResource {
             resource: auth.resource.clone(),
-            authorization_servers,
-            scopes: auth.scopes_supported.clone(),
+            authorization_servers: auth.authorization_servers(),
+            scopes: auth.scopes_supported(),
         })
     }
 
@@ -68,7 +63,8 @@ impl ProtectedResource {
     }
 }
 
-/// Adds `resource_metadata="<url>"` to a `401`'s `WWW-Authenticate` challenge.
+/// Adds `resource_metadata="<url>"` to the `WWW-Authenticate` challenge of a `401`, or of a
+/// `403` for missing scopes (so a client can step up from either alone).
 pub fn point_to_metadata<B>(
     mut response: http::Response<B>,
     url: Option<&str>,
@@ -76,7 +72,12 @@ pub fn point_to_metadata<B>(
     let Some(url) = url else {
         return response;
     };
-    if response.status() != http::StatusCode::UNAUTHORIZED {
+    let challenged = response.status() == http::StatusCode::UNAUTHORIZED
+        || (response.status() == http::StatusCode::FORBIDDEN
+            && response
+                .headers()
+                .contains_key(http::header::WWW_AUTHENTICATE));
+    if !challenged {
         return response;
     }
     let headers = response.headers_mut();

@@ -243,6 +243,7 @@ mod tests {
                 tenant: String::new(),
                 email: None,
                 claims: Default::default(),
+                ..Default::default()
             }),
             source_ip: std::net::IpAddr::from([127, 0, 0, 1]),
             transport: "streamable-http",

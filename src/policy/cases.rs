@@ -148,6 +148,7 @@ impl Principal {
             tenant: self.tenant.clone(),
             email: self.email.clone(),
             claims: self.claims.clone(),
+            ..Default::default()
         })
     }
 }

@@ -42,6 +42,7 @@ fn caller(name: &str, tenant: &str, groups: &[&str]) -> Arc<Caller> {
         tenant: tenant.to_owned(),
         email: None,
         claims: BTreeMap::from([("department".to_owned(), "payments".to_owned())]),
+        ..Default::default()
     })
 }
 

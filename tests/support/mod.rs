@@ -233,10 +233,13 @@ cluster_name = "local"
 cert = "certs/server.pem"
 key = "certs/server-key.pem"
 
-[auth]
-issuer = "{issuer}"
-audiences = ["{audience}"]
-keys = [{{ file = "certs/dev-issuer.pub.pem", algorithm = "ES256" }}]
+[[auth.jwt]]
+issuer.url = "{issuer}"
+issuer.audiences = ["{audience}"]
+issuer.keys = [{{ file = "certs/dev-issuer.pub.pem", algorithm = "ES256" }}]
+claimMappings.username = {{ claim = "sub", prefix = "" }}
+claimMappings.groups = {{ claim = "groups", prefix = "" }}
+tenant = {{ claim = "tenant" }}
 
 [kubernetes]
 kubeconfig = "kubegate.kubeconfig"
