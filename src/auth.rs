@@ -371,6 +371,9 @@ fn describe_rejection(error: &jsonwebtoken::errors::Error) -> &'static str {
         ErrorKind::InvalidAudience => "it is not meant for kubegate (aud)",
         ErrorKind::MissingRequiredClaim(_) => "it lacks one of the claims exp, iss, aud",
         ErrorKind::InvalidAlgorithm => "it is signed with an algorithm its key does not allow",
+        ErrorKind::Base64(_) | ErrorKind::InvalidToken | ErrorKind::Provider(_) => {
+            "it is cut short or corrupted"
+        }
         _ => "it is not a valid token",
     }
 }

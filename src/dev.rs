@@ -280,10 +280,38 @@ pub fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), DevE
             .truncate(true)
             .mode(if private { 0o600 } else { 0o644 })
             .open(path)?;
+        if private {
+            // `mode` applies only to a file it creates: an existing key file keeps its old mode
+            // unless narrowed here, before the key is written into it.
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
         file.write_all(contents.as_bytes())
     };
     write().map_err(|source| DevError::Write {
         path: path.to_owned(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_private_file_is_owner_only_even_when_it_existed_readable() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("key.pem");
+        std::fs::write(&path, "old").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+            .unwrap_or_else(|e| panic!("{e}"));
+        write_file(&path, "secret", true).unwrap_or_else(|e| panic!("{e}"));
+        let mode = std::fs::metadata(&path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or_default();
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap_or_default(), "secret");
+    }
 }

@@ -17,6 +17,7 @@ mod holddown;
 mod kubelet;
 mod list_resources;
 mod mcp;
+mod oidc;
 mod policy_gate;
 mod protocol;
 mod sdk;

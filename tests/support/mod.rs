@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod idp;
 pub mod kubelet;
 pub mod process;
 pub mod proxy;
@@ -107,6 +108,9 @@ pub struct GatewayOptions {
     pub audit: Vec<String>,
     /// Whole sections at the end of the file (`[metrics]`).
     pub sections: Vec<String>,
+    /// The whole `[auth]` configuration (`[auth]` and its `[[auth.jwt]]` tables) instead of
+    /// the dev issuer's.
+    pub auth: Option<String>,
 }
 
 /// A policy file shipped in `policies/`, as (file name, Cedar text).
@@ -156,6 +160,7 @@ impl Default for GatewayOptions {
             mcp: Vec::new(),
             audit: Vec::new(),
             sections: Vec::new(),
+            auth: None,
         }
     }
 }
@@ -233,13 +238,7 @@ cluster_name = "local"
 cert = "certs/server.pem"
 key = "certs/server-key.pem"
 
-[[auth.jwt]]
-issuer.url = "{issuer}"
-issuer.audiences = ["{audience}"]
-issuer.keys = [{{ file = "certs/dev-issuer.pub.pem", algorithm = "ES256" }}]
-claimMappings.username = {{ claim = "sub", prefix = "" }}
-claimMappings.groups = {{ claim = "groups", prefix = "" }}
-tenant = {{ claim = "tenant" }}
+{auth}
 
 [kubernetes]
 kubeconfig = "kubegate.kubeconfig"
@@ -276,8 +275,18 @@ signing_key = "certs/audit-signing-key.pem"
                     .audit_path
                     .as_ref()
                     .map_or("audit.log".to_owned(), |p| p.display().to_string()),
-                issuer = dev::DEV_ISSUER,
-                audience = dev::DEV_AUDIENCE,
+                auth = options.auth.clone().unwrap_or_else(|| format!(
+                    r#"[[auth.jwt]]
+issuer.url = "{issuer}"
+issuer.audiences = ["{audience}"]
+issuer.keys = [{{ file = "certs/dev-issuer.pub.pem", algorithm = "ES256" }}]
+claimMappings.username = {{ claim = "sub", prefix = "" }}
+claimMappings.groups = {{ claim = "groups", prefix = "" }}
+tenant = {{ claim = "tenant" }}
+"#,
+                    issuer = dev::DEV_ISSUER,
+                    audience = dev::DEV_AUDIENCE,
+                )),
                 files = policy_files.join(", "),
                 non_destructive = options.non_destructive,
                 read_only = options.read_only,
