@@ -18,6 +18,7 @@ mod kubelet;
 mod list_resources;
 mod mcp;
 mod oidc;
+mod oidc_provider;
 mod policy_gate;
 mod protocol;
 mod sdk;
