@@ -7,6 +7,7 @@
 
 mod budget;
 mod cache;
+pub mod certificate;
 mod fetch;
 mod issuer;
 pub mod keys;
@@ -88,6 +89,8 @@ pub enum AuthError {
     KeysUnavailable { issuer: String, why: String },
     #[error("the token was rejected: {}", describe_rejection(.0))]
     Rejected(#[source] jsonwebtoken::errors::Error),
+    #[error("the client certificate was refused: {0}")]
+    Certificate(&'static str),
     #[error("the token's `{claim}` claim {problem}")]
     Claim {
         claim: String,

@@ -197,6 +197,12 @@ pub struct HttpConfig {
     pub shutdown_delay_seconds: u64,
     /// Then how long in-flight calls get to finish.
     pub shutdown_grace_seconds: u64,
+    /// Also serve plain HTTP here: only behind a proxy or mesh that terminates TLS for kubegate
+    /// (a token sent in the clear can be stolen on the way). Off by default.
+    pub plain_listen: Option<SocketAddr>,
+    /// Addresses (`10.0.0.7`) or networks (`10.0.0.0/8`) of proxies whose `X-Forwarded-For`
+    /// names the caller's address (for policies and the audit record). None by default.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -219,6 +225,8 @@ impl Default for HttpConfig {
             allowed_origins: Vec::new(),
             shutdown_delay_seconds: 5,
             shutdown_grace_seconds: 20,
+            plain_listen: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -238,12 +246,39 @@ pub struct StdioConfig {
     pub email: Option<String>,
 }
 
-/// The server certificate chain and key, PEM files.
+/// The server certificate chain and key, PEM files (reloaded when they change), and the
+/// optional client certificates (mTLS) for service-to-service callers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// The CA (PEM) that signs client certificates; without it, none are asked for.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// `optional` (default: a client without a certificate presents a token instead) or
+    /// `required`.
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+    /// Prepended to a client certificate's CN to make the Kubernetes username; required with
+    /// `client_ca` (`""` says to use the CN as it is).
+    #[serde(default)]
+    pub client_username_prefix: Option<String>,
+    /// Prepended to each O of the certificate's subject to make a group; required with `client_ca`.
+    #[serde(default)]
+    pub client_group_prefix: Option<String>,
+    /// The tenant of callers known by their certificate.
+    #[serde(default)]
+    pub client_tenant: String,
+}
+
+/// Whether a client certificate may be or must be presented.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    #[default]
+    Optional,
+    Required,
 }
 
 /// How kubegate reaches the Kubernetes API server, under its own identity.
@@ -452,6 +487,9 @@ impl Config {
         if let Some(tls) = self.tls.as_mut() {
             fix(&mut tls.cert);
             fix(&mut tls.key);
+            if let Some(ca) = tls.client_ca.as_mut() {
+                fix(ca);
+            }
         }
         if let Some(auth) = self.auth.as_mut() {
             auth.resolve_paths(base);
@@ -485,6 +523,41 @@ impl Config {
         }
         if let Some(auth) = &self.auth {
             auth.check()?;
+        }
+        if let Some(tls) = &self.tls
+            && tls.client_ca.is_some()
+        {
+            if tls.client_username_prefix.is_none() || tls.client_group_prefix.is_none() {
+                return Err(ConfigError::Invalid(
+                    "tls.client_ca needs client_username_prefix and client_group_prefix: they \
+                     keep certificate names apart from token names (e.g. \"mtls:\")"
+                        .into(),
+                ));
+            }
+            let user = tls.client_username_prefix.as_deref().unwrap_or_default();
+            let overlaps = self.auth.iter().flat_map(|a| &a.jwt).any(|jwt| {
+                let other = jwt
+                    .claim_mappings
+                    .username
+                    .prefix
+                    .as_deref()
+                    .unwrap_or_default();
+                other.starts_with(user) || user.starts_with(other)
+            });
+            if overlaps {
+                return Err(ConfigError::Invalid(format!(
+                    "tls.client_username_prefix {user:?} overlaps an issuer's username prefix: a \
+                     token could then name a certificate's caller, or the other way round"
+                )));
+            }
+        }
+        for proxy in &self.http.trusted_proxies {
+            if crate::http::forwarded::parse_network(proxy).is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "http.trusted_proxies holds {proxy:?}: write an address or a network \
+                     (10.0.0.7, 10.0.0.0/8)"
+                )));
+            }
         }
         if self.cluster_name.is_empty() {
             return Err(ConfigError::Invalid("cluster_name is empty".into()));

@@ -22,6 +22,8 @@ pub struct Gateway {
     pub sessions: Sessions,
     /// Requests in flight, for `notifications/cancelled`.
     pub inflight: crate::mcp::inflight::InFlight,
+    /// How client certificates name callers (none without `[tls] client_ca`).
+    pub certificates: Option<crate::auth::certificate::CertificateNames>,
     /// What `/.well-known/oauth-protected-resource` says (none without `[auth]`).
     pub protected_resource: Option<crate::http::oauth::ProtectedResource>,
     /// Tenants' analysis settings (kept in the cluster) and recent `analyze` answers.
@@ -114,6 +116,14 @@ impl Gateway {
             audit,
             sessions,
             inflight: Default::default(),
+            certificates: crate::auth::certificate::CertificateNames::from_config(
+                config.tls.as_ref(),
+                &config
+                    .auth
+                    .as_ref()
+                    .map(|a| a.never_impersonate.clone())
+                    .unwrap_or_default(),
+            ),
             protected_resource: crate::http::oauth::ProtectedResource::from_config(
                 config.auth.as_ref(),
             ),

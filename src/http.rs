@@ -23,6 +23,7 @@
 //!   gracefully and exchanges get a grace period to finish and write their records.
 
 mod connection;
+pub mod forwarded;
 pub mod limits;
 pub mod oauth;
 pub mod origin;
@@ -44,7 +45,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming as IncomingBody;
 use rustls::ServerConfig;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
@@ -84,8 +85,43 @@ pub struct Guards {
     pub hosts: HostCheck,
     /// The legacy SSE streams, if that transport is on.
     pub sse: Option<SseStreams>,
+    /// Proxies whose `X-Forwarded-For` names the caller's address.
+    pub proxies: forwarded::TrustedProxies,
     /// False from the moment shutdown begins: `/readyz` says so.
     ready: AtomicBool,
+}
+
+/// Where kubegate listens: HTTPS, and plain HTTP only when asked for (behind a proxy that
+/// terminates TLS).
+pub struct Listeners {
+    pub tls: Option<(TcpListener, Arc<ServerConfig>)>,
+    pub plain: Option<TcpListener>,
+}
+
+/// Accepts on `listener`, or never if there is none.
+async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The caller a connection's verified client certificate names (a request extension).
+#[derive(Clone)]
+pub struct ClientCertificate(pub Arc<crate::auth::Caller>);
+
+/// The request's caller: by its bearer token; without one, by the connection's client
+/// certificate, if it presented one.
+async fn authenticate(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    certificate: Option<&ClientCertificate>,
+    peer: SocketAddr,
+) -> Result<Arc<crate::auth::Caller>, AuthError> {
+    match (authorization(headers), certificate) {
+        (None, Some(certificate)) => Ok(Arc::clone(&certificate.0)),
+        (token, _) => gateway.auth.authenticate(token, peer.ip()).await,
+    }
 }
 
 impl Guards {
@@ -95,6 +131,7 @@ impl Guards {
             limits: Limits::new(config),
             hosts,
             sse: sse.then(SseStreams::default),
+            proxies: forwarded::TrustedProxies::new(&config.trusted_proxies),
             ready: AtomicBool::new(true),
         }
     }
@@ -122,11 +159,15 @@ impl Guards {
 /// gracefully, and exchanges given `shutdown_grace_seconds` to finish.
 pub async fn serve(
     gateway: Arc<Gateway>,
-    tls: Arc<ServerConfig>,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
+    let Listeners { tls, plain } = listeners;
+    let (listener, acceptor) = match tls {
+        Some((listener, config)) => (Some(listener), Some(TlsAcceptor::from(config))),
+        None => (None, None),
+    };
+
     let closing = CancellationToken::new();
     let connections = TaskTracker::new();
     let exchanges = TaskTracker::new();
@@ -157,9 +198,18 @@ pub async fn serve(
                 None => std::future::pending().await,
             }
         };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+        let (stream, peer, secure) = tokio::select! {
+            accepted = accept(listener.as_ref()) => match accepted {
+                Ok((stream, peer)) => (stream, peer, true),
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            accepted = accept(plain.as_ref()) => match accepted {
+                Ok((stream, peer)) => (stream, peer, false),
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(%error, "accept failed");
@@ -183,7 +233,7 @@ pub async fn serve(
         }
         let connection = Connection {
             gateway: Arc::clone(&gateway),
-            acceptor: acceptor.clone(),
+            acceptor: acceptor.clone().filter(|_| secure),
             exchanges: exchanges.clone(),
             closing: closing.clone(),
             peer,
@@ -192,6 +242,7 @@ pub async fn serve(
         connections.spawn(connection.serve(stream));
     }
     drop(listener);
+    drop(plain);
     let grace = Guards::seconds(guards.config.shutdown_grace_seconds);
     closing.cancel();
     connections.close();
@@ -366,12 +417,13 @@ fn routed(
             };
             let deleting = request.method() == Method::DELETE;
             let headers = request.headers().clone();
+            let certificate = request.extensions().get::<ClientCertificate>().cloned();
             return Routed::Exchange(exchanges.spawn(async move {
                 let _slot = slot;
                 if deleting {
-                    delete_session(&gateway, peer, &headers).await
+                    delete_session(&gateway, peer, &headers, certificate).await
                 } else {
-                    open_sse(&gateway, peer, &headers).await
+                    open_sse(&gateway, peer, &headers, certificate).await
                 }
             }));
         }
@@ -538,10 +590,13 @@ async fn exchange(
     to_client: Option<tokio::sync::mpsc::Sender<String>>,
     record: &mut AuditRecord,
 ) -> Result<(Reply, Option<Arc<sse::SseStream>>), HttpError> {
-    let caller = gateway
-        .auth
-        .authenticate(authorization(request.headers()), peer.ip())
-        .await?;
+    let caller = authenticate(
+        gateway,
+        request.headers(),
+        request.extensions().get::<ClientCertificate>(),
+        peer,
+    )
+    .await?;
     let stream = match via {
         Via::StreamableHttp => None,
         Via::Sse(id) => {
@@ -616,12 +671,13 @@ async fn exchange(
 }
 
 /// `GET /sse`: opens a legacy event stream for a caller with a valid token.
-async fn open_sse(gateway: &Gateway, peer: SocketAddr, headers: &HeaderMap) -> Response<Body> {
-    let caller = match gateway
-        .auth
-        .authenticate(authorization(headers), peer.ip())
-        .await
-    {
+async fn open_sse(
+    gateway: &Gateway,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    certificate: Option<ClientCertificate>,
+) -> Response<Body> {
+    let caller = match authenticate(gateway, headers, certificate.as_ref(), peer).await {
         Ok(caller) => caller,
         Err(error) => return error_response(&HttpError::Unauthenticated(error)),
     };
@@ -665,15 +721,12 @@ async fn delete_session(
     gateway: &Gateway,
     peer: SocketAddr,
     headers: &HeaderMap,
+    certificate: Option<ClientCertificate>,
 ) -> Response<Body> {
     let user_agent = header_str(headers, header::USER_AGENT.as_str()).map(str::to_owned);
     let mut record = AuditRecord::begin(gateway.audit.level(), TRANSPORT, peer.ip(), user_agent);
     record.mcp.method = Some("session/delete".to_owned());
-    let caller = match gateway
-        .auth
-        .authenticate(authorization(headers), peer.ip())
-        .await
-    {
+    let caller = match authenticate(gateway, headers, certificate.as_ref(), peer).await {
         Ok(caller) => caller,
         Err(error) => {
             let error = HttpError::Unauthenticated(error);

@@ -385,7 +385,7 @@ fn take_groups(claims: &mut Map<String, Value>, claim: &str) -> Result<Vec<Strin
 
 /// Prefixes a claim into a Kubernetes user or group name, refusing empty names, names
 /// Kubernetes reserves and names on the deny-list.
-fn kubernetes_name(
+pub fn kubernetes_name(
     prefix: &str,
     value: &str,
     claim: &str,

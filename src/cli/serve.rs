@@ -35,19 +35,47 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    let Some(tls) = &config.tls else {
+    if config.tls.is_none() && config.http.plain_listen.is_none() {
         anyhow::bail!("serving over HTTPS needs a [tls] section (a certificate and key)");
-    };
+    }
     if config.auth.is_none() {
         anyhow::bail!("serving over HTTPS needs an [auth] section: every caller presents a token");
     }
-    let tls = kubegate::tls::server_config(&tls.cert, &tls.key)?;
+    let tls = match &config.tls {
+        Some(tls) => {
+            let cert = Arc::new(kubegate::tls::ServerCert::load(&tls.cert, &tls.key)?);
+            let server = kubegate::tls::server_config(tls, Arc::clone(&cert))?;
+            Some((cert, server))
+        }
+        None => None,
+    };
     let traces = kubegate::telemetry::start_from_env()?;
     let gateway = Arc::new(Gateway::start(&config).await?);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!("serving MCP at https://{}/mcp", listener.local_addr()?);
+    let tls = match tls {
+        Some((cert, server)) => {
+            cert.keep_fresh();
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            tracing::info!("serving MCP at https://{}/mcp", listener.local_addr()?);
+            Some((listener, server))
+        }
+        None => None,
+    };
+    let plain = match config.http.plain_listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address}"))?;
+            tracing::warn!(
+                "serving MCP in PLAIN HTTP at http://{}/mcp: bearer tokens cross this listener \
+                 unencrypted; only a TLS-terminating proxy or mesh may reach it",
+                listener.local_addr()?
+            );
+            Some(listener)
+        }
+        None => None,
+    };
     if let Some(metrics) = &config.metrics {
         let scrape = tokio::net::TcpListener::bind(metrics.listen)
             .await
@@ -56,7 +84,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         tokio::spawn(kubegate::metrics::serve(scrape, std::future::pending()));
     }
     tokio::spawn(reopen_audit_on_sighup(Arc::clone(&gateway)));
-    kubegate::http::serve(gateway, tls, listener, shutdown_signal()).await;
+    let listeners = kubegate::http::Listeners { tls, plain };
+    kubegate::http::serve(gateway, listeners, shutdown_signal()).await;
     if let Some(traces) = traces {
         tokio::task::spawn_blocking(move || traces.shutdown()).await?;
     }

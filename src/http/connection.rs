@@ -33,7 +33,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(10);
 /// One accepted connection and what it holds.
 pub(super) struct Connection {
     pub gateway: Arc<Gateway>,
-    pub acceptor: TlsAcceptor,
+    /// TLS, or (for the plain listener behind a TLS-terminating proxy) none.
+    pub acceptor: Option<TlsAcceptor>,
     pub exchanges: TaskTracker,
     pub closing: CancellationToken,
     pub peer: SocketAddr,
@@ -85,10 +86,12 @@ impl Connection {
     pub async fn serve(self, stream: tokio::net::TcpStream) {
         let guards = &self.gateway.guards;
         let peer = self.peer;
+        let Some(acceptor) = self.acceptor.clone() else {
+            // Plain HTTP/1.1: the proxy in front terminated TLS (and client certificates).
+            return self.serve_http(TokioIo::new(stream), false, None).await;
+        };
         let tls =
-            match tokio::time::timeout(guards.handshake_timeout(), self.acceptor.accept(stream))
-                .await
-            {
+            match tokio::time::timeout(guards.handshake_timeout(), acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
                     tracing::debug!(client.ip = %peer.ip(), %error, "TLS handshake failed");
@@ -99,7 +102,35 @@ impl Connection {
                     return;
                 }
             };
-        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let session = tls.get_ref().1;
+        let h2 = session.alpn_protocol() == Some(b"h2");
+        // rustls verified the chain against the client CA; its subject names the caller.
+        let certificate = match (
+            &self.gateway.certificates,
+            session.peer_certificates().and_then(|chain| chain.first()),
+        ) {
+            (Some(names), Some(leaf)) => match names.caller(leaf) {
+                Ok(caller) => Some(caller),
+                Err(error) => {
+                    tracing::info!(client.ip = %peer.ip(), %error, "client certificate refused");
+                    return;
+                }
+            },
+            _ => None,
+        };
+        self.serve_http(TokioIo::new(tls), h2, certificate).await;
+    }
+
+    async fn serve_http<I>(
+        self,
+        io: TokioIo<I>,
+        h2: bool,
+        certificate: Option<Arc<crate::auth::Caller>>,
+    ) where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let guards = &self.gateway.guards;
+        let peer = self.peer;
         let activity = Arc::new(Activity {
             in_flight: AtomicUsize::new(0),
             idle_since: Mutex::new(Instant::now()),
@@ -108,15 +139,27 @@ impl Connection {
         let gateway = Arc::clone(&self.gateway);
         let exchanges = self.exchanges.clone();
         let counted = Arc::clone(&activity);
-        let service = service_fn(move |request| {
+        let service = service_fn(move |mut request: http::Request<IncomingBody>| {
             let active = counted.begin();
+            let forwarded: Vec<&str> = request
+                .headers()
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            let source = gateway.guards.proxies.source(peer, &forwarded);
+            if let Some(caller) = &certificate {
+                request
+                    .extensions_mut()
+                    .insert(super::ClientCertificate(Arc::clone(caller)));
+            }
             // Routed (and an MCP exchange spawned) now, not when hyper first polls the returned
             // future: hyper may drop that future unpolled if the client hangs up.
             let gone = CancellationToken::new();
             let (routed, metadata) = route(
                 Arc::clone(&gateway),
                 &exchanges,
-                peer,
+                source,
                 request,
                 gone.clone(),
             );
@@ -146,7 +189,6 @@ impl Connection {
                 Ok::<_, Infallible>(response)
             }
         });
-        let io = TokioIo::new(tls);
         let idle = guards.idle_timeout();
         let first = guards.header_timeout();
         if h2 {
@@ -177,12 +219,9 @@ trait Closable: Future<Output = Result<(), hyper::Error>> {
     fn close(self: std::pin::Pin<&mut Self>);
 }
 
-impl<S> Closable
-    for hyper::server::conn::http1::Connection<
-        TokioIo<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
-        S,
-    >
+impl<I, S> Closable for hyper::server::conn::http1::Connection<TokioIo<I>, S>
 where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::HttpService<IncomingBody, ResBody = Body>,
 {
     fn close(self: std::pin::Pin<&mut Self>) {
@@ -190,13 +229,9 @@ where
     }
 }
 
-impl<S> Closable
-    for hyper::server::conn::http2::Connection<
-        TokioIo<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
-        S,
-        TokioExecutor,
-    >
+impl<I, S> Closable for hyper::server::conn::http2::Connection<TokioIo<I>, S, TokioExecutor>
 where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::HttpService<IncomingBody, ResBody = Body>,
     S::Future: Send + 'static,
 {

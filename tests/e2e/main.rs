@@ -29,6 +29,7 @@ mod sse;
 mod stateless;
 mod stdio;
 mod telemetry;
+mod tls_identity;
 mod tools_destructive;
 mod tools_read;
 mod tools_write;

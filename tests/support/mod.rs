@@ -108,6 +108,8 @@ pub struct GatewayOptions {
     pub audit: Vec<String>,
     /// Whole sections at the end of the file (`[metrics]`).
     pub sections: Vec<String>,
+    /// The `[tls]` section's lines instead of the dev certificate's.
+    pub tls: Vec<String>,
     /// The whole `[auth]` configuration (`[auth]` and its `[[auth.jwt]]` tables) instead of
     /// the dev issuer's.
     pub auth: Option<String>,
@@ -161,6 +163,7 @@ impl Default for GatewayOptions {
             audit: Vec::new(),
             sections: Vec::new(),
             auth: None,
+            tls: Vec::new(),
         }
     }
 }
@@ -235,8 +238,7 @@ listen = "{listen}"
 cluster_name = "local"
 
 [tls]
-cert = "certs/server.pem"
-key = "certs/server-key.pem"
+{tls}
 
 {auth}
 
@@ -275,6 +277,11 @@ signing_key = "certs/audit-signing-key.pem"
                     .audit_path
                     .as_ref()
                     .map_or("audit.log".to_owned(), |p| p.display().to_string()),
+                tls = if options.tls.is_empty() {
+                    "cert = \"certs/server.pem\"\nkey = \"certs/server-key.pem\"".to_owned()
+                } else {
+                    options.tls.join("\n")
+                },
                 auth = options.auth.clone().unwrap_or_else(|| format!(
                     r#"[[auth.jwt]]
 issuer.url = "{issuer}"
@@ -344,12 +351,22 @@ impl TestGateway {
             .tls
             .as_ref()
             .context("the test configuration has [tls]")?;
-        let tls = kubegate::tls::server_config(&tls.cert, &tls.key)?;
+        let cert = Arc::new(kubegate::tls::ServerCert::load(&tls.cert, &tls.key)?);
+        cert.keep_fresh();
+        let tls = kubegate::tls::server_config(tls, cert)?;
         let gateway = Arc::new(Gateway::start(&config).await?);
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let port = listener.local_addr()?.port();
         let (shutdown, stop) = oneshot::channel::<()>();
-        tokio::spawn(kubegate::http::serve(gateway, tls, listener, async move {
+        let plain = match config.http.plain_listen {
+            Some(address) => Some(tokio::net::TcpListener::bind(address).await?),
+            None => None,
+        };
+        let listeners = kubegate::http::Listeners {
+            tls: Some((listener, tls)),
+            plain,
+        };
+        tokio::spawn(kubegate::http::serve(gateway, listeners, async move {
             let _ = stop.await;
         }));
         Ok(TestGateway {
