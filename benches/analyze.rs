@@ -5,7 +5,7 @@
 //! the same concurrency. Also kubegate's own analysis work alone, in process: parsing those lists
 //! into a snapshot and running the core analyzers.
 //!
-//! `cargo bench --bench analyze` (it starts its own local control plane).
+//! `cargo bench --features dev --bench analyze` (it starts its own local control plane).
 
 #[path = "../tests/support/mod.rs"]
 mod support;

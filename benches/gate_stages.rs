@@ -3,7 +3,7 @@
 //! encoding the MCP response, and writing the audit record of a read (through the audit writer
 //! thread, to the page cache; `benches/audit_log.rs` measures durable writes).
 //!
-//! `cargo bench --bench gate_stages`. Each stage runs for about a second; the median and p99 of
+//! `cargo bench --features dev --bench gate_stages`. Each stage runs for about a second; the median and p99 of
 //! per-iteration times are printed.
 
 use std::collections::BTreeMap;

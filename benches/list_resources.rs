@@ -10,7 +10,7 @@
 //! Prints, for 1, 16 and 64 concurrent callers: throughput, median and p99 latency, the ratios,
 //! and the latency kubegate adds.
 //!
-//! `cargo bench --bench list_resources` (it starts its own local control plane). kubegate runs as
+//! `cargo bench --features dev --bench list_resources` (it starts its own local control plane). kubegate runs as
 //! its own process, the release binary, as in production. `KUBEGATE_BENCH_TOOLS=get-logs`
 //! measures a subset of the tools, `KUBEGATE_BENCH_CALLERS=1,16` of the concurrencies.
 

@@ -1,10 +1,12 @@
 //! Parses the command line and runs one subcommand, printing any error with its causes.
 
 mod audit;
+#[cfg(feature = "dev")]
 mod dev_certs;
 mod policy;
 mod serve;
 mod stdio;
+#[cfg(feature = "dev")]
 mod token;
 
 use std::process::ExitCode;
@@ -26,8 +28,10 @@ enum Command {
     /// Serve MCP over stdin and stdout, for a local client, as the configured caller.
     Stdio(stdio::Args),
     /// Mint a dev JWT signed with the local dev issuer key (demo and tests only).
+    #[cfg(feature = "dev")]
     Token(token::Args),
     /// Make a dev CA, a server certificate and a dev JWT issuer key (demo and tests only).
+    #[cfg(feature = "dev")]
     DevCerts(dev_certs::Args),
     /// Validate, test and explain Cedar policies; print the schema they are written against.
     Policy(policy::Args),
@@ -48,7 +52,9 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Stdio(args) => stdio::run(args),
+        #[cfg(feature = "dev")]
         Command::Token(args) => token::run(args),
+        #[cfg(feature = "dev")]
         Command::DevCerts(args) => dev_certs::run(args),
         Command::Policy(args) => policy::run(args),
         Command::Audit(args) => audit::run(args),

@@ -36,6 +36,7 @@ pub mod analyze;
 pub mod audit;
 pub mod auth;
 pub mod config;
+#[cfg(any(test, feature = "dev"))]
 pub mod dev;
 pub mod gateway;
 pub mod http;
