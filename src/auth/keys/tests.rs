@@ -181,3 +181,72 @@ fn configured_algorithms_exclude_hmac_and_none() {
         assert!(parse_algorithm(refused).is_err(), "{refused}");
     }
 }
+
+mod hostile {
+    //! Whatever a provider (or whoever answers in its place) serves as discovery or key set,
+    //! kubegate reads it without panicking and never loads a key for HMAC or `none`.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            prop_oneof![
+                Just("RSA".to_owned()),
+                Just("EC".to_owned()),
+                Just("OKP".to_owned()),
+                Just("oct".to_owned()),
+                Just("P-256".to_owned()),
+                Just("Ed25519".to_owned()),
+                Just("HS256".to_owned()),
+                Just("none".to_owned()),
+                "[A-Za-z0-9_-]{0,12}",
+            ]
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("kty".to_owned()),
+                        Just("alg".to_owned()),
+                        Just("crv".to_owned()),
+                        Just("use".to_owned()),
+                        Just("kid".to_owned()),
+                        Just("x".to_owned()),
+                        Just("y".to_owned()),
+                        Just("n".to_owned()),
+                        Just("e".to_owned()),
+                        Just("k".to_owned()),
+                        Just("keys".to_owned()),
+                        Just("issuer".to_owned()),
+                        Just("jwks_uri".to_owned()),
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_key_set_or_discovery_document_is_read_safely(set in json_value(), doc in json_value()) {
+            if let Ok(keys) = read_jwks(&set, &[Algorithm::RS256]) {
+                for key in keys {
+                    prop_assert!(!matches!(key.algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
+                }
+            }
+            if let Ok((jwks, _)) = read_discovery(&doc, "https://issuer.example") {
+                prop_assert!(jwks.starts_with("https://"));
+            }
+        }
+    }
+}
