@@ -58,8 +58,9 @@ impl fmt::Debug for Caller {
     }
 }
 
-/// Why a request was not authenticated. Every variant becomes a 401 with this message, but
-/// [`AuthError::TooManyUnverified`] (429) and [`AuthError::KeysUnavailable`] (503).
+/// Why a request was not authenticated. The HTTP layer answers each with this message: 401 for
+/// most, 429 for [`AuthError::TooManyUnverified`], 503 for [`AuthError::KeysUnavailable`], 400
+/// for [`AuthError::TokenInQuery`]; a refused client certificate closes its connection.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("no bearer token: send `Authorization: Bearer <JWT>`")]
@@ -82,9 +83,10 @@ pub enum AuthError {
         algorithm: Algorithm,
         kid: Option<String>,
     },
+    /// The reason (`why`) goes to kubegate's log, not to the unauthenticated client.
     #[error(
-        "kubegate cannot verify the token yet: the keys of {issuer} could not be fetched \
-         ({why}); try again shortly"
+        "kubegate cannot verify the token yet: the keys of {issuer} could not be fetched; try \
+         again shortly"
     )]
     KeysUnavailable { issuer: String, why: String },
     #[error("the token was rejected: {}", describe_rejection(.0))]
@@ -171,7 +173,12 @@ impl Authenticator {
                 } else {
                     KeySet::from_files(&jwt.issuer.keys).map_err(setup)?
                 };
-                Ok(Issuer::new(jwt, keys, config.leeway_seconds))
+                Ok(Issuer::new(
+                    jwt,
+                    keys,
+                    config.leeway_seconds,
+                    config.audiences(jwt),
+                ))
             })
             .collect::<Result<_, _>>()?;
         Ok(Authenticator {
@@ -195,9 +202,22 @@ impl Authenticator {
         }
     }
 
-    /// Whether `caller`'s token carries the scopes the message in `body` needs.
-    pub fn check_scopes(&self, caller: &Caller, body: &[u8]) -> Result<(), scope::Insufficient> {
-        scope::check(&self.scopes, caller, body)
+    /// Whether `caller`'s token carries the scopes a request needs. Scopes are the OAuth
+    /// tokens' own: callers known otherwise (a client certificate, stdio) need none.
+    pub fn check_scopes(
+        &self,
+        caller: &Caller,
+        method: &str,
+        params: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), scope::Insufficient> {
+        let by_token = self
+            .issuers
+            .iter()
+            .any(|i| caller.issuer.as_deref() == Some(i.url.as_str()));
+        if !by_token {
+            return Ok(());
+        }
+        scope::check(&self.scopes, caller, method, params)
     }
 
     /// Bounds the signature checks of tokens not seen before to `per_second` per source
@@ -215,14 +235,18 @@ impl Authenticator {
         }
     }
 
-    /// Why kubegate cannot verify some issuer's tokens yet, if it cannot.
-    pub fn unready(&self) -> Option<String> {
-        let waiting: Vec<String> = self
+    /// The issuers whose keys are not loaded yet, and whether that leaves kubegate unable to
+    /// verify any token (one issuer's provider being down, say a tenant's, does not make every
+    /// replica unready for everyone; `/readyz` still names it).
+    pub fn waiting(&self) -> (Vec<&str>, bool) {
+        let waiting: Vec<&str> = self
             .issuers
             .iter()
-            .filter_map(|i| i.keys.unready().map(|why| format!("{}: {why}", i.url)))
+            .filter(|i| i.keys.unready().is_some())
+            .map(|i| i.url.as_str())
             .collect();
-        (!waiting.is_empty()).then(|| format!("the keys of {} are not loaded", waiting.join("; ")))
+        let none_loaded = !self.issuers.is_empty() && waiting.len() == self.issuers.len();
+        (waiting, none_loaded)
     }
 
     /// Verifies the `Authorization` header's bearer token and returns the caller it names.
@@ -270,10 +294,13 @@ impl Authenticator {
                     algorithm: header.alg,
                     kid: header.kid.clone(),
                 },
-                Missing::NotLoaded(why) => AuthError::KeysUnavailable {
-                    issuer: issuer.url.clone(),
-                    why,
-                },
+                Missing::NotLoaded(why) => {
+                    tracing::warn!(issuer = %issuer.url, %why, "a token waits for keys not loaded");
+                    AuthError::KeysUnavailable {
+                        issuer: issuer.url.clone(),
+                        why,
+                    }
+                }
             })?;
         let claims = issuer.verify(token, &keys, now)?;
         // Validation requires `exp`; a token without a numeric one is never cached.
@@ -332,9 +359,7 @@ impl Unverified {
                 Some(Audience::Many(auds)) => auds,
                 None => Vec::new(),
             },
-            exp: claims
-                .exp
-                .and_then(|e| e.as_i64().or(e.as_f64().map(|f| f as i64))),
+            exp: claims.exp.and_then(|e| e.as_i64()),
         })
     }
 }

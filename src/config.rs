@@ -534,22 +534,63 @@ impl Config {
                         .into(),
                 ));
             }
-            let user = tls.client_username_prefix.as_deref().unwrap_or_default();
-            let overlaps = self.auth.iter().flat_map(|a| &a.jwt).any(|jwt| {
-                let other = jwt
-                    .claim_mappings
-                    .username
-                    .prefix
-                    .as_deref()
-                    .unwrap_or_default();
-                other.starts_with(user) || user.starts_with(other)
-            });
-            if overlaps {
-                return Err(ConfigError::Invalid(format!(
-                    "tls.client_username_prefix {user:?} overlaps an issuer's username prefix: a \
-                     token could then name a certificate's caller, or the other way round"
-                )));
+            if tls.client_tenant.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "tls.client_ca needs client_tenant: the tenant of callers known by their \
+                     certificate"
+                        .into(),
+                ));
             }
+            if self.http.plain_listen.is_some() && tls.client_auth == ClientAuth::Required {
+                return Err(ConfigError::Invalid(
+                    "http.plain_listen with tls.client_auth = \"required\": plain-HTTP callers \
+                     present no certificate; drop one of the two"
+                        .into(),
+                ));
+            }
+            let names = [
+                (
+                    "username",
+                    tls.client_username_prefix.as_deref().unwrap_or_default(),
+                ),
+                (
+                    "group",
+                    tls.client_group_prefix.as_deref().unwrap_or_default(),
+                ),
+            ];
+            for jwt in self.auth.iter().flat_map(|a| &a.jwt) {
+                let mapping = &jwt.claim_mappings;
+                let theirs = [
+                    Some(mapping.username.prefix.as_deref().unwrap_or_default()),
+                    mapping
+                        .groups
+                        .as_ref()
+                        .map(|g| g.prefix.as_deref().unwrap_or_default()),
+                ];
+                for ((kind, ours), theirs) in names.iter().zip(theirs) {
+                    if let Some(theirs) = theirs
+                        && (theirs.starts_with(ours) || ours.starts_with(theirs))
+                    {
+                        return Err(ConfigError::Invalid(format!(
+                            "tls.client_{kind}_prefix {ours:?} overlaps the {kind} prefix of \
+                             {}: a token could then name a certificate's caller, or the other \
+                             way round",
+                            jwt.issuer.url
+                        )));
+                    }
+                }
+            }
+        }
+        if self.http.plain_listen.is_some()
+            && self.tls.is_none()
+            && self.http.allowed_hosts.is_empty()
+            && self.http.check_host
+        {
+            return Err(ConfigError::Invalid(
+                "http.plain_listen without [tls] needs http.allowed_hosts: the names clients \
+                 reach kubegate by (no certificate says them)"
+                    .into(),
+            ));
         }
         for proxy in &self.http.trusted_proxies {
             if crate::http::forwarded::parse_network(proxy).is_none() {

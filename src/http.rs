@@ -298,14 +298,6 @@ enum HttpError {
     Audit(#[source] AuditError),
     #[error("kubegate failed while answering; the failure is in its log")]
     Internal,
-    #[error(
-        "the token does not carry the scope{} this call needs: {}; ask the authorization \
-         server for a token with {}",
-        if .0.missing.len() == 1 { "" } else { "s" },
-        .0.missing.join(", "),
-        if .0.missing.len() == 1 { "it" } else { "them" }
-    )]
-    InsufficientScope(crate::auth::scope::Insufficient),
 }
 
 /// Where a request went: an MCP exchange running as its own task, or an answer already made.
@@ -461,16 +453,27 @@ fn routed(
         // The gateway exists only once discovery and the namespace cache are done; it stays
         // ready while its copy of the namespaces can be trusted and it is not shutting down.
         (&Method::GET, "/readyz") => {
-            match gateway.kube.stale().or_else(|| gateway.auth.unready()) {
+            let (waiting, none_loaded) = gateway.auth.waiting();
+            let keys = (!waiting.is_empty())
+                .then(|| format!("the keys of {} are not loaded", waiting.join(", ")));
+            let unready = gateway
+                .kube
+                .stale()
+                .or_else(|| keys.clone().filter(|_| none_loaded));
+            match unready {
                 _ if !guards.ready.load(Ordering::SeqCst) => plain(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "not ready: shutting down\n",
                 ),
-                None => plain(StatusCode::OK, "ok\n"),
                 Some(why) => text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("not ready: {why}\n"),
                 ),
+                // Some issuers work: ready, and saying which do not yet.
+                None => match keys {
+                    Some(waiting) => text(StatusCode::OK, format!("ok; {waiting}\n")),
+                    None => plain(StatusCode::OK, "ok\n"),
+                },
             }
         }
         _ => plain(StatusCode::NOT_FOUND, "not found; MCP is served at /mcp\n"),
@@ -516,7 +519,7 @@ async fn post_mcp(
             HttpError::Unauthenticated(AuthError::TooManyUnverified) => Outcome::Throttled,
             HttpError::Unauthenticated(AuthError::KeysUnavailable { .. }) => Outcome::Error,
             HttpError::Unauthenticated(_) => Outcome::Unauthenticated,
-            HttpError::InsufficientScope(_) => Outcome::Denied,
+            HttpError::Mcp(McpError::InsufficientScope { .. }) => Outcome::Denied,
             HttpError::Busy | HttpError::CallerBusy => Outcome::Throttled,
             _ => Outcome::Invalid,
         };
@@ -626,10 +629,6 @@ async fn exchange(
             return Err(error);
         }
     };
-    if let Err(insufficient) = gateway.auth.check_scopes(&caller, &body) {
-        record.user = Some(crate::audit::AuditUser::of(&caller));
-        return Err(HttpError::InsufficientScope(insufficient));
-    }
     let Some(stream) = stream else {
         let incoming = Incoming {
             caller,
@@ -828,7 +827,9 @@ fn error_response(error: &HttpError) -> Response<Body> {
             (StatusCode::SERVICE_UNAVAILABLE, code::UNAUTHENTICATED)
         }
         HttpError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, code::UNAUTHENTICATED),
-        HttpError::InsufficientScope(_) => (StatusCode::FORBIDDEN, code::UNAUTHENTICATED),
+        HttpError::Mcp(error @ McpError::InsufficientScope { .. }) => {
+            (StatusCode::FORBIDDEN, error.code())
+        }
         HttpError::Mcp(error @ McpError::SessionNotFound { .. }) => {
             (StatusCode::NOT_FOUND, error.code())
         }
@@ -866,24 +867,26 @@ fn error_response(error: &HttpError) -> Response<Body> {
             "Bearer realm=\"kubegate\", error=\"invalid_request\", error_description=\"send \
              the token in the Authorization header, not in the URL\"",
         ),
-        HttpError::InsufficientScope(insufficient) => response.with_header(
+        HttpError::Mcp(McpError::InsufficientScope { insufficient, .. }) => response.with_header(
             header::WWW_AUTHENTICATE,
             &format!(
                 "Bearer realm=\"kubegate\", error=\"insufficient_scope\", scope=\"{}\", \
                  error_description=\"{}\"",
                 insufficient.needed.join(" "),
-                error.to_string().replace(['"', '\\'], "'")
+                challenge_text(&error.to_string())
             ),
         ),
         // No credentials: the challenge carries no error code (RFC 6750 §3.1).
-        HttpError::Unauthenticated(AuthError::MissingToken) => {
+        // No credentials, or another scheme than Bearer: the challenge carries no error code
+        // (RFC 6750 §3.1).
+        HttpError::Unauthenticated(AuthError::MissingToken | AuthError::MalformedHeader) => {
             response.with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"kubegate\"")
         }
         HttpError::Unauthenticated(cause) => response.with_header(
             header::WWW_AUTHENTICATE,
             &format!(
                 "Bearer realm=\"kubegate\", error=\"invalid_token\", error_description=\"{}\"",
-                cause.to_string().replace(['"', '\\'], "'")
+                challenge_text(&cause.to_string())
             ),
         ),
         HttpError::BodyTooLarge(_) | HttpError::BodyTimeout(_) => {
@@ -892,6 +895,19 @@ fn error_response(error: &HttpError) -> Response<Body> {
         }
         _ => response,
     }
+}
+
+/// Text fit for a quoted challenge parameter: visible ASCII without quotes or backslashes (a
+/// token's `kid` can hold anything), at most 200 characters.
+fn challenge_text(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .take(200)
+        .collect()
 }
 
 fn json(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {

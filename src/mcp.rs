@@ -129,6 +129,17 @@ pub enum McpError {
         header: &'static str,
         problem: String,
     },
+    #[error(
+        "the token does not carry the scope{} this call needs: {}; ask the authorization \
+         server for a token with {}",
+        if insufficient.missing.len() == 1 { "" } else { "s" },
+        insufficient.missing.join(", "),
+        if insufficient.missing.len() == 1 { "it" } else { "them" }
+    )]
+    InsufficientScope {
+        id: Option<Value>,
+        insufficient: crate::auth::scope::Insufficient,
+    },
 }
 
 impl McpError {
@@ -140,7 +151,8 @@ impl McpError {
             | McpError::UnsupportedVersion { id, .. }
             | McpError::VersionMismatch { id, .. }
             | McpError::MissingMeta { id, .. }
-            | McpError::HeaderMismatch { id, .. } => id.as_ref(),
+            | McpError::HeaderMismatch { id, .. }
+            | McpError::InsufficientScope { id, .. } => id.as_ref(),
         }
     }
 
@@ -154,6 +166,7 @@ impl McpError {
             McpError::UnsupportedVersion { .. } => code::UNSUPPORTED_VERSION,
             McpError::MissingMeta { .. } => code::INVALID_PARAMS,
             McpError::HeaderMismatch { .. } => code::HEADER_MISMATCH,
+            McpError::InsufficientScope { .. } => code::UNAUTHENTICATED,
         }
     }
 
@@ -262,7 +275,11 @@ async fn handle_batch(
                 Ok(Reply::Message { body, .. }) => Some(body),
                 Ok(Reply::Accepted | Reply::Batch { .. }) => None,
                 Err(error) => {
-                    element.fail(Outcome::Invalid, error.to_string());
+                    let outcome = match error {
+                        McpError::InsufficientScope { .. } => Outcome::Denied,
+                        _ => Outcome::Invalid,
+                    };
+                    element.fail(outcome, error.to_string());
                     Some(jsonrpc::error_with_data(
                         error.request_id(),
                         error.code(),
@@ -346,6 +363,13 @@ async fn handle_one(
         // Notifications need no answer.
         return Ok(Reply::Accepted);
     };
+    // Before anything is decided or run: the token must carry the scopes the request needs.
+    if let Err(insufficient) = gateway.auth.check_scopes(caller, &method, &params) {
+        return Err(McpError::InsufficientScope {
+            id: Some(id),
+            insufficient,
+        });
+    }
     let _tracked = gateway
         .inflight
         .track(&caller.username, &id, &incoming.gone);

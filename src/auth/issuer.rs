@@ -41,14 +41,14 @@ enum Tenant {
 }
 
 impl Issuer {
-    pub fn new(config: &JwtConfig, keys: KeySet, leeway: u64) -> Issuer {
+    pub fn new(config: &JwtConfig, keys: KeySet, leeway: u64, audiences: Vec<String>) -> Issuer {
         let mappings = &config.claim_mappings;
         let prefixed = |c: &crate::config::PrefixedClaim| {
             (c.claim.clone(), c.prefix.clone().unwrap_or_default())
         };
         Issuer {
             url: config.issuer.url.clone(),
-            audiences: config.issuer.audiences.clone(),
+            audiences,
             token_type: config.issuer.token_type.clone(),
             leeway,
             keys: Arc::new(keys),
@@ -129,8 +129,8 @@ impl Issuer {
                     let leeway = i64::try_from(self.leeway).unwrap_or(i64::MAX);
                     if claims
                         .get("iat")
-                        .and_then(Value::as_i64)
-                        .is_some_and(|iat| iat > now.saturating_add(leeway))
+                        .and_then(Value::as_f64)
+                        .is_some_and(|iat| iat > now.saturating_add(leeway) as f64)
                     {
                         return Err(AuthError::Unverifiable("it was issued in the future (iat)"));
                     }
@@ -141,13 +141,11 @@ impl Issuer {
                 }
             }
         }
-        Err(match first_error {
-            Some(error) => AuthError::Rejected(error),
-            None => AuthError::UnknownKey {
-                algorithm: Algorithm::RS256,
-                kid: None,
-            },
-        })
+        // `keys` is never empty (the key set answers NoSuchKey instead).
+        Err(first_error.map_or(
+            AuthError::Unverifiable("no key could check it"),
+            AuthError::Rejected,
+        ))
     }
 
     fn validation(&self, algorithm: Algorithm) -> Validation {
@@ -181,6 +179,34 @@ impl Issuer {
                     message: rule.message.clone(),
                 });
             }
+        }
+        // Read before the mapped claims are taken out: uid and extra may name the same claims.
+        let uid = match &self.uid {
+            Some(claim) => {
+                let uid = claims.get(claim).and_then(Value::as_str).map(str::to_owned);
+                if let Some(uid) = &uid {
+                    check_printable(uid, claim)?;
+                }
+                uid
+            }
+            None => None,
+        };
+        let mut extra = BTreeMap::new();
+        for (key, claim) in &self.extra {
+            let values = match claims.get(claim) {
+                None | Some(Value::Null) => continue,
+                Some(Value::String(s)) => vec![s.clone()],
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| not_strings(claim))?,
+                Some(_) => return Err(not_strings(claim)),
+            };
+            for value in &values {
+                check_printable(value, claim)?;
+            }
+            extra.insert(key.clone(), values);
         }
         let (claim, prefix) = &self.username;
         if claim == "email"
@@ -250,33 +276,6 @@ impl Issuer {
             }
         };
         check_printable(&tenant, "tenant")?;
-        let uid = match &self.uid {
-            Some(claim) => {
-                let uid = claims.get(claim).and_then(Value::as_str).map(str::to_owned);
-                if let Some(uid) = &uid {
-                    check_printable(uid, claim)?;
-                }
-                uid
-            }
-            None => None,
-        };
-        let mut extra = BTreeMap::new();
-        for (key, claim) in &self.extra {
-            let values = match claims.get(claim) {
-                None | Some(Value::Null) => continue,
-                Some(Value::String(s)) => vec![s.clone()],
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .map(|v| v.as_str().map(str::to_owned))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| not_strings(claim))?,
-                Some(_) => return Err(not_strings(claim)),
-            };
-            for value in &values {
-                check_printable(value, claim)?;
-            }
-            extra.insert(key.clone(), values);
-        }
         let scopes = scopes(&claims);
         let email = claims
             .get("email")

@@ -186,8 +186,9 @@ impl KeySet {
         if last.is_some_and(|at| at.elapsed() < min_interval) {
             return false;
         }
-        *last = Some(Instant::now());
         let fetched = fetch(fetcher, issuer, discovery, jwks.as_deref()).await;
+        // Stamped when the fetch ends: callers that waited for it find it fresh, not due again.
+        *last = Some(Instant::now());
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         let current = Arc::clone(&state);
         *state = Arc::new(match fetched {
@@ -246,6 +247,9 @@ impl KeySet {
     }
 }
 
+/// The most keys a token without a `kid` is tried against (each try is a signature check).
+const MAX_CANDIDATES: usize = 4;
+
 fn matching(snapshot: &Snapshot, algorithm: Algorithm, kid: Option<&str>) -> (Vec<Arc<Key>>, u64) {
     let keys = snapshot
         .keys
@@ -256,6 +260,7 @@ fn matching(snapshot: &Snapshot, algorithm: Algorithm, kid: Option<&str>) -> (Ve
             (None, _) | (_, None) => true,
             (Some(have), Some(want)) => have == want,
         })
+        .take(MAX_CANDIDATES)
         .cloned()
         .collect();
     (keys, snapshot.generation)
@@ -277,7 +282,15 @@ async fn fetch(
     };
     let set = fetcher.get_json(&jwks_uri).await?;
     let keys = read_jwks(&set, &rsa_algorithms)?;
-    Ok((keys, set.to_string()))
+    // The same keys served in another order are the same set.
+    let mut entries: Vec<String> = set["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(Value::to_string)
+        .collect();
+    entries.sort();
+    Ok((keys, entries.join("\n")))
 }
 
 /// The `jwks_uri` of a discovery document that is the issuer's own, and the RSA algorithms it

@@ -2,7 +2,7 @@
 //! prompts are reads), and which of them a caller's token lacks. A token without them is
 //! answered 403 `insufficient_scope` before the message reaches MCP, policy or Kubernetes.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::Caller;
 use crate::config::ScopeRules;
@@ -15,41 +15,33 @@ pub struct Insufficient {
     pub missing: Vec<String>,
 }
 
-/// What `body` (one JSON-RPC message or a batch) needs of `caller`'s scopes under `rules`.
-/// A body that does not parse needs nothing here: the MCP layer refuses it with its own error.
-/// The message is read as the MCP layer reads it (a `Value`, the last of repeated keys winning),
-/// so both see the same tool.
-pub fn check(rules: &ScopeRules, caller: &Caller, body: &[u8]) -> Result<(), Insufficient> {
-    if rules.read.is_empty() && rules.write.is_empty() && rules.destructive.is_empty() {
-        return Ok(());
-    }
-    let messages = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Array(batch)) => batch,
-        Ok(one) => vec![one],
-        Err(_) => Vec::new(),
+/// What one request (`method` with `params`, as the MCP layer parsed it) needs of `caller`'s
+/// scopes under `rules`. Checked for every request, alone or in a batch, before it is decided.
+pub fn check(
+    rules: &ScopeRules,
+    caller: &Caller,
+    method: &str,
+    params: &Map<String, Value>,
+) -> Result<(), Insufficient> {
+    let group = match method {
+        "tools/call" => match params
+            .get("name")
+            .and_then(Value::as_str)
+            .and_then(crate::tool::spec)
+        {
+            Some(spec) => spec.group,
+            // An unknown tool is refused by the MCP layer; it runs nothing.
+            None => return Ok(()),
+        },
+        // Completion runs listings as the caller: a read.
+        "resources/read" | "prompts/get" | "completion/complete" => ActionGroup::Read,
+        _ => return Ok(()),
     };
-    let mut needed: Vec<String> = Vec::new();
-    for message in &messages {
-        let group = match message["method"].as_str() {
-            Some("tools/call") => message["params"]["name"]
-                .as_str()
-                .and_then(crate::tool::spec)
-                .map(|spec| spec.group),
-            Some("resources/read" | "prompts/get") => Some(ActionGroup::Read),
-            _ => None,
-        };
-        let scopes = match group {
-            Some(ActionGroup::Read) => &rules.read,
-            Some(ActionGroup::Write) => &rules.write,
-            Some(ActionGroup::Destructive) => &rules.destructive,
-            None => continue,
-        };
-        for scope in scopes {
-            if !needed.contains(scope) {
-                needed.push(scope.clone());
-            }
-        }
-    }
+    let needed = match group {
+        ActionGroup::Read => &rules.read,
+        ActionGroup::Write => &rules.write,
+        ActionGroup::Destructive => &rules.destructive,
+    };
     let missing: Vec<String> = needed
         .iter()
         .filter(|s| !caller.scopes.contains(s))
@@ -58,7 +50,10 @@ pub fn check(rules: &ScopeRules, caller: &Caller, body: &[u8]) -> Result<(), Ins
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(Insufficient { needed, missing })
+        Err(Insufficient {
+            needed: needed.clone(),
+            missing,
+        })
     }
 }
 
@@ -81,17 +76,21 @@ mod tests {
         }
     }
 
-    fn call(tool: &str) -> Vec<u8> {
-        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}"}}}}"#)
-            .into_bytes()
+    fn call(tool: &str) -> Map<String, Value> {
+        let mut params = Map::new();
+        params.insert("name".into(), Value::from(tool));
+        params
     }
 
     #[test]
     fn each_group_needs_its_scopes() {
         let reader = caller(&["kubegate:read"]);
-        assert_eq!(check(&rules(), &reader, &call("list-resources")), Ok(()));
         assert_eq!(
-            check(&rules(), &reader, &call("kubectl_scale")),
+            check(&rules(), &reader, "tools/call", &call("list-resources")),
+            Ok(())
+        );
+        assert_eq!(
+            check(&rules(), &reader, "tools/call", &call("kubectl_scale")),
             Err(Insufficient {
                 needed: vec!["kubegate:write".into()],
                 missing: vec!["kubegate:write".into()],
@@ -99,43 +98,39 @@ mod tests {
         );
         let writer = caller(&["kubegate:read", "kubegate:write"]);
         assert_eq!(
-            check(&rules(), &writer, &call("delete_pod")),
+            check(&rules(), &writer, "tools/call", &call("delete_pod")),
             Err(Insufficient {
                 needed: vec!["kubegate:write".into(), "kubegate:delete".into()],
                 missing: vec!["kubegate:delete".into()],
             })
         );
-        let resource =
-            br#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"x"}}"#;
-        assert!(check(&rules(), &caller(&[]), resource).is_err());
+        let nobody = caller(&[]);
+        for reading in ["resources/read", "prompts/get", "completion/complete"] {
+            assert!(
+                check(&rules(), &nobody, reading, &Map::new()).is_err(),
+                "{reading}"
+            );
+        }
     }
 
     #[test]
-    fn listing_and_unparsable_bodies_need_nothing_here() {
+    fn listing_and_unknown_tools_need_nothing_here() {
         let nobody = caller(&[]);
-        let list = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
-        assert_eq!(check(&rules(), &nobody, list), Ok(()));
-        assert_eq!(check(&rules(), &nobody, b"{not json"), Ok(()));
-        assert_eq!(check(&rules(), &nobody, &call("no-such-tool")), Ok(()));
+        assert_eq!(check(&rules(), &nobody, "tools/list", &Map::new()), Ok(()));
+        assert_eq!(check(&rules(), &nobody, "initialize", &Map::new()), Ok(()));
         assert_eq!(
-            check(&ScopeRules::default(), &nobody, &call("delete_pod")),
+            check(&rules(), &nobody, "tools/call", &call("no-such-tool")),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                &ScopeRules::default(),
+                &nobody,
+                "tools/call",
+                &call("delete_pod")
+            ),
             Ok(()),
             "no rules, no scopes needed"
-        );
-    }
-
-    #[test]
-    fn a_batch_needs_the_scopes_of_every_message() {
-        let batch = format!(
-            "[{}, {}]",
-            String::from_utf8(call("list-resources")).unwrap_or_default(),
-            String::from_utf8(call("kubectl_apply")).unwrap_or_default()
-        );
-        let reader = caller(&["kubegate:read"]);
-        let refused = check(&rules(), &reader, batch.as_bytes());
-        assert_eq!(
-            refused.map_err(|i| i.missing),
-            Err(vec!["kubegate:write".to_owned()])
         );
     }
 }

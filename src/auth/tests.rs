@@ -604,3 +604,34 @@ fn a_token_for_an_untrusted_issuer_never_reaches_a_key() {
         "no key of the token's issuer verifies tokens signed with ES384 and kid \"k-404\""
     );
 }
+
+#[test]
+fn unready_only_when_no_issuer_can_verify_yet() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("k.pem");
+    let key = IssuerKey::generate().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, &key.public_pem).unwrap_or_else(|e| panic!("{e}"));
+    let remote = r#"
+[[jwt]]
+issuer.url = "https://idp.invalid"
+issuer.audiences = ["kubegate"]
+claimMappings.username = { claim = "sub", prefix = "idp:" }
+tenant = { value = "t" }
+"#;
+    let only_remote: AuthConfig = toml::from_str(remote).unwrap_or_else(|e| panic!("{e}"));
+    let auth = Authenticator::from_config(&only_remote).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        auth.waiting(),
+        (vec!["https://idp.invalid"], true),
+        "nothing fetched yet"
+    );
+    let mut both = config(&file, "dev:", "");
+    both.jwt.extend(only_remote.jwt);
+    both.check().unwrap_or_else(|e| panic!("{e}"));
+    let auth = Authenticator::from_config(&both).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        auth.waiting(),
+        (vec!["https://idp.invalid"], false),
+        "the static issuer verifies: ready, naming the one it waits for"
+    );
+}

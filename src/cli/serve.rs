@@ -36,7 +36,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         config.listen = listen;
     }
     if config.tls.is_none() && config.http.plain_listen.is_none() {
-        anyhow::bail!("serving over HTTPS needs a [tls] section (a certificate and key)");
+        anyhow::bail!(
+            "serving needs a [tls] section (a certificate and key), or [http] plain_listen behind \
+             a TLS-terminating proxy"
+        );
     }
     if config.auth.is_none() {
         anyhow::bail!("serving over HTTPS needs an [auth] section: every caller presents a token");

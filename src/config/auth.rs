@@ -111,7 +111,9 @@ pub struct IssuerConfig {
     /// certificate; without it, the system's roots.
     #[serde(default)]
     pub certificate_authority: Option<String>,
-    /// Accepted `aud` values; a token must name one of them.
+    /// Accepted `aud` values; a token must name one of them. Without them, `[auth] resource`
+    /// (kubegate's canonical URL, as RFC 8707 resource indicators name it).
+    #[serde(default)]
     pub audiences: Vec<String>,
     /// Only `MatchAny` (the API server's only policy too).
     #[serde(default)]
@@ -254,6 +256,14 @@ impl AuthConfig {
             ));
         }
         for (i, jwt) in self.jwt.iter().enumerate() {
+            if self.audiences(jwt).is_empty() {
+                return invalid(format!(
+                    "auth.jwt[{i}] ({}): issuer.audiences is empty and [auth] resource is not set: \
+                     say which audience tokens must be minted for (kubegate's canonical URL, \
+                     e.g. resource = \"https://kubegate.example.com/mcp\")",
+                    jwt.issuer.url
+                ));
+            }
             jwt.check().map_err(|problem| {
                 ConfigError::Invalid(format!("auth.jwt[{i}] ({}): {problem}", jwt.issuer.url))
             })?;
@@ -326,6 +336,15 @@ impl AuthConfig {
         )
     }
 
+    /// The audiences an issuer's tokens must name: its own list, or kubegate's resource URL.
+    pub fn audiences(&self, jwt: &JwtConfig) -> Vec<String> {
+        if jwt.issuer.audiences.is_empty() {
+            self.resource.iter().cloned().collect()
+        } else {
+            jwt.issuer.audiences.clone()
+        }
+    }
+
     /// The authorization servers the protected-resource metadata names.
     pub fn authorization_servers(&self) -> Vec<String> {
         if self.authorization_servers.is_empty() {
@@ -351,8 +370,8 @@ impl JwtConfig {
         if !issuer.url.starts_with("https://") {
             return Err("issuer.url must be an https:// URL".into());
         }
-        if issuer.audiences.is_empty() || issuer.audiences.iter().any(String::is_empty) {
-            return Err("issuer.audiences is empty: every token must be meant for kubegate".into());
+        if issuer.audiences.iter().any(String::is_empty) {
+            return Err("issuer.audiences holds an empty audience".into());
         }
         if let Some(policy) = &issuer.audience_match_policy
             && policy != "MatchAny"
@@ -482,12 +501,17 @@ fn overlapping_prefixes(a: &JwtConfig, b: &JwtConfig) -> Result<(), ConfigError>
     Ok(())
 }
 
-/// Kubernetes' rule for user extra keys: lowercase, and (here required) domain-prefixed.
+/// Kubernetes' rule for user extra keys: lowercase, domain-prefixed (here required), and not in
+/// the domains Kubernetes keeps for itself.
 fn valid_extra_key(key: &str) -> bool {
     let Some((domain, path)) = key.split_once('/') else {
         return false;
     };
-    domain.contains('.')
+    let reserved = ["kubernetes.io", "k8s.io"]
+        .iter()
+        .any(|r| domain == *r || domain.ends_with(&format!(".{r}")));
+    !reserved
+        && domain.contains('.')
         && !path.is_empty()
         && key
             .bytes()

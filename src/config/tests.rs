@@ -174,7 +174,19 @@ fn unknown_fields_and_unusable_settings_are_refused() {
     let error = load(&typo).err().map(|e| format!("{:?}", e));
     assert!(error.is_some_and(|e| e.contains("clustr_name")));
     let no_audience = EXAMPLE.replace(r#"audiences = ["kubegate"]"#, "audiences = []");
-    assert!(matches!(load(&no_audience), Err(ConfigError::Invalid(_))));
+    assert!(
+        matches!(load(&no_audience), Err(ConfigError::Invalid(m)) if m.contains("[auth] resource is not set"))
+    );
+    let resource_default = no_audience.replace(
+        "[[auth.jwt]]",
+        "[auth]\nresource = \"https://kubegate.example.com/mcp\"\n\n[[auth.jwt]]",
+    );
+    let loaded = load(&resource_default).unwrap_or_else(|e| panic!("{e}"));
+    let auth = loaded.auth.as_ref().unwrap_or_else(|| panic!("[auth]"));
+    assert_eq!(
+        auth.audiences(&auth.jwt[0]),
+        ["https://kubegate.example.com/mcp"]
+    );
     let no_issuer = EXAMPLE.replace("[[auth.jwt]]", "[auth]\n[[auth.other]]");
     assert!(matches!(load(&no_issuer), Err(ConfigError::Invalid(_))));
     let bad_level = EXAMPLE.replace(r#"level = "metadata""#, r#"level = "everything""#);
@@ -245,4 +257,51 @@ fn the_seeds_sse_switch_and_port_keep_their_meaning() {
         .apply_seed_env(None, Some("9999"))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(other.listen.port(), 9443);
+}
+
+#[test]
+fn client_certificates_and_the_plain_listener_are_configured_safely() {
+    let mtls = |lines: &str| {
+        refusal(
+            "key = \"/etc/kubegate/server-key.pem\"\n",
+            &format!("key = \"/etc/kubegate/server-key.pem\"\nclient_ca = \"ca.pem\"\n{lines}"),
+        )
+    };
+    assert!(mtls("").contains("client_username_prefix and client_group_prefix"));
+    assert!(
+        mtls("client_username_prefix = \"m:\"\nclient_group_prefix = \"m:\"\n")
+            .contains("client_tenant")
+    );
+    // The example's issuer uses "" prefixes: every certificate name would overlap.
+    assert!(
+        mtls(
+            "client_username_prefix = \"m:\"\nclient_group_prefix = \"m:\"\nclient_tenant = \"p\"\n"
+        )
+        .contains("overlaps the username prefix")
+    );
+    assert!(
+        refusal("[kubernetes]", "[http]\nplain_listen = \"127.0.0.1:8080\"\ntrusted_proxies = [\"proxy.local\"]\n\n[kubernetes]")
+            .contains("trusted_proxies")
+    );
+    let plain_only = EXAMPLE
+        .replace(
+            "[tls]\ncert = \"certs/server.pem\"\nkey = \"/etc/kubegate/server-key.pem\"\n",
+            "",
+        )
+        .replace(
+            "[kubernetes]",
+            "[http]\nplain_listen = \"127.0.0.1:8080\"\n\n[kubernetes]",
+        );
+    assert!(
+        load(&plain_only)
+            .err()
+            .is_some_and(|e| e.to_string().contains("allowed_hosts"))
+    );
+    assert!(
+        refusal(
+            "tenant = { claim = \"tenant\" }",
+            "tenant = { claim = \"tenant\" }\nclaimMappings.extra = [{ key = \"authentication.kubernetes.io/node\", claim = \"n\" }]"
+        )
+        .contains("domain-prefixed")
+    );
 }

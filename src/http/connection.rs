@@ -88,7 +88,7 @@ impl Connection {
         let peer = self.peer;
         let Some(acceptor) = self.acceptor.clone() else {
             // Plain HTTP/1.1: the proxy in front terminated TLS (and client certificates).
-            return self.serve_http(TokioIo::new(stream), false, None).await;
+            return self.serve_http(TokioIo::new(stream), None).await;
         };
         let tls =
             match tokio::time::timeout(guards.handshake_timeout(), acceptor.accept(stream)).await {
@@ -118,17 +118,21 @@ impl Connection {
             },
             _ => None,
         };
-        self.serve_http(TokioIo::new(tls), h2, certificate).await;
+        self.serve_http(TokioIo::new(tls), Some((h2, certificate)))
+            .await;
     }
 
+    /// Serves HTTP on an accepted stream: over TLS (`Some((h2, the client certificate's
+    /// caller))`), or plain HTTP/1.1 (`None`).
     async fn serve_http<I>(
         self,
         io: TokioIo<I>,
-        h2: bool,
-        certificate: Option<Arc<crate::auth::Caller>>,
+        tls: Option<(bool, Option<Arc<crate::auth::Caller>>)>,
     ) where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
+        let plain = tls.is_none();
+        let (h2, certificate) = tls.unwrap_or((false, None));
         let guards = &self.gateway.guards;
         let peer = self.peer;
         let activity = Arc::new(Activity {
@@ -141,13 +145,21 @@ impl Connection {
         let counted = Arc::clone(&activity);
         let service = service_fn(move |mut request: http::Request<IncomingBody>| {
             let active = counted.begin();
-            let forwarded: Vec<&str> = request
-                .headers()
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect();
-            let source = gateway.guards.proxies.source(peer, &forwarded);
+            // Only behind the plain listener's TLS-terminating proxy: over TLS the peer is the
+            // client itself. A value that is not text is read lossily, so that what a client
+            // put first cannot hide the hop a proxy appended after it.
+            let source = if plain {
+                let forwarded: Vec<String> = request
+                    .headers()
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                    .collect();
+                let forwarded: Vec<&str> = forwarded.iter().map(String::as_str).collect();
+                gateway.guards.proxies.source(peer, &forwarded)
+            } else {
+                peer
+            };
             if let Some(caller) = &certificate {
                 request
                     .extensions_mut()

@@ -103,6 +103,7 @@ fn parameter(challenge: &str, name: &str) -> Option<String> {
 async fn a_client_gets_a_token_from_the_provider_the_401_names_and_scopes_bound_its_calls()
 -> Result<()> {
     let idp = provider().await?;
+    // No issuer.audiences: tokens must be minted for kubegate's resource URL (RFC 8707).
     let auth = format!(
         r#"
 [auth]
@@ -115,7 +116,6 @@ destructive = ["kubegate:write"]
 
 [[auth.jwt]]
 issuer.url = "{issuer}"
-issuer.audiences = ["{RESOURCE}"]
 issuer.certificateAuthority = "{ca}"
 issuer.tokenType = "at+jwt"
 claimMappings.username = {{ claim = "sub", prefix = "oidc:" }}
@@ -241,6 +241,35 @@ tenant = {{ claim = "tenant" }}
     assert!(
         record.get("decision").is_none(),
         "refused before the policy: {record}"
+    );
+
+    // Inside a batch too (2025-03-26), even beside an element that does not parse as a whole.
+    let batch = format!("[{scale}, 1e400]");
+    let answer = client
+        .post_raw(
+            Some(&bob),
+            &[
+                ("content-type", "application/json"),
+                ("accept", "application/json, text/event-stream"),
+                ("mcp-protocol-version", "2025-03-26"),
+            ],
+            batch.into_bytes(),
+        )
+        .await?;
+    assert!(
+        answer.text.contains("kubegate:write") && !answer.text.contains("\"isError\""),
+        "the write in the batch is refused for its scope: {}",
+        answer.text
+    );
+    let records = gateway.audit_records();
+    assert!(
+        records
+            .iter()
+            .rev()
+            .take(2)
+            .any(|r| r["outcome"] == "denied" && r["mcp"]["method"] == "tools/call"),
+        "recorded as denied: {:?}",
+        records.iter().rev().take(2).collect::<Vec<_>>()
     );
 
     // alice's agent has the write scope: the same call passes the scope check and is decided
