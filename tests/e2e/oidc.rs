@@ -341,6 +341,29 @@ async fn every_bad_token_is_refused_with_its_reason_before_policy_and_kubernetes
         );
     }
 
+    // Another scheme than Bearer is no credential at all: a challenge without an error code.
+    let basic = client
+        .post_raw(
+            None,
+            &[
+                ("content-type", "application/json"),
+                ("accept", "application/json, text/event-stream"),
+                ("authorization", "Basic YWxpY2U6c2VjcmV0"),
+            ],
+            list().to_string().into_bytes(),
+        )
+        .await?;
+    assert_eq!(basic.status, 401);
+    let challenge = basic.headers["www-authenticate"].to_str()?;
+    assert!(!challenge.contains("error="), "{challenge}");
+    // A key id of any characters still gets a well-formed challenge (ASCII, no quotes).
+    let odd = SigningKey::rsa("k\"é\u{7f}", Algorithm::RS256)?
+        .sign("at+jwt", &claims(&idp, "alice", json!({})))?;
+    let answer = client.post(Some(&odd), &list()).await?;
+    assert_eq!(answer.status, 401);
+    let challenge = answer.headers["www-authenticate"].to_str()?;
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+
     // The token in the URL: refused as a bad request, whatever else the request says.
     let in_query = client
         .http
