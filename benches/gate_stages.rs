@@ -56,18 +56,8 @@ fn main() -> Result<()> {
     let key_file = dir.path().join("issuer.pub.pem");
     std::fs::write(&key_file, &key.public_pem)?;
     let auth: AuthConfig = toml::from_str(&format!(
-        r#"
-[[jwt]]
-issuer.url = "{issuer}"
-issuer.audiences = ["{audience}"]
-issuer.keys = [{{ file = "{file}", algorithm = "ES256" }}]
-claimMappings.username = {{ claim = "sub", prefix = "" }}
-claimMappings.groups = {{ claim = "groups", prefix = "" }}
-tenant = {{ claim = "tenant" }}
-"#,
-        issuer = dev::DEV_ISSUER,
-        audience = dev::DEV_AUDIENCE,
-        file = key_file.display(),
+        "[[jwt]]\n{}",
+        dev::dev_issuer_toml(&key_file.display().to_string())
     ))?;
     let auth = Authenticator::from_config(&auth)?;
     // Static keys: authentication never waits on anything, so polling it once completes it.

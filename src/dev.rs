@@ -33,6 +33,19 @@ pub enum DevError {
     },
 }
 
+/// The dev issuer as one `[[auth.jwt]]` table's keys (without its header): its static key file,
+/// names unprefixed as the shipped policies write them, the tenant from the `tenant` claim.
+pub fn dev_issuer_toml(public_key_file: &str) -> String {
+    format!(
+        "issuer.url = {DEV_ISSUER:?}\n\
+         issuer.audiences = [{DEV_AUDIENCE:?}]\n\
+         issuer.keys = [{{ file = {public_key_file:?}, algorithm = \"ES256\" }}]\n\
+         claimMappings.username = {{ claim = \"sub\", prefix = \"\" }}\n\
+         claimMappings.groups = {{ claim = \"groups\", prefix = \"\" }}\n\
+         tenant = {{ claim = \"tenant\" }}\n"
+    )
+}
+
 /// A certificate and its private key, both PEM.
 #[derive(Clone)]
 pub struct CertifiedKey {

@@ -252,25 +252,18 @@ impl Issuer {
                     .filter_map(|g| g.strip_prefix(prefix.as_str()));
                 match (tenants.next(), tenants.next()) {
                     (Some(tenant), None) if !tenant.is_empty() => tenant.to_owned(),
-                    (Some(_), Some(_)) => {
-                        return Err(AuthError::Claim {
-                            claim: self
-                                .groups
-                                .as_ref()
-                                .map(|g| g.0.clone())
-                                .unwrap_or_default(),
-                            problem: "names more than one tenant group",
-                        });
-                    }
-                    _ => {
-                        return Err(AuthError::Claim {
-                            claim: self
-                                .groups
-                                .as_ref()
-                                .map(|g| g.0.clone())
-                                .unwrap_or_default(),
-                            problem: "names no tenant group",
-                        });
+                    (_, second) => {
+                        let claim = self
+                            .groups
+                            .as_ref()
+                            .map(|g| g.0.clone())
+                            .unwrap_or_default();
+                        let problem = if second.is_some() {
+                            "names more than one tenant group"
+                        } else {
+                            "names no tenant group"
+                        };
+                        return Err(AuthError::Claim { claim, problem });
                     }
                 }
             }

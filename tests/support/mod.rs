@@ -283,16 +283,8 @@ signing_key = "certs/audit-signing-key.pem"
                     options.tls.join("\n")
                 },
                 auth = options.auth.clone().unwrap_or_else(|| format!(
-                    r#"[[auth.jwt]]
-issuer.url = "{issuer}"
-issuer.audiences = ["{audience}"]
-issuer.keys = [{{ file = "certs/dev-issuer.pub.pem", algorithm = "ES256" }}]
-claimMappings.username = {{ claim = "sub", prefix = "" }}
-claimMappings.groups = {{ claim = "groups", prefix = "" }}
-tenant = {{ claim = "tenant" }}
-"#,
-                    issuer = dev::DEV_ISSUER,
-                    audience = dev::DEV_AUDIENCE,
+                    "[[auth.jwt]]\n{}",
+                    dev::dev_issuer_toml("certs/dev-issuer.pub.pem")
                 )),
                 files = policy_files.join(", "),
                 non_destructive = options.non_destructive,
