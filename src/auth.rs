@@ -309,10 +309,11 @@ impl Authenticator {
             .and_then(serde_json::Value::as_i64)
             .unwrap_or(0);
         let caller = Arc::new(issuer.caller(claims, &self.never)?);
+        // Kept as long as verification would accept it again: until `exp` plus the leeway.
         self.verified.insert(
             token,
             Arc::clone(&caller),
-            expires,
+            expires.saturating_add(issuer.leeway()),
             now,
             (index, generation),
         );

@@ -223,9 +223,18 @@ pub async fn serve(
             }
             () = stop_accepting => break,
         };
-        let Some(ip_slot) = guards.limits.per_ip.try_take(&peer.ip()) else {
-            tracing::debug!(client.ip = %peer.ip(), "too many connections from this address");
-            continue;
+        // A trusted proxy in front of the plain listener carries many callers' connections:
+        // only the overall limit applies to it.
+        let ip_slot = if !secure && guards.proxies.contains(peer.ip()) {
+            None
+        } else {
+            match guards.limits.per_ip.try_take(&peer.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    tracing::debug!(client.ip = %peer.ip(), "too many connections from this address");
+                    continue;
+                }
+            }
         };
         // Small answers (and HTTP/2 control frames) must not wait for the peer's delayed ACKs.
         if let Err(error) = stream.set_nodelay(true) {

@@ -1,7 +1,8 @@
 //! Remembers tokens already verified, until they expire, so that a caller's repeated calls skip
 //! the signature check (an ES256 verification costs a few hundred microseconds; a lookup, one).
 //!
-//! Only successes are kept, keyed by the whole token, and only until the token's own `exp`. Each
+//! Only successes are kept, keyed by the whole token, and only until the token's own `exp` plus
+//! the issuer's leeway (as long as verification would accept it). Each
 //! entry is stamped with its issuer and the generation of that issuer's keys: once the keys
 //! change (a rotation removed one), the token is verified again.
 

@@ -82,6 +82,11 @@ impl Issuer {
         }
     }
 
+    /// The clock skew allowed, in seconds.
+    pub fn leeway(&self) -> i64 {
+        i64::try_from(self.leeway).unwrap_or(i64::MAX)
+    }
+
     /// Refuses, before any signature is checked, a token whose unverified claims and header
     /// already fail this issuer's rules.
     pub fn precheck(&self, token: &Unverified, now: i64) -> Result<(), AuthError> {
@@ -98,7 +103,7 @@ impl Issuer {
                 "it is not meant for kubegate (aud): it was minted for another resource",
             ));
         }
-        let leeway = i64::try_from(self.leeway).unwrap_or(i64::MAX);
+        let leeway = self.leeway();
         match token.exp {
             None => Err(AuthError::Unverifiable(
                 "it lacks one of the claims exp, iss, aud",
@@ -126,7 +131,7 @@ impl Issuer {
             ) {
                 Ok(data) => {
                     let claims = data.claims;
-                    let leeway = i64::try_from(self.leeway).unwrap_or(i64::MAX);
+                    let leeway = self.leeway();
                     if claims
                         .get("iat")
                         .and_then(Value::as_f64)

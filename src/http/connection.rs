@@ -39,7 +39,7 @@ pub(super) struct Connection {
     pub closing: CancellationToken,
     pub peer: SocketAddr,
     /// Its place among all connections and among its address's, given back when it ends.
-    pub _slots: (OwnedSemaphorePermit, KeySlot<std::net::IpAddr>),
+    pub _slots: (OwnedSemaphorePermit, Option<KeySlot<std::net::IpAddr>>),
 }
 
 /// Requests in flight on one connection, and when the last one ended.

@@ -383,3 +383,46 @@ async fn every_bad_token_is_refused_with_its_reason_before_policy_and_kubernetes
     assert_eq!(client.post(Some(&good), &list()).await?.status, 200);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_configured_key_set_url_is_used_without_discovery() -> Result<()> {
+    let key = SigningKey::ec("k", Algorithm::ES256)?;
+    let idp = Idp::start(&[&key], false).await?;
+    let dir = tempfile::tempdir()?;
+    let ca = dir.path().join("idp-ca.pem");
+    std::fs::write(&ca, &idp.ca_pem)?;
+    // The issuer's own URL serves nothing: only jwksURL can have given kubegate the keys.
+    let issuer = "https://issuer.invalid/tenant-b";
+    let auth = format!(
+        r#"
+[[auth.jwt]]
+issuer.url = "{issuer}"
+issuer.audiences = ["{AUDIENCE}"]
+issuer.jwksURL = "{jwks}/jwks"
+issuer.certificateAuthority = "{ca}"
+claimMappings.username = {{ claim = "sub", prefix = "b:" }}
+tenant = {{ value = "team-b" }}
+"#,
+        jwks = idp.issuer,
+        ca = ca.display(),
+    );
+    let gateway = TestGateway::start(GatewayOptions {
+        auth: Some(auth),
+        ..GatewayOptions::default()
+    })
+    .await?;
+    let client = gateway.client();
+    let mut with = claims(&idp, "bot", json!({"tenant": "team-a"}));
+    with["iss"] = json!(issuer);
+    let token = key.sign("at+jwt", &with)?;
+    let answer = client.post(Some(&token), &list()).await?;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let record = gateway.audit_records().pop().unwrap_or_default();
+    assert_eq!(record["user"]["username"], "b:bot");
+    assert_eq!(
+        record["user"]["tenant"], "team-b",
+        "the issuer's fixed tenant, not the claim"
+    );
+    assert_eq!(idp.jwks_fetches(), 1);
+    Ok(())
+}
