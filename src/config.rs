@@ -548,36 +548,17 @@ impl Config {
                         .into(),
                 ));
             }
-            let names = [
-                (
-                    "username",
-                    tls.client_username_prefix.as_deref().unwrap_or_default(),
-                ),
-                (
-                    "group",
-                    tls.client_group_prefix.as_deref().unwrap_or_default(),
-                ),
-            ];
+            let ours = (
+                tls.client_username_prefix.as_deref().unwrap_or_default(),
+                tls.client_group_prefix.as_deref(),
+            );
             for jwt in self.auth.iter().flat_map(|a| &a.jwt) {
-                let mapping = &jwt.claim_mappings;
-                let theirs = [
-                    Some(mapping.username.prefix.as_deref().unwrap_or_default()),
-                    mapping
-                        .groups
-                        .as_ref()
-                        .map(|g| g.prefix.as_deref().unwrap_or_default()),
-                ];
-                for ((kind, ours), theirs) in names.iter().zip(theirs) {
-                    if let Some(theirs) = theirs
-                        && (theirs.starts_with(ours) || ours.starts_with(theirs))
-                    {
-                        return Err(ConfigError::Invalid(format!(
-                            "tls.client_{kind}_prefix {ours:?} overlaps the {kind} prefix of \
-                             {}: a token could then name a certificate's caller, or the other \
-                             way round",
-                            jwt.issuer.url
-                        )));
-                    }
+                if let Some(kind) = auth::overlapping(ours, jwt.prefixes()) {
+                    return Err(ConfigError::Invalid(format!(
+                        "tls.client_{kind}_prefix overlaps the {kind} prefix of {}: a token \
+                         could then name a certificate's caller, or the other way round",
+                        jwt.issuer.url
+                    )));
                 }
             }
         }

@@ -476,29 +476,48 @@ impl JwtConfig {
     }
 }
 
+/// The prefixes a source of names (an issuer, client certificates) gives its users and, if it
+/// maps any, its groups.
+pub type NamePrefixes<'a> = (&'a str, Option<&'a str>);
+
+/// Which kind of name (`"username"` or `"group"`) two sources could both make, if any: one
+/// prefix starting with the other (`""` overlaps everything) lets either source name the other's.
+pub fn overlapping(a: NamePrefixes<'_>, b: NamePrefixes<'_>) -> Option<&'static str> {
+    let overlap = |x: &str, y: &str| x.starts_with(y) || y.starts_with(x);
+    if overlap(a.0, b.0) {
+        return Some("username");
+    }
+    match (a.1, b.1) {
+        (Some(x), Some(y)) if overlap(x, y) => Some("group"),
+        _ => None,
+    }
+}
+
+impl JwtConfig {
+    /// This issuer's username prefix and, if it maps groups, its group prefix.
+    pub fn prefixes(&self) -> NamePrefixes<'_> {
+        let mappings = &self.claim_mappings;
+        (
+            mappings.username.prefix.as_deref().unwrap_or_default(),
+            mappings
+                .groups
+                .as_ref()
+                .map(|g| g.prefix.as_deref().unwrap_or_default()),
+        )
+    }
+}
+
 /// Two issuers whose names could collide: one's tokens could then act as the other's users.
 fn overlapping_prefixes(a: &JwtConfig, b: &JwtConfig) -> Result<(), ConfigError> {
-    let overlap = |x: &str, y: &str| x.starts_with(y) || y.starts_with(x);
-    let prefix = |c: &PrefixedClaim| c.prefix.clone().unwrap_or_default();
-    let users = overlap(
-        &prefix(&a.claim_mappings.username),
-        &prefix(&b.claim_mappings.username),
-    );
-    let groups = match (&a.claim_mappings.groups, &b.claim_mappings.groups) {
-        (Some(x), Some(y)) => overlap(&prefix(x), &prefix(y)),
-        _ => false,
-    };
-    if users || groups {
-        return Err(ConfigError::Invalid(format!(
-            "auth.jwt: the {} prefixes of {} and {} overlap, so one issuer's tokens could name \
-             the other's {}; give each issuer a prefix of its own (e.g. \"corp:\" and \"team-b:\")",
-            if users { "username" } else { "group" },
-            a.issuer.url,
-            b.issuer.url,
-            if users { "users" } else { "groups" },
-        )));
+    match overlapping(a.prefixes(), b.prefixes()) {
+        None => Ok(()),
+        Some(kind) => Err(ConfigError::Invalid(format!(
+            "auth.jwt: the {kind} prefixes of {} and {} overlap, so one issuer's tokens could \
+             name the other's {kind}s; give each issuer a prefix of its own (e.g. \"corp:\" and \
+             \"team-b:\")",
+            a.issuer.url, b.issuer.url,
+        ))),
     }
-    Ok(())
 }
 
 /// Kubernetes' rule for user extra keys: lowercase, domain-prefixed (here required), and not in
