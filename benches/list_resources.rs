@@ -1,6 +1,7 @@
 //! Measures read tools through kubegate, with TLS, JWT verification, the Cedar decision and the
-//! audit log all on, against the same request sent directly with kube-rs to the same API server
-//! as the same user, in the same run:
+//! audit log all on, against the floor: the same request sent directly to the same API server by
+//! kubegate's own identity impersonating the same user (what kubegate itself sends), in the same
+//! run:
 //!
 //! - `list-resources`: the 20 pods of one namespace (`GET .../pods?limit=100`);
 //! - `get-resource`: one of those pods (`GET .../pods/<name>`);
@@ -8,7 +9,11 @@
 //!   served by the kubelet stand-in through the API server.
 //!
 //! Prints, for 1, 16 and 64 concurrent callers: throughput, median and p99 latency, the ratios,
-//! and the latency kubegate adds.
+//! the latency kubegate adds, and CPU time per call of kubegate's process and of the API server
+//! (from `/proc/<pid>/stat`, over each measured round). Two client views: kube-rs and reqwest in
+//! this process (HTTP/2 to kubegate unless `KUBEGATE_BENCH_HTTP1` is set), and h2load, an
+//! external load generator (Debian's `nghttp2-client`), over HTTP/1.1 and HTTP/2 alike, for
+//! `list-resources` (skipped with a note when `h2load` is not installed).
 //!
 //! `cargo bench --features dev --bench list_resources` (it starts its own local control plane). kubegate runs as
 //! its own process, the release binary, as in production. `KUBEGATE_BENCH_TOOLS=get-logs`
@@ -109,19 +114,20 @@ impl Drop for Served {
 async fn run() -> Result<()> {
     let plane = support::cluster();
     let admin = plane.client("admin").await?;
-    // alice's token-file identity has group team-a-devs; her JWT says the same, so the direct
-    // baseline and kubegate's impersonation are judged by Kubernetes as the same user.
+    // alice's JWT says group team-a-devs; the floor impersonates the same user and group, so
+    // Kubernetes judges both paths alike.
     tenant_namespace(&admin, NAMESPACE, Some("bench"), "team-a-devs", VIEW_ROLE).await?;
     seed_pods(&admin).await?;
 
     let port = support::cluster::free_port()?;
-    let files = GatewayFiles::write(
-        plane,
-        &GatewayOptions::default(),
-        &format!("127.0.0.1:{port}"),
-    )?;
+    // One caller's 64 calls at once would pass the per-caller limit (429): lift it here.
+    let options = GatewayOptions {
+        http: vec!["max_exchanges_per_caller = 256".to_owned()],
+        ..GatewayOptions::default()
+    };
+    let files = GatewayFiles::write(plane, &options, &format!("127.0.0.1:{port}"))?;
     let log = std::fs::File::create(files.dir.path().join("kubegate.log"))?;
-    let _served = Served(
+    let served = Served(
         Command::new(env!("CARGO_BIN_EXE_kubegate"))
             .args(["serve", "--config"])
             .arg(&files.config_file)
@@ -141,153 +147,484 @@ async fn run() -> Result<()> {
     }
     wait_ready(&mcp, &url).await?;
 
-    let token = files.token("alice", &["team-a-devs"], "bench");
-    let direct = plane.client("alice").await?;
+    let bench = Bench {
+        mcp,
+        token: files.token("alice", &["team-a-devs"], "bench"),
+        floor: plane.client("kubegate").await?,
+        cpu: Cpu::find(served.0.id(), &plane.dir)?,
+        files,
+    };
     let mut audited = 0;
     for workload in workloads() {
-        audited = measure_workload(&workload, &mcp, &token, &direct, &files, audited).await?;
+        audited = bench.measure_workload(&workload, audited).await?;
     }
+    if workloads().iter().any(|w| w.tool == "list-resources") {
+        audited = bench.h2load_view(&workloads()[0], audited)?;
+    }
+    let rss = bench.cpu.kubegate_rss_kib()?;
+    println!(
+        "\nkubegate's RSS at the end: {:.1} MiB",
+        rss as f64 / 1024.0
+    );
+    let _ = audited;
     Ok(())
 }
 
-/// Checks that both paths answer the same, then measures both at each concurrency.
-async fn measure_workload(
-    workload: &Workload,
-    mcp: &McpClient,
-    token: &str,
-    direct: &kube::Client,
-    files: &GatewayFiles,
-    mut audited: usize,
-) -> Result<usize> {
-    let body = Arc::new(serde_json::to_vec(&json!({
-        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": workload.tool, "arguments": workload.arguments},
-    }))?);
-    // Both paths answer the same thing before anything is timed.
-    let first = mcp
-        .call_tool(token, workload.tool, workload.arguments.clone())
-        .await?;
-    ensure!(
-        first["isError"] == false,
-        "{} failed: {first}",
-        workload.tool
-    );
-    let raw = direct.request_text(get(&workload.direct_path)?).await?;
-    match workload.tool {
-        "list-resources" => {
-            let listed = first["structuredContent"]["items"].as_array().map(Vec::len);
-            let direct: serde_json::Value = serde_json::from_str(&raw)?;
-            ensure!(
-                listed == Some(PODS) && direct["items"].as_array().map(Vec::len) == Some(PODS),
-                "kubegate listed {listed:?} pods, not {PODS}"
-            );
-        }
-        "get-resource" => {
-            let direct: serde_json::Value = serde_json::from_str(&raw)?;
-            ensure!(first["structuredContent"]["metadata"]["uid"] == direct["metadata"]["uid"]);
-        }
-        _ => {
-            let text = first["content"][0]["text"].as_str().unwrap_or_default();
-            ensure!(
-                text == raw && raw.lines().count() == LOG_LINES,
-                "logs differ"
-            );
-        }
-    }
-
-    let gateway_call = {
-        let mcp = mcp.clone();
-        let token = token.to_owned();
-        move || {
-            let mcp = mcp.clone();
-            let token = token.clone();
-            let body = Arc::clone(&body);
-            async move {
-                let answer = mcp
-                    .http
-                    .post(&mcp.url)
-                    .bearer_auth(&token)
-                    .header("content-type", "application/json")
-                    .body(body.as_ref().clone())
-                    .send()
-                    .await?;
-                ensure!(
-                    answer.status() == 200,
-                    "kubegate answered {}",
-                    answer.status()
-                );
-                let bytes = answer.bytes().await?;
-                ensure!(
-                    memchr_find(&bytes, br#""isError":false"#),
-                    "tool error: {}",
-                    String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
-                );
-                Ok(())
-            }
-        }
-    };
-    let direct_call = {
-        let path = workload.direct_path.clone();
-        let direct = direct.clone();
-        move || {
-            let direct = direct.clone();
-            let path = path.clone();
-            async move {
-                direct.request_text(get(&path)?).await?;
-                Ok(())
-            }
-        }
-    };
-
-    println!(
-        "\n{}, {}; kubegate (TLS + ES256 JWT + Cedar + audit) vs kube-rs direct, same API server, same run",
-        workload.tool, workload.what
-    );
-    println!(
-        "{:>7} | {:>10} {:>10} {:>6} | {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}",
-        "callers",
-        "direct/s",
-        "gate/s",
-        "ratio",
-        "p50 dir",
-        "p50 gate",
-        "added",
-        "p99 dir",
-        "p99 gate",
-        "added"
-    );
-    for callers in callers() {
-        // Warm both paths (connections, caches) at this concurrency.
-        measure(callers, 200, direct_call.clone()).await?;
-        measure(callers, 200, gateway_call.clone()).await?;
-        let mut direct_runs = Vec::new();
-        let mut gateway_runs = Vec::new();
-        // Alternate rounds so that drift (caches, other load) hits both paths alike.
-        for _ in 0..ROUNDS {
-            direct_runs.push(measure(callers, requests(callers), direct_call.clone()).await?);
-            gateway_runs.push(measure(callers, requests(callers), gateway_call.clone()).await?);
-        }
-        let d = Run::merge(direct_runs);
-        let g = Run::merge(gateway_runs);
-        println!(
-            "{:>7} | {:>10.0} {:>10.0} {:>6.3} | {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}",
-            callers,
-            d.throughput(),
-            g.throughput(),
-            g.throughput() / d.throughput(),
-            ms(d.percentile(0.50)),
-            ms(g.percentile(0.50)),
-            signed_ms(g.percentile(0.50), d.percentile(0.50)),
-            ms(d.percentile(0.99)),
-            ms(g.percentile(0.99)),
-            signed_ms(g.percentile(0.99), d.percentile(0.99)),
-        );
-        audited = audit_summary(files, audited)?;
-    }
-    Ok(audited)
+/// What every measurement needs: kubegate's client and token, the floor's client, the probes.
+struct Bench {
+    mcp: McpClient,
+    /// alice's JWT for kubegate.
+    token: String,
+    /// kube-rs as kubegate's own identity, which impersonates alice on each request.
+    floor: kube::Client,
+    cpu: Cpu,
+    files: GatewayFiles,
 }
 
-/// From kubegate's audit records since `skip` lines: every tools/call made exactly one API request;
+/// CPU time and memory of the processes in the measurement, read from `/proc`.
+struct Cpu {
+    kubegate: u32,
+    api_server: u32,
+    etcd: u32,
+}
+
+/// CPU seconds spent by each process over one measured round, per call.
+#[derive(Default, Clone, Copy)]
+struct CpuPerCall {
+    kubegate: f64,
+    api_server: f64,
+    etcd: f64,
+}
+
+impl Cpu {
+    /// kubegate's process and the control plane's two whose command line names `dir`.
+    fn find(kubegate: u32, dir: &std::path::Path) -> Result<Cpu> {
+        let dir = dir.display().to_string();
+        let (mut api_server, mut etcd) = (None, None);
+        for entry in std::fs::read_dir("/proc")? {
+            let entry = entry?;
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            if !args.iter().any(|a| a.contains(&dir)) {
+                continue;
+            }
+            match args.first().map(String::as_str) {
+                Some(bin) if bin.ends_with("/kube-apiserver") => api_server = Some(pid),
+                Some(bin) if bin.ends_with("/etcd") => etcd = Some(pid),
+                _ => {}
+            }
+        }
+        Ok(Cpu {
+            kubegate,
+            api_server: api_server.context("the API server's process")?,
+            etcd: etcd.context("etcd's process")?,
+        })
+    }
+
+    /// User plus system CPU seconds of each process so far.
+    fn now(&self) -> Result<[f64; 3]> {
+        Ok([
+            cpu_seconds(self.kubegate)?,
+            cpu_seconds(self.api_server)?,
+            cpu_seconds(self.etcd)?,
+        ])
+    }
+
+    /// Runs `round`, and returns its result with each process's CPU time per call.
+    async fn during<T>(
+        &self,
+        calls: usize,
+        round: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<(T, CpuPerCall)> {
+        let before = self.now()?;
+        let result = round.await?;
+        let after = self.now()?;
+        let per = |i: usize| (after[i] - before[i]) / calls as f64;
+        Ok((
+            result,
+            CpuPerCall {
+                kubegate: per(0),
+                api_server: per(1),
+                etcd: per(2),
+            },
+        ))
+    }
+
+    fn kubegate_rss_kib(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.kubegate))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("VmRSS")
+    }
+}
+
+/// utime + stime of a process (fields 14 and 15 of `/proc/<pid>/stat`, in USER_HZ = 100 ticks
+/// a second on Linux), including its threads that have ended.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> { Ok(fields.get(i).context("stat field")?.parse()?) };
+    // After ')' field 3 (state) is index 0, so utime (14) is 11 and stime (15) is 12.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+impl CpuPerCall {
+    fn merge(runs: &[CpuPerCall]) -> CpuPerCall {
+        let n = runs.len().max(1) as f64;
+        CpuPerCall {
+            kubegate: runs.iter().map(|r| r.kubegate).sum::<f64>() / n,
+            api_server: runs.iter().map(|r| r.api_server).sum::<f64>() / n,
+            etcd: runs.iter().map(|r| r.etcd).sum::<f64>() / n,
+        }
+    }
+}
+
+impl Bench {
+    /// The floor's request: kubegate's identity impersonating alice and her group, as kubegate
+    /// sends it.
+    fn floor_request(path: &str) -> Result<http::Request<Vec<u8>>> {
+        Ok(http::Request::get(path)
+            .header("Impersonate-User", "alice")
+            .header("Impersonate-Group", "team-a-devs")
+            .body(Vec::new())?)
+    }
+
+    /// Checks that both paths answer the same, then measures both at each concurrency.
+    async fn measure_workload(&self, workload: &Workload, mut audited: usize) -> Result<usize> {
+        let (mcp, token) = (&self.mcp, &self.token);
+        let body = Arc::new(serde_json::to_vec(&json!({
+            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": workload.tool, "arguments": workload.arguments},
+        }))?);
+        // Both paths answer the same thing before anything is timed.
+        let first = mcp
+            .call_tool(token, workload.tool, workload.arguments.clone())
+            .await?;
+        ensure!(
+            first["isError"] == false,
+            "{} failed: {first}",
+            workload.tool
+        );
+        let raw = self
+            .floor
+            .request_text(Self::floor_request(&workload.direct_path)?)
+            .await?;
+        match workload.tool {
+            "list-resources" => {
+                let listed = first["structuredContent"]["items"].as_array().map(Vec::len);
+                let direct: serde_json::Value = serde_json::from_str(&raw)?;
+                ensure!(
+                    listed == Some(PODS) && direct["items"].as_array().map(Vec::len) == Some(PODS),
+                    "kubegate listed {listed:?} pods, not {PODS}"
+                );
+            }
+            "get-resource" => {
+                let direct: serde_json::Value = serde_json::from_str(&raw)?;
+                ensure!(first["structuredContent"]["metadata"]["uid"] == direct["metadata"]["uid"]);
+            }
+            _ => {
+                let text = first["content"][0]["text"].as_str().unwrap_or_default();
+                ensure!(
+                    text == raw && raw.lines().count() == LOG_LINES,
+                    "logs differ"
+                );
+            }
+        }
+
+        let gateway_call = {
+            let mcp = mcp.clone();
+            let token = token.to_owned();
+            move || {
+                let mcp = mcp.clone();
+                let token = token.clone();
+                let body = Arc::clone(&body);
+                async move {
+                    let answer = mcp
+                        .http
+                        .post(&mcp.url)
+                        .bearer_auth(&token)
+                        .header("content-type", "application/json")
+                        .header("accept", "application/json, text/event-stream")
+                        .body(body.as_ref().clone())
+                        .send()
+                        .await?;
+                    ensure!(
+                        answer.status() == 200,
+                        "kubegate answered {}",
+                        answer.status()
+                    );
+                    let bytes = answer.bytes().await?;
+                    ensure!(
+                        memchr_find(&bytes, br#""isError":false"#),
+                        "tool error: {}",
+                        String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+                    );
+                    Ok(())
+                }
+            }
+        };
+        let floor_call = {
+            let path = workload.direct_path.clone();
+            let floor = self.floor.clone();
+            move || {
+                let floor = floor.clone();
+                let path = path.clone();
+                async move {
+                    floor.request_text(Self::floor_request(&path)?).await?;
+                    Ok(())
+                }
+            }
+        };
+
+        println!(
+            "\n{}, {}; kubegate (TLS + ES256 JWT + Cedar + audit, {}) vs the floor (kube-rs as \
+             kubegate's identity impersonating alice, HTTP/1.1 as kubegate's own client), same API \
+             server, same run",
+            workload.tool,
+            workload.what,
+            if std::env::var("KUBEGATE_BENCH_HTTP1").is_ok() {
+                "HTTP/1.1"
+            } else {
+                "HTTP/2"
+            }
+        );
+        print_header();
+        for callers in callers() {
+            // Warm both paths (connections, caches) at this concurrency.
+            measure(callers, 200, floor_call.clone()).await?;
+            measure(callers, 200, gateway_call.clone()).await?;
+            let (mut floor_runs, mut gateway_runs) = (Vec::new(), Vec::new());
+            let (mut floor_cpu, mut gateway_cpu) = (Vec::new(), Vec::new());
+            // Alternate rounds so that drift (caches, other load) hits both paths alike.
+            for _ in 0..ROUNDS {
+                let n = requests(callers);
+                let (run, cpu) = self
+                    .cpu
+                    .during(n, measure(callers, n, floor_call.clone()))
+                    .await?;
+                floor_runs.push(run);
+                floor_cpu.push(cpu);
+                let (run, cpu) = self
+                    .cpu
+                    .during(n, measure(callers, n, gateway_call.clone()))
+                    .await?;
+                gateway_runs.push(run);
+                gateway_cpu.push(cpu);
+            }
+            print_row(
+                callers,
+                &Run::merge(floor_runs),
+                &Run::merge(gateway_runs),
+                CpuPerCall::merge(&floor_cpu),
+                CpuPerCall::merge(&gateway_cpu),
+            );
+            audited = audit_summary(&self.files, audited)?;
+        }
+        Ok(audited)
+    }
+
+    /// The same comparison with h2load as the client, over HTTP/1.1 and HTTP/2.
+    fn h2load_view(&self, workload: &Workload, mut audited: usize) -> Result<usize> {
+        if Command::new("h2load").arg("--version").output().is_err() {
+            println!("\nh2load view skipped: h2load is not installed (Debian: nghttp2-client)");
+            return Ok(audited);
+        }
+        let dir = self.files.dir.path();
+        let body = dir.join("call.json");
+        std::fs::write(
+            &body,
+            serde_json::to_vec(&json!({
+                "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": workload.tool, "arguments": workload.arguments},
+            }))?,
+        )?;
+        let plane = support::cluster();
+        let floor_token = plane.tokens.get("kubegate").context("kubegate's token")?;
+        let floor_url = format!("{}{}", plane.url, workload.direct_path);
+        for http1 in [true, false] {
+            println!(
+                "\n{}, {}; h2load over {} (one connection per caller, keep-alive), kubegate vs \
+                 the floor (kubegate's identity impersonating alice), same run",
+                workload.tool,
+                workload.what,
+                if http1 { "HTTP/1.1" } else { "HTTP/2" }
+            );
+            print_header();
+            for callers in callers() {
+                let gateway = |n: usize| {
+                    let mut args = vec![
+                        "-d".to_owned(),
+                        body.display().to_string(),
+                        "-H".to_owned(),
+                        format!("authorization: Bearer {}", self.token),
+                        "-H".to_owned(),
+                        "content-type: application/json".to_owned(),
+                        "-H".to_owned(),
+                        "accept: application/json, text/event-stream".to_owned(),
+                    ];
+                    args.push(self.mcp.url.clone());
+                    h2load(dir, http1, callers, n, &args)
+                };
+                let floor = |n: usize| {
+                    let args = vec![
+                        "-H".to_owned(),
+                        format!("authorization: Bearer {floor_token}"),
+                        "-H".to_owned(),
+                        "impersonate-user: alice".to_owned(),
+                        "-H".to_owned(),
+                        "impersonate-group: team-a-devs".to_owned(),
+                        floor_url.clone(),
+                    ];
+                    h2load(dir, http1, callers, n, &args)
+                };
+                floor(200)?;
+                gateway(200)?;
+                let (mut floor_runs, mut gateway_runs) = (Vec::new(), Vec::new());
+                let (mut floor_cpu, mut gateway_cpu) = (Vec::new(), Vec::new());
+                for _ in 0..ROUNDS {
+                    let n = requests(callers);
+                    let before = self.cpu.now()?;
+                    floor_runs.push(floor(n)?);
+                    let middle = self.cpu.now()?;
+                    gateway_runs.push(gateway(n)?);
+                    let after = self.cpu.now()?;
+                    let per = |a: [f64; 3], b: [f64; 3]| CpuPerCall {
+                        kubegate: (b[0] - a[0]) / n as f64,
+                        api_server: (b[1] - a[1]) / n as f64,
+                        etcd: (b[2] - a[2]) / n as f64,
+                    };
+                    floor_cpu.push(per(before, middle));
+                    gateway_cpu.push(per(middle, after));
+                }
+                print_row(
+                    callers,
+                    &Run::merge(floor_runs),
+                    &Run::merge(gateway_runs),
+                    CpuPerCall::merge(&floor_cpu),
+                    CpuPerCall::merge(&gateway_cpu),
+                );
+                // The warm-up's 200 and each round's calls: every one a successful tool call.
+                audited = audit_summary(&self.files, audited)?;
+            }
+        }
+        Ok(audited)
+    }
+}
+
+fn print_header() {
+    println!(
+        "{:>7} | {:>8} {:>8} {:>6} | {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} | {:>8} {:>8} {:>8}",
+        "callers",
+        "floor/s",
+        "gate/s",
+        "ratio",
+        "p50 floor",
+        "p50 gate",
+        "added",
+        "p99 floor",
+        "p99 gate",
+        "added",
+        "cpu gate",
+        "api/flr",
+        "api/gate",
+    );
+}
+
+/// One row: throughput, latency, and CPU per call (kubegate's; the API server's on the floor's
+/// round and on kubegate's).
+fn print_row(callers: usize, f: &Run, g: &Run, fc: CpuPerCall, gc: CpuPerCall) {
+    println!(
+        "{:>7} | {:>8.0} {:>8.0} {:>6.3} | {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} | {:>8} {:>8} {:>8}",
+        callers,
+        f.throughput(),
+        g.throughput(),
+        g.throughput() / f.throughput(),
+        ms(f.percentile(0.50)),
+        ms(g.percentile(0.50)),
+        signed_ms(g.percentile(0.50), f.percentile(0.50)),
+        ms(f.percentile(0.99)),
+        ms(g.percentile(0.99)),
+        signed_ms(g.percentile(0.99), f.percentile(0.99)),
+        cpu_ms(gc.kubegate),
+        cpu_ms(fc.api_server + fc.etcd),
+        cpu_ms(gc.api_server + gc.etcd),
+    );
+}
+
+fn cpu_ms(seconds: f64) -> String {
+    format!("{:.3}ms", seconds * 1e3)
+}
+
+/// Runs h2load for `n` requests over `callers` connections of one stream each and reads its
+/// per-request log: latencies, wall time, and that every answer was a 200.
+fn h2load(
+    dir: &std::path::Path,
+    http1: bool,
+    callers: usize,
+    n: usize,
+    args: &[String],
+) -> Result<Run> {
+    let log = dir.join("h2load.log");
+    let mut command = Command::new("h2load");
+    command
+        .args(["-n", &n.to_string(), "-c", &callers.to_string(), "-m", "1"])
+        .arg(format!("--log-file={}", log.display()));
+    if http1 {
+        command.arg("--h1");
+    }
+    let output = command.args(args).output().context("running h2load")?;
+    ensure!(
+        output.status.success(),
+        "h2load failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Each line: start (µs since the epoch), status, duration (µs).
+    let text = std::fs::read_to_string(&log)?;
+    let (mut first, mut last) = (u64::MAX, 0u64);
+    let mut latencies = Vec::with_capacity(n);
+    for line in text.lines() {
+        let fields: Vec<u64> = line
+            .split('\t')
+            .map(|f| f.trim().parse().unwrap_or(0))
+            .collect();
+        let [start, status, micros] = fields[..] else {
+            bail!("h2load log line {line:?}");
+        };
+        ensure!(status == 200, "h2load got a {status}");
+        first = first.min(start);
+        last = last.max(start + micros);
+        latencies.push(Duration::from_micros(micros));
+    }
+    ensure!(
+        latencies.len() == n,
+        "h2load logged {} of {n} requests",
+        latencies.len()
+    );
+    latencies.sort_unstable();
+    Ok(Run {
+        latencies,
+        wall: Duration::from_micros(last.saturating_sub(first)),
+    })
+}
+
+/// From kubegate's audit records since `skip` lines: every tools/call succeeded and made exactly
+/// one API request;
 /// and the split of its server-side latency between the API request and kubegate's own work.
 /// Returns the number of lines read in all.
 fn audit_summary(files: &GatewayFiles, skip: usize) -> Result<usize> {
@@ -304,6 +641,10 @@ fn audit_summary(files: &GatewayFiles, skip: usize) -> Result<usize> {
         ensure!(
             requests == 1,
             "a tools/call made {requests} API requests: {record}"
+        );
+        ensure!(
+            record["outcome"] == "success" && record["kube"][0]["code"] == 200,
+            "a tools/call did not succeed: {record}"
         );
         let total = record["latencyMicros"].as_u64().unwrap_or(0);
         let api = record["kube"][0]["latencyMicros"].as_u64().unwrap_or(0);
@@ -325,10 +666,6 @@ fn audit_summary(files: &GatewayFiles, skip: usize) -> Result<usize> {
         ms(own.percentile(0.99)),
     );
     Ok(lines.len())
-}
-
-fn get(path: &str) -> Result<http::Request<Vec<u8>>> {
-    Ok(http::Request::get(path).body(Vec::new())?)
 }
 
 fn memchr_find(haystack: &[u8], needle: &[u8]) -> bool {

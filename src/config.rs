@@ -298,6 +298,12 @@ pub struct KubernetesConfig {
     /// namespaces (decisions that read them refuse, `/readyz` says not ready); 60 by default.
     #[serde(default)]
     pub namespaces_stale_after_seconds: Option<u64>,
+    /// The most memory, in MiB, that Kubernetes answers may hold while kubegate works on them
+    /// (each byte counted three times: the answer, the filtered objects, the response); a call
+    /// that would go over is refused at once, with a message to retry or to ask for less.
+    /// 512 by default.
+    #[serde(default)]
+    pub answer_memory_mib: Option<u64>,
 }
 
 /// Which Cedar policies are enforced, and which are trialled in shadow.

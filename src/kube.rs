@@ -19,20 +19,23 @@
 
 mod discovery;
 mod kinds;
+mod memory;
 mod namespaces;
 mod settings;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use kube::Resource;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::DynamicObject;
 
 pub use discovery::{ApiCatalog, Served, split_api_version};
 pub use kinds::BuiltinKind;
+pub use memory::AnswerMemory;
 pub use namespaces::{DEFAULT_STALE_AFTER, NamespaceCache, NamespaceSummary};
 pub use settings::{CustomAnalyzer, SettingsError, SettingsStore, TenantSettings, configmap_name};
 
@@ -73,6 +76,12 @@ pub enum KubeError {
     Timeout,
     #[error("the Kubernetes API server's answer was cut off or too large (over 32 MiB)")]
     ReadBody,
+    #[error(
+        "kubegate is holding as many Kubernetes answers as its memory bound allows ({mib} MiB, \
+         `[kubernetes] answer_memory_mib`); try again in a moment, or ask for a smaller page \
+         (`limit`) or a narrower list (a namespace, a labelSelector)"
+    )]
+    AnswerMemory { mib: u64 },
     #[error("Kubernetes answered {code} {reason}: {message}")]
     Api {
         code: u16,
@@ -121,6 +130,7 @@ pub struct Kube {
     discovered: discovery::Discovered,
     namespaces: NamespaceCache,
     version: ServerVersion,
+    memory: AnswerMemory,
 }
 
 impl Kube {
@@ -148,7 +158,9 @@ impl Kube {
         let stale_after = config
             .namespaces_stale_after_seconds
             .map_or(DEFAULT_STALE_AFTER, std::time::Duration::from_secs);
-        Kube::from_client(client, tenant_label, stale_after).await
+        let mut kube = Kube::from_client(client, tenant_label, stale_after).await?;
+        kube.memory = AnswerMemory::new(config.answer_memory_mib.unwrap_or(memory::DEFAULT_MIB));
+        Ok(kube)
     }
 
     /// Builds the caches from an existing client (kubegate's own identity).
@@ -175,7 +187,13 @@ impl Kube {
             discovered,
             namespaces,
             version,
+            memory: AnswerMemory::new(memory::DEFAULT_MIB),
         })
+    }
+
+    /// The bound on memory held by Kubernetes answers being worked on.
+    pub fn answer_memory(&self) -> &AnswerMemory {
+        &self.memory
     }
 
     /// The API server's version, read once at start.
@@ -254,6 +272,7 @@ impl Kube {
             extra,
             calls: Vec::new(),
             write_ahead: None,
+            held: Arc::default(),
         })
     }
 }
@@ -309,6 +328,8 @@ pub struct Impersonated<'a> {
     extra: Vec<(HeaderName, HeaderValue)>,
     calls: Vec<KubeCall>,
     write_ahead: Option<WriteAhead>,
+    /// The answer memory this call's requests hold (shared with its forks).
+    held: Arc<Mutex<memory::Held>>,
 }
 
 impl<'a> Impersonated<'a> {
@@ -323,6 +344,7 @@ impl<'a> Impersonated<'a> {
             extra: self.extra.clone(),
             calls: Vec::new(),
             write_ahead: None,
+            held: Arc::clone(&self.held),
         }
     }
 }
@@ -588,10 +610,7 @@ impl Impersonated<'_> {
                 .get("Audit-Id")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map(|b| b.to_bytes());
+            let body = self.read_body(response.into_body()).await;
             Ok::<_, KubeError>((status, audit_id, body))
         };
         let outcome = tokio::time::timeout(REQUEST_TIMEOUT, exchange).await;
@@ -610,12 +629,37 @@ impl Impersonated<'_> {
         call.code = status.as_u16();
         call.audit_id = audit_id;
         self.calls.push(call);
-        let body = body.map_err(|_| KubeError::ReadBody)?;
+        let body = body?;
         if status.is_success() {
             Ok(body)
         } else {
             Err(api_error(status, &body))
         }
+    }
+}
+
+impl Impersonated<'_> {
+    /// Reads an answer's body, at most [`MAX_RESPONSE_BYTES`], counting it against the answer
+    /// memory bound as it arrives.
+    async fn read_body(&self, mut body: kube::client::Body) -> Result<Bytes, KubeError> {
+        let mut read = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame.map_err(|_| KubeError::ReadBody)?.into_data() else {
+                continue;
+            };
+            if read.len() + data.len() > MAX_RESPONSE_BYTES {
+                return Err(KubeError::ReadBody);
+            }
+            {
+                let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+                self.kube
+                    .memory
+                    .take(data.len(), &mut held)
+                    .map_err(|full| KubeError::AnswerMemory { mib: full.mib })?;
+            }
+            read.extend_from_slice(&data);
+        }
+        Ok(read.freeze())
     }
 }
 

@@ -6,13 +6,16 @@
 //! entry is stamped with its issuer and the generation of that issuer's keys: once the keys
 //! change (a rotation removed one), the token is verified again.
 
-use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
 
 use super::Caller;
 
-/// The most tokens kept; when full, expired entries go, and if none had expired, all of them.
-const CAPACITY: usize = 4096;
+/// The most tokens kept; when full, the one used least recently goes (an expired one is dropped
+/// when next looked up). About 1.5 KiB an entry: a token and its caller.
+const CAPACITY: NonZeroUsize = NonZeroUsize::new(4096).expect("non-zero");
 
 /// Which issuer verified a token, and under which generation of its keys.
 pub type Stamp = (usize, u64);
@@ -24,31 +27,38 @@ struct Entry {
     expires: i64,
 }
 
-#[derive(Default)]
 pub struct TokenCache {
-    entries: Mutex<HashMap<Box<str>, Entry>>,
+    entries: Mutex<LruCache<Box<str>, Entry>>,
+}
+
+impl Default for TokenCache {
+    fn default() -> TokenCache {
+        TokenCache {
+            entries: Mutex::new(LruCache::new(CAPACITY)),
+        }
+    }
 }
 
 impl TokenCache {
     /// The caller a token was verified as, if it was and has not expired by `now`.
     pub fn get(&self, token: &str, now: i64) -> Option<(Arc<Caller>, Stamp)> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(token)
-            .filter(|entry| now < entry.expires)
-            .map(|entry| (Arc::clone(&entry.caller), entry.stamp))
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = entries.get(token)?;
+        if now < entry.expires {
+            return Some((Arc::clone(&entry.caller), entry.stamp));
+        }
+        entries.pop(token);
+        None
     }
 
-    /// Remembers a verified token until `expires`.
+    /// Remembers a verified token until `expires`, making room by forgetting the token used
+    /// least recently.
     pub fn insert(&self, token: &str, caller: Arc<Caller>, expires: i64, now: i64, stamp: Stamp) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= CAPACITY {
-            entries.retain(|_, entry| now < entry.expires);
-            if entries.len() >= CAPACITY {
-                entries.clear();
-            }
+        if now >= expires {
+            return;
         }
-        entries.insert(
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.put(
             token.into(),
             Entry {
                 caller,
@@ -94,16 +104,36 @@ mod tests {
     }
 
     #[test]
-    fn a_full_cache_stays_bounded() {
+    fn a_full_cache_forgets_the_token_used_least_recently_and_no_other() {
         let cache = TokenCache::default();
-        for i in 0..CAPACITY {
-            cache.insert(&format!("old-{i}"), caller("a"), 100, 0, (0, 0));
+        let capacity = CAPACITY.get();
+        for i in 0..capacity {
+            cache.insert(&format!("t-{i}"), caller("a"), 10_000, 0, (0, 0));
         }
-        cache.insert("fresh", caller("b"), 10_000, 200, (0, 0));
-        assert_eq!(cache.len(), 1, "expired entries were dropped to make room");
-        for i in 0..CAPACITY {
-            cache.insert(&format!("live-{i}"), caller("a"), 10_000, 200, (0, 0));
+        // t-0 is used again, so t-1 is now the least recently used.
+        assert!(cache.get("t-0", 1).is_some());
+        cache.insert("fresh", caller("b"), 10_000, 1, (0, 0));
+        assert_eq!(cache.len(), capacity, "one entry made room, not all");
+        assert!(
+            cache.get("t-1", 1).is_none(),
+            "the least recently used went"
+        );
+        assert!(cache.get("t-0", 1).is_some());
+        assert!(cache.get("fresh", 1).is_some());
+        assert!(cache.get(&format!("t-{}", capacity - 1), 1).is_some());
+        for i in 0..3 * capacity {
+            cache.insert(&format!("more-{i}"), caller("a"), 10_000, 1, (0, 0));
         }
-        assert!(cache.len() <= CAPACITY);
+        assert_eq!(cache.len(), capacity);
+    }
+
+    #[test]
+    fn an_expired_token_is_dropped_when_looked_up_and_never_stored() {
+        let cache = TokenCache::default();
+        cache.insert("old", caller("a"), 100, 200, (0, 0));
+        assert_eq!(cache.len(), 0, "already expired: not stored");
+        cache.insert("soon", caller("a"), 300, 200, (0, 0));
+        assert!(cache.get("soon", 300).is_none());
+        assert_eq!(cache.len(), 0, "dropped once seen expired");
     }
 }

@@ -21,7 +21,8 @@ use sha2::{Digest, Sha256};
 
 /// How long a session lives unless configured.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
-/// Ended sessions remembered at most; beyond, the expired ones are forgotten, then the oldest.
+/// Ended sessions remembered at most; beyond, the expired ones are forgotten, then the one that
+/// expires first.
 const MAX_ENDED: usize = 100_000;
 /// Marks (and versions) a session id.
 const PREFIX: &str = "s1.";
@@ -139,8 +140,16 @@ impl Sessions {
         let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
         if ended.len() >= MAX_ENDED {
             ended.retain(|_, until| *until > now);
-            if ended.len() >= MAX_ENDED {
-                ended.clear();
+        }
+        if ended.len() >= MAX_ENDED {
+            // Forgetting an ended session lets its id work again until it expires: forget the
+            // one that expires first, never all of them.
+            let first = ended
+                .iter()
+                .min_by_key(|(_, until)| **until)
+                .map(|(id, _)| id.clone());
+            if let Some(first) = first {
+                ended.remove(&first);
             }
         }
         ended.insert(id.to_owned(), expires).is_none()
@@ -215,6 +224,28 @@ mod tests {
         assert!(sessions.end(&id, "alice"));
         assert_eq!(sessions.resume(&id, "alice"), None);
         assert!(!sessions.end(&id, "alice"), "ended once");
+    }
+
+    #[test]
+    fn a_full_memory_of_ended_sessions_forgets_one_not_all() {
+        let sessions = sessions();
+        let ids: Vec<String> = (0..MAX_ENDED)
+            .map(|_| sessions.open("alice", "2025-06-18", false))
+            .collect();
+        for id in &ids {
+            assert!(sessions.end(id, "alice"));
+        }
+        let last = sessions.open("alice", "2025-06-18", false);
+        assert!(sessions.end(&last, "alice"));
+        assert_eq!(sessions.resume(&last, "alice"), None);
+        let revived = ids
+            .iter()
+            .filter(|id| sessions.resume(id, "alice").is_some())
+            .count();
+        assert_eq!(
+            revived, 1,
+            "one ended session made room, the others stay ended"
+        );
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Builds the Cedar entities of one request: the calling `User` with its `Group`s and `Tenant`,
 //! the `Cluster`, a target `Namespace` whose labels are its tags, and a target `Object` in it.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroUsize;
 use std::str::FromStr;
 use std::sync::{LazyLock, Mutex};
 
 use cedar_policy::{Context, Entity, EntityId, EntityTypeName, EntityUid, RestrictedExpression};
+use lru::LruCache;
 use serde_json::Value;
 
 use super::{NamespaceDirectory, NamespaceFacts, ObjectRef, RequestFacts, Target};
@@ -83,11 +84,11 @@ pub struct ClusterId {
     name: String,
     uid: EntityUid,
     entity: Entity,
-    namespaces: Mutex<HashMap<String, (NamespaceFacts, Vec<Entity>)>>,
+    namespaces: Mutex<LruCache<String, (NamespaceFacts, Vec<Entity>)>>,
 }
 
-/// Namespace entities kept at most; beyond, the memory starts over.
-const MAX_REMEMBERED_NAMESPACES: usize = 50_000;
+/// Namespace entities kept at most; beyond, the namespace used least recently is forgotten.
+const MAX_REMEMBERED_NAMESPACES: NonZeroUsize = NonZeroUsize::new(50_000).expect("non-zero");
 
 impl ClusterId {
     pub fn new(name: &str) -> ClusterId {
@@ -103,7 +104,7 @@ impl ClusterId {
             name: name.to_owned(),
             uid,
             entity,
-            namespaces: Mutex::new(HashMap::new()),
+            namespaces: Mutex::new(LruCache::new(MAX_REMEMBERED_NAMESPACES)),
         }
     }
 
@@ -209,11 +210,8 @@ fn namespace(
     let mut entities = Vec::with_capacity(2);
     make_namespace(cluster, name, &facts, &mut entities)?;
     out.extend(entities.iter().cloned());
-    if made.len() >= MAX_REMEMBERED_NAMESPACES {
-        made.clear();
-    }
     let tenant = facts.tenant.clone();
-    made.insert(name.to_owned(), (facts, entities));
+    made.put(name.to_owned(), (facts, entities));
     Ok(tenant)
 }
 
@@ -251,15 +249,23 @@ fn string(value: &str) -> RestrictedExpression {
 
 /// Cedar's extension values (`ip(..)`, `datetime(..)`) for the context, kept once made: making
 /// one re-parses the extension's name with Cedar's full grammar, which costs more than a decision.
-#[derive(Default)]
 pub struct ExtensionValues {
-    ips: Mutex<HashMap<IpAddr, RestrictedExpression>>,
+    ips: Mutex<LruCache<IpAddr, RestrictedExpression>>,
     /// The `datetime` of the current second. `context.request.time` has second precision.
     second: Mutex<Option<(i64, RestrictedExpression)>>,
 }
 
-/// Source addresses remembered at most; beyond, the memory starts over.
-const MAX_REMEMBERED_IPS: usize = 1024;
+/// Source addresses remembered at most; beyond, the one seen least recently is forgotten.
+const MAX_REMEMBERED_IPS: NonZeroUsize = NonZeroUsize::new(1024).expect("non-zero");
+
+impl Default for ExtensionValues {
+    fn default() -> ExtensionValues {
+        ExtensionValues {
+            ips: Mutex::new(LruCache::new(MAX_REMEMBERED_IPS)),
+            second: Mutex::new(None),
+        }
+    }
+}
 
 impl ExtensionValues {
     fn ip(&self, ip: IpAddr) -> RestrictedExpression {
@@ -267,11 +273,8 @@ impl ExtensionValues {
         if let Some(value) = ips.get(&ip) {
             return value.clone();
         }
-        if ips.len() >= MAX_REMEMBERED_IPS {
-            ips.clear();
-        }
         let value = RestrictedExpression::new_ip(ip.to_string());
-        ips.insert(ip, value.clone());
+        ips.put(ip, value.clone());
         value
     }
 

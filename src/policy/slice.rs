@@ -10,20 +10,23 @@
 //! and tenants no parents), so a policy whose principal scope names any other entity is false
 //! for this caller before its conditions are read. Dropping it changes no decision.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cedar_policy::{
     ActionConstraint, Effect, Entity, EntityUid, Policy, PolicySet, ResourceConstraint,
 };
 
+use lru::LruCache;
+
 use super::entities;
 use super::listing::Listed;
 use super::load::{Corpus, Entry};
 use crate::auth::Caller;
 
-/// How many callers' slices are kept.
-const CACHED_CALLERS: usize = 4096;
+/// How many callers' slices are kept; beyond, the caller seen least recently is forgotten.
+const CACHED_CALLERS: NonZeroUsize = NonZeroUsize::new(4096).expect("non-zero");
 
 /// The policy sets one caller's decisions read.
 #[derive(Debug)]
@@ -45,13 +48,17 @@ pub struct Slices {
     namespace_forbids: Mutex<HashMap<&'static str, bool>>,
 }
 
-/// The slices by caller key, and the keys oldest first.
-type ByCaller = (HashMap<String, Arc<Slices>>, VecDeque<String>);
-
 /// The cache of slices, by caller.
-#[derive(Default)]
 pub struct SliceCache {
-    by_caller: Mutex<ByCaller>,
+    by_caller: Mutex<LruCache<String, Arc<Slices>>>,
+}
+
+impl Default for SliceCache {
+    fn default() -> SliceCache {
+        SliceCache {
+            by_caller: Mutex::new(LruCache::new(CACHED_CALLERS)),
+        }
+    }
 }
 
 impl Slices {
@@ -104,8 +111,8 @@ impl SliceCache {
     ) -> Result<Arc<Slices>, String> {
         let key = key_of(caller);
         {
-            let cache = self.by_caller.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(slices) = cache.0.get(&key) {
+            let mut cache = self.by_caller.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(slices) = cache.get(&key) {
                 return Ok(Arc::clone(slices));
             }
         }
@@ -127,17 +134,10 @@ impl SliceCache {
             namespace_forbids: Mutex::new(HashMap::new()),
         });
         let mut cache = self.by_caller.lock().unwrap_or_else(|e| e.into_inner());
-        let (map, order) = &mut *cache;
-        if let Some(cut_meanwhile) = map.get(&key) {
+        if let Some(cut_meanwhile) = cache.get(&key) {
             return Ok(Arc::clone(cut_meanwhile));
         }
-        if map.len() >= CACHED_CALLERS
-            && let Some(oldest) = order.pop_front()
-        {
-            map.remove(&oldest);
-        }
-        map.insert(key.clone(), Arc::clone(&slices));
-        order.push_back(key);
+        cache.put(key, Arc::clone(&slices));
         Ok(slices)
     }
 }

@@ -23,10 +23,12 @@ mod custom;
 mod explain;
 mod gather;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use lru::LruCache;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -41,8 +43,8 @@ use crate::policy::{NamespaceDirectory, Permit, ResourceType, Scope, Target};
 
 pub use gather::{Coverage, Gathered, MAX_OBJECTS_PER_KIND};
 
-/// The most answers kept at once (across callers).
-const MAX_CACHED: usize = 4096;
+/// The most answers kept at once (across callers); beyond, the one used least recently goes.
+const MAX_CACHED: NonZeroUsize = NonZeroUsize::new(4096).expect("non-zero");
 
 /// What `analyze` and the settings tools share: tenants' settings and the answer cache.
 pub struct Analysis {
@@ -51,7 +53,7 @@ pub struct Analysis {
     custom: custom::CustomClient,
     /// The operator's explanation model, if one is configured.
     model: Option<explain::Model>,
-    cache: Mutex<HashMap<String, (Instant, Arc<Report>)>>,
+    cache: Mutex<LruCache<String, (Instant, Arc<Report>)>>,
 }
 
 impl Analysis {
@@ -67,7 +69,7 @@ impl Analysis {
             config,
             custom: custom::CustomClient::new(),
             model,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(LruCache::new(MAX_CACHED)),
         })
     }
 
@@ -99,11 +101,13 @@ impl Analysis {
     }
 
     fn cached(&self, key: &str) -> Option<Arc<Report>> {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .get(key)
-            .filter(|(expires, _)| *expires > Instant::now())
-            .map(|(_, report)| report.clone())
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let (expires, report) = cache.get(key)?;
+        if *expires > Instant::now() {
+            return Some(Arc::clone(report));
+        }
+        cache.pop(key);
+        None
     }
 
     fn keep(&self, key: String, report: Arc<Report>, ttl: Duration) {
@@ -111,15 +115,8 @@ impl Analysis {
             return;
         }
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= MAX_CACHED {
-            let now = Instant::now();
-            cache.retain(|_, (expires, _)| *expires > now);
-            if cache.len() >= MAX_CACHED {
-                cache.clear();
-            }
-        }
         if let Some(expires) = Instant::now().checked_add(ttl) {
-            cache.insert(key, (expires, report));
+            cache.put(key, (expires, report));
         }
     }
 }

@@ -20,6 +20,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::args::{Int, Kind, check_limit, check_namespace};
+use super::summary::At;
 use super::{
     ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, output, paging, summary,
 };
@@ -178,12 +179,12 @@ impl ListResources {
         for item in list.items {
             let view = summary::row_view(item, kind.kind());
             if across_namespaces
-                && let Some(ns) = view.pointer("/metadata/namespace").and_then(Value::as_str)
+                && let Some(ns) = view.at("/metadata/namespace").and_then(Value::as_str)
                 && !keep(ns)
             {
                 continue;
             }
-            let filtered = output::filter_raw(item, Some(kind.kind()), &mut reveal)
+            let filtered = output::filter_borrowed(item, Some(kind.kind()), &mut reveal)
                 .map_err(|e| KubeError::Decode(e.to_string()))?;
             items.push(filtered);
             views.push(view);
@@ -257,7 +258,7 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(
 #[serde(rename_all = "camelCase")]
 struct RawAnswer<'a> {
     kind: String,
-    items: &'a [Box<RawValue>],
+    items: &'a [output::Filtered<'a>],
     #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
     continue_token: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]

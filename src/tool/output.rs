@@ -21,6 +21,7 @@ use std::fmt;
 
 use serde::Serialize;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -138,7 +139,7 @@ fn mask_values(secret: &mut Map<String, Value>) {
 }
 
 /// The members of a JSON object, in order, their values left unparsed.
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+pub struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Members<'a>, D::Error> {
@@ -184,8 +185,32 @@ pub fn filter_raw(
     kind: Option<&str>,
     reveal: &mut dyn FnMut(Option<&str>) -> Option<Unmask>,
 ) -> Result<Box<RawValue>, serde_json::Error> {
+    serde_json::value::to_raw_value(&filter_borrowed(raw, kind, reveal)?)
+}
+
+/// An object after [`filter_raw`]'s filter, still borrowing the API server's JSON where it is
+/// copied through: encoding it (alone, or inside a larger answer) writes the kept members as
+/// they came, escaped and checked once already, without parsing them again.
+pub enum Filtered<'a> {
+    /// Not a JSON object: passed as it is.
+    Verbatim(&'a RawValue),
+    /// Copied member by member, `managedFields` left out of `metadata`.
+    Copied {
+        members: Members<'a>,
+        metadata: Option<Members<'a>>,
+    },
+    /// Filtered as a tree (a Secret, a list, a last-applied annotation).
+    Tree(Value),
+}
+
+/// [`filter_raw`]'s filter, without encoding the result yet.
+pub fn filter_borrowed<'a>(
+    raw: &'a RawValue,
+    kind: Option<&str>,
+    reveal: &mut dyn FnMut(Option<&str>) -> Option<Unmask>,
+) -> Result<Filtered<'a>, serde_json::Error> {
     let Some(members) = Members::parse(raw) else {
-        return Ok(raw.to_owned());
+        return Ok(Filtered::Verbatim(raw));
     };
     let own_kind = members.get("kind").and_then(raw_str);
     let is_secret = own_kind.as_deref().or(kind) == Some("Secret");
@@ -198,39 +223,42 @@ pub fn filter_raw(
     if is_secret || last_applied || members.get("items").is_some() {
         let mut value: Value = serde_json::from_str(raw.get())?;
         filter(&mut value, kind, reveal);
-        return serde_json::value::to_raw_value(&value);
+        return Ok(Filtered::Tree(value));
     }
-    let mut out = String::with_capacity(raw.get().len());
-    out.push('{');
-    for (n, (key, value)) in members.0.iter().enumerate() {
-        if n > 0 {
-            out.push(',');
-        }
-        push_key(&mut out, key);
-        match (key.as_ref(), &metadata) {
-            ("metadata", Some(metadata)) => {
-                out.push('{');
-                let kept = metadata.0.iter().filter(|(k, _)| k != "managedFields");
-                for (m, (key, value)) in kept.enumerate() {
-                    if m > 0 {
-                        out.push(',');
-                    }
-                    push_key(&mut out, key);
-                    out.push_str(value.get());
-                }
-                out.push('}');
-            }
-            _ => out.push_str(value.get()),
-        }
-    }
-    out.push('}');
-    RawValue::from_string(out)
+    Ok(Filtered::Copied { members, metadata })
 }
 
-fn push_key(out: &mut String, key: &str) {
-    // A string always encodes.
-    out.push_str(&serde_json::to_string(key).unwrap_or_default());
-    out.push(':');
+impl Serialize for Filtered<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Filtered::Verbatim(raw) => raw.serialize(serializer),
+            Filtered::Tree(value) => value.serialize(serializer),
+            Filtered::Copied { members, metadata } => {
+                let mut map = serializer.serialize_map(Some(members.0.len()))?;
+                for (key, value) in &members.0 {
+                    match (key.as_ref(), metadata) {
+                        // Every `metadata` member is written as the one a parser keeps (the
+                        // last), without its managedFields.
+                        ("metadata", Some(metadata)) => {
+                            map.serialize_entry(key, &WithoutManagedFields(metadata))?;
+                        }
+                        _ => map.serialize_entry(key, value)?,
+                    }
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+/// An object's `metadata` as it came, but for `managedFields`.
+struct WithoutManagedFields<'m, 'a>(&'m Members<'a>);
+
+impl Serialize for WithoutManagedFields<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let kept = self.0.0.iter().filter(|(k, _)| k != "managedFields");
+        serializer.collect_map(kept.map(|(k, v)| (k, v)))
+    }
 }
 
 /// Filters a container log: each line that is a JSON object is filtered as an object (a program

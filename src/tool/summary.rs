@@ -17,6 +17,27 @@ use serde_json::{Map, Value};
 /// Makes one row's cells from an object.
 type Row = fn(&Value, jiff::Timestamp) -> Vec<String>;
 
+/// [`Value::pointer`] for the literal paths written in this code (`/status/phase`: no `~`
+/// escapes), without the two strings `pointer` allocates for every segment it unescapes.
+pub trait At {
+    fn at(&self, path: &str) -> Option<&Value>;
+}
+
+impl At for Value {
+    fn at(&self, path: &str) -> Option<&Value> {
+        debug_assert!(!path.contains('~'), "an escaped pointer: {path}");
+        let Some(path) = path.strip_prefix('/') else {
+            return path.is_empty().then_some(self);
+        };
+        path.split('/')
+            .try_fold(self, |value, segment| match value {
+                Value::Object(map) => map.get(segment),
+                Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+                _ => None,
+            })
+    }
+}
+
 /// A table of `items` of one kind (`kind` as the API writes it: `Pod`, `Deployment`, ...).
 /// `with_namespace` adds a NAMESPACE column (for lists across namespaces).
 pub fn table(kind: &str, items: &[Value], with_namespace: bool, now: jiff::Timestamp) -> String {
@@ -116,7 +137,7 @@ pub fn align(rows: &[Vec<String>]) -> String {
 }
 
 fn text(item: &Value, pointer: &str) -> String {
-    match item.pointer(pointer) {
+    match item.at(pointer) {
         Some(Value::String(s)) => one_line(s),
         Some(Value::Number(n)) => n.to_string(),
         Some(Value::Bool(b)) => b.to_string(),
@@ -125,7 +146,7 @@ fn text(item: &Value, pointer: &str) -> String {
 }
 
 fn number(item: &Value, pointer: &str) -> i64 {
-    item.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+    item.at(pointer).and_then(Value::as_i64).unwrap_or(0)
 }
 
 fn or_none(s: String) -> String {
@@ -140,7 +161,7 @@ fn one_line(s: &str) -> String {
 /// An age as kubectl writes it: `45s`, `12m`, `3h`, `5d`.
 pub fn age(item: &Value, pointer: &str, now: jiff::Timestamp) -> String {
     let Some(since) = item
-        .pointer(pointer)
+        .at(pointer)
         .and_then(Value::as_str)
         .and_then(|t| t.parse::<jiff::Timestamp>().ok())
     else {
@@ -169,7 +190,7 @@ fn plain_row(item: &Value, now: jiff::Timestamp) -> Vec<String> {
 
 /// A pod's status as kubectl shows it: the reason a container waits or ended, else the phase.
 pub fn pod_status(pod: &Value) -> String {
-    if pod.pointer("/metadata/deletionTimestamp").is_some() {
+    if pod.at("/metadata/deletionTimestamp").is_some() {
         return "Terminating".to_owned();
     }
     let statuses = |field: &str| {
@@ -179,21 +200,18 @@ pub fn pod_status(pod: &Value) -> String {
             .map_or(&[][..], Vec::as_slice)
     };
     for status in statuses("initContainerStatuses") {
-        if let Some(reason) = status
-            .pointer("/state/waiting/reason")
-            .and_then(Value::as_str)
-        {
+        if let Some(reason) = status.at("/state/waiting/reason").and_then(Value::as_str) {
             return format!("Init:{reason}");
         }
     }
     for status in statuses("containerStatuses") {
         for state in ["/state/waiting/reason", "/state/terminated/reason"] {
-            if let Some(reason) = status.pointer(state).and_then(Value::as_str) {
+            if let Some(reason) = status.at(state).and_then(Value::as_str) {
                 return reason.to_owned();
             }
         }
     }
-    if let Some(reason) = pod.pointer("/status/reason").and_then(Value::as_str) {
+    if let Some(reason) = pod.at("/status/reason").and_then(Value::as_str) {
         return reason.to_owned();
     }
     or_none(text(pod, "/status/phase"))
@@ -201,11 +219,11 @@ pub fn pod_status(pod: &Value) -> String {
 
 fn pod_row(pod: &Value, now: jiff::Timestamp) -> Vec<String> {
     let statuses = pod
-        .pointer("/status/containerStatuses")
+        .at("/status/containerStatuses")
         .and_then(Value::as_array)
         .map_or(&[][..], Vec::as_slice);
     let total = pod
-        .pointer("/spec/containers")
+        .at("/spec/containers")
         .and_then(Value::as_array)
         .map_or(statuses.len(), Vec::len);
     let ready = statuses
@@ -259,7 +277,7 @@ fn daemonset_row(d: &Value, now: jiff::Timestamp) -> Vec<String> {
 
 fn service_row(s: &Value, now: jiff::Timestamp) -> Vec<String> {
     let ports: Vec<String> = s
-        .pointer("/spec/ports")
+        .at("/spec/ports")
         .and_then(Value::as_array)
         .map(|ports| {
             ports
@@ -286,7 +304,7 @@ fn service_row(s: &Value, now: jiff::Timestamp) -> Vec<String> {
 
 fn node_row(n: &Value, now: jiff::Timestamp) -> Vec<String> {
     let ready = n
-        .pointer("/status/conditions")
+        .at("/status/conditions")
         .and_then(Value::as_array)
         .and_then(|c| {
             c.iter()
@@ -305,11 +323,11 @@ fn node_row(n: &Value, now: jiff::Timestamp) -> Vec<String> {
 
 fn job_row(j: &Value, now: jiff::Timestamp) -> Vec<String> {
     let completions = j
-        .pointer("/spec/completions")
+        .at("/spec/completions")
         .and_then(Value::as_i64)
         .unwrap_or(1);
     let condition = j
-        .pointer("/status/conditions")
+        .at("/status/conditions")
         .and_then(Value::as_array)
         .and_then(|c| {
             c.iter()
@@ -327,10 +345,10 @@ fn job_row(j: &Value, now: jiff::Timestamp) -> Vec<String> {
 
 fn cronjob_row(c: &Value, now: jiff::Timestamp) -> Vec<String> {
     let active = c
-        .pointer("/status/active")
+        .at("/status/active")
         .and_then(Value::as_array)
         .map_or(0, Vec::len);
-    let last = if c.pointer("/status/lastScheduleTime").is_some() {
+    let last = if c.at("/status/lastScheduleTime").is_some() {
         age(c, "/status/lastScheduleTime", now)
     } else {
         "<none>".to_owned()
@@ -338,7 +356,7 @@ fn cronjob_row(c: &Value, now: jiff::Timestamp) -> Vec<String> {
     vec![
         name(c),
         text(c, "/spec/schedule"),
-        c.pointer("/spec/suspend")
+        c.at("/spec/suspend")
             .and_then(Value::as_bool)
             .unwrap_or(false)
             .to_string(),
@@ -373,7 +391,7 @@ fn secret_row(s: &Value, now: jiff::Timestamp) -> Vec<String> {
 
 fn ingress_row(i: &Value, now: jiff::Timestamp) -> Vec<String> {
     let hosts: Vec<String> = i
-        .pointer("/spec/rules")
+        .at("/spec/rules")
         .and_then(Value::as_array)
         .map(|rules| {
             rules
@@ -432,7 +450,7 @@ pub fn event_time(e: &Value) -> Option<jiff::Timestamp> {
         "/metadata/creationTimestamp",
     ]
     .iter()
-    .find_map(|p| e.pointer(p).and_then(Value::as_str))
+    .find_map(|p| e.at(p).and_then(Value::as_str))
     .and_then(|t| t.parse().ok())
 }
 

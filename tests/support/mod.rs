@@ -98,6 +98,8 @@ pub struct GatewayOptions {
     pub kube_server: Option<String>,
     /// `kubernetes.namespaces_stale_after_seconds`.
     pub namespaces_stale_after: Option<u64>,
+    /// More settings of the `[kubernetes]` section, as `key = value` TOML lines.
+    pub kubernetes: Vec<String>,
     /// Settings of the `[http]` section, as `key = value` TOML lines.
     pub http: Vec<String>,
     /// Settings of a `[stdio]` section, if any.
@@ -157,6 +159,7 @@ impl Default for GatewayOptions {
             read_only: false,
             kube_server: None,
             namespaces_stale_after: None,
+            kubernetes: Vec::new(),
             http: Vec::new(),
             stdio: Vec::new(),
             mcp: Vec::new(),
@@ -244,7 +247,7 @@ cluster_name = "local"
 
 [kubernetes]
 kubeconfig = "kubegate.kubeconfig"
-{stale}
+{stale}{kubernetes}
 [policy]
 files = [{files}]
 non_destructive = {non_destructive}
@@ -265,6 +268,7 @@ signing_key = "certs/audit-signing-key.pem"
 {sections}
 "#,
                 audit = options.audit.join("\n"),
+                kubernetes = options.kubernetes.join("\n"),
                 sections = options.sections.join("\n"),
                 http = options.http.join("\n"),
                 mcp = options.mcp.join("\n"),

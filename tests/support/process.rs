@@ -128,6 +128,11 @@ impl ServedProcess {
         self.files.token(user, groups, tenant)
     }
 
+    /// The process id (what a bench reads `/proc/<pid>/status` of).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// What it has written to stderr.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
