@@ -294,8 +294,17 @@ fn every_overlay_runs_a_configuration_kubegate_loads_with_the_policy_set_it_prom
                 "{overlay}: {name} differs from policies/{name}: copy it into deploy/ again"
             );
         }
+    }
+    assert_eq!(OVERLAYS.len(), PROMISES.len());
+    Ok(())
+}
 
-        // Every file the configuration names comes from what the Deployment mounts.
+#[test]
+fn every_file_the_configuration_names_comes_from_what_the_deployment_mounts() -> Result<()> {
+    for overlay in OVERLAYS {
+        let rendering = Rendering::overlay(overlay)?;
+        let loaded = Loaded::from(&rendering)?;
+        let config = &loaded.config;
         let from = |path: &Path| source_of(&rendering, &loaded.in_pod(path));
         let tls = config.tls.as_ref().context("[tls]")?;
         let secret = |name: &str, key: &str| ("Secret".to_owned(), name.to_owned(), key.to_owned());
@@ -347,7 +356,16 @@ fn every_overlay_runs_a_configuration_kubegate_loads_with_the_policy_set_it_prom
                 Some(&json!("metadata.name"))
             );
         }
+    }
+    Ok(())
+}
 
+#[test]
+fn ports_probes_shutdown_and_security_agree_with_the_configuration_and_the_image() -> Result<()> {
+    for overlay in OVERLAYS {
+        let rendering = Rendering::overlay(overlay)?;
+        let loaded = Loaded::from(&rendering)?;
+        let config = &loaded.config;
         // Ports, probes and shutdown agree with the configuration.
         let container = rendering.container()?;
         let port = |name: &str| {
@@ -456,7 +474,6 @@ fn every_overlay_runs_a_configuration_kubegate_loads_with_the_policy_set_it_prom
         }
         assert!(loaded.env.contains_key("OTEL_SERVICE_NAME"), "{overlay}");
     }
-    assert_eq!(OVERLAYS.len(), PROMISES.len());
     Ok(())
 }
 
