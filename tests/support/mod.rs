@@ -1,7 +1,8 @@
 //! Test support shared by the integration tests, the benchmark and the demo's local cluster:
 //! a real control plane ([`cluster`]), the kubelet stand-in ([`kubelet`]), kubegate started
 //! in-process from a real configuration file ([`TestGateway`]), an MCP client over HTTPS
-//! ([`McpClient`]), and tenant seeding.
+//! ([`McpClient`]), files mounted as the kubelet mounts volumes ([`volume`]), and tenant
+//! seeding.
 // Each including target (tests, bench, example) uses a different part of this module.
 #![allow(dead_code)]
 
@@ -10,6 +11,7 @@ pub mod idp;
 pub mod kubelet;
 pub mod process;
 pub mod proxy;
+pub mod volume;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};

@@ -18,6 +18,7 @@ use kubegate::policy::{PolicyEngine, RequestFacts};
 use serde_json::{Value, json};
 
 use super::{OVERLAYS, Rendering, deploy_dir, wrap};
+use crate::support::volume::MountedVolume;
 
 /// What each overlay promises: (overlay, non-destructive set on, tenants may change objects in
 /// their namespaces, tenants may delete them).
@@ -115,30 +116,20 @@ impl Loaded {
     }
 }
 
-/// Writes each ConfigMap volume of the Deployment under `root` as the kubelet lays one out:
-/// the files in a timestamped folder, `..data` linking to it, each key a link through it.
+/// Writes each ConfigMap volume of the Deployment under `root` as the kubelet mounts it.
 fn mount_config_maps(rendering: &Rendering, root: &Path) -> Result<()> {
     for (mount, volume) in mounts(rendering)? {
         let Some(name) = volume["configMap"]["name"].as_str() else {
             continue;
         };
-        let map = rendering.get("ConfigMap", name)?;
-        let dir = root.join(
-            mount["mountPath"]
-                .as_str()
-                .unwrap_or("/")
-                .trim_start_matches('/'),
-        );
-        let stamp = "..2026_12_01_00_00_00.000000001";
-        std::fs::create_dir_all(dir.join(stamp))?;
-        std::os::unix::fs::symlink(stamp, dir.join("..data"))?;
-        for (key, value) in map["data"].as_object().into_iter().flatten() {
-            std::fs::write(
-                dir.join(stamp).join(key),
-                value.as_str().unwrap_or_default(),
-            )?;
-            std::os::unix::fs::symlink(format!("..data/{key}"), dir.join(key))?;
-        }
+        let files: Vec<(&str, &str)> = rendering.get("ConfigMap", name)?["data"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(key, value)| (key.as_str(), value.as_str().unwrap_or_default()))
+            .collect();
+        let path = mount["mountPath"].as_str().unwrap_or("/");
+        MountedVolume::new(&root.join(path.trim_start_matches('/')), &files)?;
     }
     Ok(())
 }
@@ -301,7 +292,7 @@ fn every_overlay_runs_a_configuration_kubegate_loads_with_the_policy_set_it_prom
 
 #[test]
 fn every_file_the_configuration_names_comes_from_what_the_deployment_mounts() -> Result<()> {
-    for overlay in OVERLAYS {
+    for &overlay in OVERLAYS {
         let rendering = Rendering::overlay(overlay)?;
         let loaded = Loaded::from(&rendering)?;
         let config = &loaded.config;
@@ -362,7 +353,7 @@ fn every_file_the_configuration_names_comes_from_what_the_deployment_mounts() ->
 
 #[test]
 fn ports_probes_shutdown_and_security_agree_with_the_configuration_and_the_image() -> Result<()> {
-    for overlay in OVERLAYS {
+    for &overlay in OVERLAYS {
         let rendering = Rendering::overlay(overlay)?;
         let loaded = Loaded::from(&rendering)?;
         let config = &loaded.config;

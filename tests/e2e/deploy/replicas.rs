@@ -3,7 +3,8 @@
 //! hosts, each with an audit file of its own, against the same API server. One client goes
 //! back and forth between them: a session opened on one goes on on the other, a tenant's
 //! filters set on one are in effect on the other, the Deployment's probes are answered by
-//! both, and `kubegate audit verify` checks both chains at once and names the one tampered with.
+//! both, a policy added to the mounted ConfigMap comes into force on both, and `kubegate audit
+//! verify` checks both chains at once and names the one tampered with.
 
 use anyhow::{Context, Result};
 use base64::Engine;
@@ -12,12 +13,22 @@ use serde_json::{Value, json};
 
 use super::Rendering;
 use crate::audit_durable::verify;
+use crate::support::cluster::free_port;
 use crate::support::cluster::{KUBEGATE_NAMESPACE, VIEW_ROLE};
 use crate::support::process::{Launch, ServedProcess};
-use crate::support::{self, Answer, GatewayOptions, tenant_namespace};
+use crate::support::volume::MountedVolume;
+use crate::support::{
+    self, Answer, GatewayFiles, GatewayOptions, shipped_policy, tenant_namespace,
+};
 
 const TENANT: &str = "kgd-replicas";
 const VERSION: &str = "2025-11-25";
+/// A policy the test adds to the mounted set while both replicas run.
+const NO_LISTING: &str = r#"@id("kgd-replicas-no-filter-listing")
+@reason("a policy added to the mounted ConfigMap while kubegate runs")
+forbid (principal, action == Action::"list-filters", resource)
+when { principal.tenant == "kgd-replicas" };
+"#;
 
 /// Sends one JSON-RPC message in session `id` to `replica`.
 async fn in_session(
@@ -107,12 +118,26 @@ async fn two_replicas_with_one_configuration_serve_one_client_as_one() -> Result
         Ok(header["value"].as_str().unwrap_or_default().to_owned())
     };
 
-    let mut options = GatewayOptions::default();
+    // The policies from one folder laid out as the kubegate-policies ConfigMap is mounted,
+    // holding what the base's does.
+    let mut options = GatewayOptions {
+        policies: Vec::new(),
+        policy_dir: true,
+        ..GatewayOptions::default()
+    };
     let key = session_key.display().to_string();
     options.mcp.push(format!("session_key_file = {key:?}"));
     options.http.push(format!("allowed_hosts = {hosts}"));
     options.http.push("shutdown_delay_seconds = 0".to_owned());
-    let one = ServedProcess::start(&options, Launch::default()).await?;
+    let port = free_port()?;
+    let files = GatewayFiles::write(support::cluster(), &options, &format!("127.0.0.1:{port}"))?;
+    let shipped = ["tenant-isolation.cedar", "platform-admins.cedar"].map(shipped_policy);
+    let mut policies: Vec<(&str, &str)> = shipped
+        .iter()
+        .map(|(name, text)| (name.as_str(), text.as_str()))
+        .collect();
+    let mut mounted = MountedVolume::new(&files.policy_folder, &policies)?;
+    let one = ServedProcess::start_with(files, port, Launch::default()).await?;
     let two = one.replica(Launch::default()).await?;
     assert_ne!(one.audit_log, two.audit_log);
 
@@ -174,6 +199,22 @@ async fn two_replicas_with_one_configuration_serve_one_client_as_one() -> Result
     let listed = call(&two, &token, &id, "list-filters", json!({})).await?;
     assert!(!active_filters(&listed).contains(&"Security"), "{listed}");
 
+    // A policy added to the ConfigMap is in force on both, once each has reloaded the set.
+    policies.push(("kgd-replicas.cedar", NO_LISTING));
+    mounted.update(&policies)?;
+    for replica in [&one, &two] {
+        support::eventually("the policy update reaching both replicas", || async {
+            let message = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
+                                 "params": {"name": "list-filters", "arguments": {}}});
+            let answer = in_session(replica, &token, &id, message).await;
+            let (text, refused) = answer.map_or((String::new(), false), |a| {
+                support::tool_text(&a.body["result"])
+            });
+            refused && text.contains("kgd-replicas-no-filter-listing")
+        })
+        .await?;
+    }
+
     // Each replica recorded what it served, in the one session, in its own chain.
     let (one_log, two_log) = (one.audit_log.clone(), two.audit_log.clone());
     let (one_files, two_files) = (one.stop().await?, two.stop().await?);
@@ -190,19 +231,20 @@ async fn two_replicas_with_one_configuration_serve_one_client_as_one() -> Result
             .collect())
     };
     let (on_one, on_two) = (served(&one_log)?, served(&two_log)?);
-    assert_eq!(
-        on_one,
-        ["initialize", "list-filters", "remove-filters"],
+    // (After these, the refused list-filters calls of the policy update.)
+    let on_one_first = ["initialize", "list-filters", "remove-filters"];
+    assert!(
+        on_one.starts_with(&on_one_first.map(String::from)),
         "{on_one:?}"
     );
-    assert_eq!(
-        on_two,
-        [
-            "notifications/initialized",
-            "add-filters",
-            "analyze",
-            "list-filters"
-        ],
+    let on_two_first = [
+        "notifications/initialized",
+        "add-filters",
+        "analyze",
+        "list-filters",
+    ];
+    assert!(
+        on_two.starts_with(&on_two_first.map(String::from)),
         "{on_two:?}"
     );
     let key = one_files.audit_public_key();
