@@ -23,7 +23,7 @@ fn options() -> GatewayOptions {
 }
 
 /// Runs `kubegate audit verify` on `files`; (exit status, stdout + stderr).
-fn verify(key: &Path, files: &[&Path]) -> Result<(bool, String)> {
+pub(crate) fn verify(key: &Path, files: &[&Path]) -> Result<(bool, String)> {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_kubegate"))
         .args(["audit", "verify", "--key"])
         .arg(key)

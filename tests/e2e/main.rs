@@ -12,6 +12,7 @@ mod audit_review;
 mod auth;
 mod cedar_cli;
 mod cli;
+mod deploy;
 mod explain;
 mod holddown;
 mod kubelet;

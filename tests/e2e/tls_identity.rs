@@ -3,7 +3,7 @@
 //! client certificates (mTLS) naming callers; and the plain-HTTP listener behind a trusted
 //! proxy, whose `X-Forwarded-For` names the source the audit record shows.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -15,51 +15,32 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::support::volume::MountedVolume;
 use crate::support::{GatewayOptions, McpClient, TestGateway, cluster::free_port};
 
-/// A Secret volume as the kubelet lays it out: `tls.crt -> ..data/tls.crt`, `..data -> ..vN`.
-struct MountedSecret {
-    dir: PathBuf,
-    version: usize,
-}
+/// The TLS Secret as the kubelet mounts it (`tls.crt -> ..data/tls.crt`, `..data -> ..vN`).
+struct MountedSecret(MountedVolume);
 
 impl MountedSecret {
     fn new(dir: &Path, pair: &CertifiedKey) -> Result<MountedSecret> {
-        let mut secret = MountedSecret {
-            dir: dir.to_owned(),
-            version: 0,
-        };
-        secret.swap(pair)?;
-        for name in ["tls.crt", "tls.key"] {
-            std::os::unix::fs::symlink(format!("..data/{name}"), dir.join(name))?;
-        }
-        Ok(secret)
+        let files = [("tls.crt", &*pair.cert_pem), ("tls.key", &*pair.key_pem)];
+        Ok(MountedSecret(MountedVolume::new(dir, &files)?))
     }
 
-    /// Writes a new version and points `..data` at it in one rename.
+    /// A new version of the Secret, as one rename.
     fn swap(&mut self, pair: &CertifiedKey) -> Result<()> {
         self.swap_files(&pair.cert_pem, &pair.key_pem)
     }
 
     fn swap_files(&mut self, cert: &str, key: &str) -> Result<()> {
-        self.version += 1;
-        let version = format!("..v{}", self.version);
-        std::fs::create_dir(self.dir.join(&version))?;
-        std::fs::write(self.dir.join(&version).join("tls.crt"), cert)?;
-        std::fs::write(self.dir.join(&version).join("tls.key"), key)?;
-        let staged = self.dir.join("..data_tmp");
-        std::os::unix::fs::symlink(&version, &staged)?;
-        std::fs::rename(&staged, self.dir.join("..data"))?;
-        Ok(())
+        self.0.update(&[("tls.crt", cert), ("tls.key", key)])
     }
 
     fn tls_lines(&self) -> Vec<String> {
+        let path = |name: &str| self.0.dir.join(name).display().to_string();
         vec![
-            format!(
-                "cert = {:?}",
-                self.dir.join("tls.crt").display().to_string()
-            ),
-            format!("key = {:?}", self.dir.join("tls.key").display().to_string()),
+            format!("cert = {:?}", path("tls.crt")),
+            format!("key = {:?}", path("tls.key")),
         ]
     }
 }

@@ -1,7 +1,8 @@
 //! Test support shared by the integration tests, the benchmark and the demo's local cluster:
 //! a real control plane ([`cluster`]), the kubelet stand-in ([`kubelet`]), kubegate started
 //! in-process from a real configuration file ([`TestGateway`]), an MCP client over HTTPS
-//! ([`McpClient`]), and tenant seeding.
+//! ([`McpClient`]), files mounted as the kubelet mounts volumes ([`volume`]), and tenant
+//! seeding.
 // Each including target (tests, bench, example) uses a different part of this module.
 #![allow(dead_code)]
 
@@ -10,6 +11,7 @@ pub mod idp;
 pub mod kubelet;
 pub mod process;
 pub mod proxy;
+pub mod volume;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -308,6 +310,45 @@ signing_key = "certs/audit-signing-key.pem"
     /// The public key the audit checkpoints verify with.
     pub fn audit_public_key(&self) -> PathBuf {
         self.dir.path().join("certs").join("audit-signing.pub.pem")
+    }
+
+    /// Another replica of this configuration, as a Deployment's pods are: the same certificates,
+    /// issuer, audit signing key, kubeconfig, policy files and `[mcp]` settings, in a folder of
+    /// its own and listening on `listen`, so that its audit log (`audit.log` beside the
+    /// configuration, unless `audit_path` named one) is its own.
+    pub fn replica(&self, listen: &str) -> Result<GatewayFiles> {
+        let dir = tempfile::tempdir()?;
+        let certs = dir.path().join("certs");
+        std::fs::create_dir_all(&certs)?;
+        for entry in std::fs::read_dir(self.dir.path().join("certs"))? {
+            let entry = entry?;
+            std::fs::copy(entry.path(), certs.join(entry.file_name()))?;
+        }
+        std::fs::copy(
+            self.dir.path().join("kubegate.kubeconfig"),
+            dir.path().join("kubegate.kubeconfig"),
+        )?;
+        let config: Vec<String> = std::fs::read_to_string(&self.config_file)?
+            .lines()
+            .map(|line| {
+                if line.starts_with("listen = ") {
+                    format!("listen = {listen:?}")
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect();
+        let config_file = dir.path().join("kubegate.toml");
+        std::fs::write(&config_file, config.join("\n"))?;
+        Ok(GatewayFiles {
+            // The policy files are named by absolute paths: both replicas read this one's, as
+            // pods read one mounted ConfigMap.
+            policy_folder: self.policy_folder.clone(),
+            config_file,
+            ca_pem: self.ca_pem.clone(),
+            issuer_key: self.issuer_key.clone(),
+            dir,
+        })
     }
 
     /// A dev token for `user` in `tenant` with `groups`, signed by this configuration's issuer.

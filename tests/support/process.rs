@@ -91,6 +91,14 @@ impl ServedProcess {
         Ok(served)
     }
 
+    /// Starts another replica of this one's configuration ([`GatewayFiles::replica`]) on a
+    /// port of its own.
+    pub async fn replica(&self, launch: Launch) -> Result<ServedProcess> {
+        let port = free_port()?;
+        let files = self.files.replica(&format!("127.0.0.1:{port}"))?;
+        ServedProcess::start_with(files, port, launch).await
+    }
+
     async fn wait_healthy(&mut self) -> Result<()> {
         let client = self.client();
         let health = format!("https://127.0.0.1:{}/healthz", self.port);
