@@ -158,8 +158,8 @@ async fn run() -> Result<()> {
     for workload in workloads() {
         audited = bench.measure_workload(&workload, audited).await?;
     }
-    if workloads().iter().any(|w| w.tool == "list-resources") {
-        audited = bench.h2load_view(&workloads()[0], audited)?;
+    if let Some(list) = workloads().iter().find(|w| w.tool == "list-resources") {
+        audited = bench.h2load_view(list, audited)?;
     }
     let rss = bench.cpu.kubegate_rss_kib()?;
     println!(
@@ -272,8 +272,8 @@ impl Cpu {
     }
 }
 
-/// utime + stime of a process (fields 14 and 15 of `/proc/<pid>/stat`, in USER_HZ = 100 ticks
-/// a second on Linux), including its threads that have ended.
+/// utime + stime of a process (fields 14 and 15 of `/proc/<pid>/stat`, in clock ticks), including
+/// its threads that have ended.
 fn cpu_seconds(pid: u32) -> Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name (field 2) is in parentheses and may hold spaces: count after it.
@@ -281,7 +281,20 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| -> Result<f64> { Ok(fields.get(i).context("stat field")?.parse()?) };
     // After ')' field 3 (state) is index 0, so utime (14) is 11 and stime (15) is 12.
-    Ok((ticks(11)? + ticks(12)?) / 100.0)
+    Ok((ticks(11)? + ticks(12)?) / clock_ticks())
+}
+
+/// Clock ticks a second (`getconf CLK_TCK`; USER_HZ, 100 on Linux unless it says otherwise).
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 impl CpuPerCall {
@@ -581,6 +594,8 @@ fn h2load(
     args: &[String],
 ) -> Result<Run> {
     let log = dir.join("h2load.log");
+    // h2load appends to its log: each run starts from an empty one.
+    let _ = std::fs::remove_file(&log);
     let mut command = Command::new("h2load");
     command
         .args(["-n", &n.to_string(), "-c", &callers.to_string(), "-m", "1"])
@@ -594,19 +609,26 @@ fn h2load(
         "h2load failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    // Each line: start (µs since the epoch), status, duration (µs).
+    // Each line starts: start (µs since the epoch), status (-1 for a failed stream), duration
+    // (µs); later versions may add columns.
     let text = std::fs::read_to_string(&log)?;
     let (mut first, mut last) = (u64::MAX, 0u64);
     let mut latencies = Vec::with_capacity(n);
     for line in text.lines() {
-        let fields: Vec<u64> = line
+        let fields = line
             .split('\t')
-            .map(|f| f.trim().parse().unwrap_or(0))
-            .collect();
+            .take(3)
+            .map(|f| f.trim().parse::<i64>())
+            .collect::<Result<Vec<i64>, _>>()
+            .with_context(|| format!("h2load log line {line:?}"))?;
         let [start, status, micros] = fields[..] else {
             bail!("h2load log line {line:?}");
         };
-        ensure!(status == 200, "h2load got a {status}");
+        ensure!(
+            status == 200,
+            "h2load got a {status} (-1: the stream failed)"
+        );
+        let (start, micros) = (start.unsigned_abs(), micros.unsigned_abs());
         first = first.min(start);
         last = last.max(start + micros);
         latencies.push(Duration::from_micros(micros));

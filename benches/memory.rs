@@ -59,8 +59,14 @@ async fn run() -> Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(256);
+    // 64 calls of one caller at once, and 10,000 new tokens from one address, would pass the
+    // per-caller and per-address limits (429): lift them here.
     let options = GatewayOptions {
         kubernetes: vec![format!("answer_memory_mib = {bound}")],
+        http: vec![
+            "max_exchanges_per_caller = 256".to_owned(),
+            "unverified_tokens_per_ip_per_second = 100000".to_owned(),
+        ],
         ..GatewayOptions::default()
     };
     let served = ServedProcess::start(&options, Launch::default()).await?;

@@ -19,7 +19,6 @@ pub mod chain;
 pub mod verify;
 pub mod writer;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -239,7 +238,8 @@ pub enum Outcome {
     Denied,
     /// No valid token.
     Unauthenticated,
-    /// Refused for load: too many calls in flight, or too many unverified tokens.
+    /// Refused for load: too many calls in flight, too many unverified tokens, or no room
+    /// left under the answer memory bound.
     Throttled,
     /// The client went away before a call that changes nothing was sent to Kubernetes.
     Cancelled,
@@ -387,10 +387,11 @@ pub struct AuditLog {
 /// left out since the last one written.
 struct Unauthenticated {
     limiter: governor::DefaultKeyedRateLimiter<IpAddr>,
-    left_out: Mutex<HashMap<IpAddr, u64>>,
+    left_out: Mutex<lru::LruCache<IpAddr, u64>>,
 }
 
-/// Addresses whose left-out counts are kept; beyond, the counts start over.
+/// Addresses whose left-out counts are kept; beyond, the address flooding least recently is
+/// forgotten (its next record says nothing of what it had left out).
 const REMEMBERED_ADDRESSES: usize = 65_536;
 
 /// The longest user agent, error message or id a record keeps (a caller cannot make one
@@ -452,7 +453,9 @@ impl AuditLog {
                 limiter: governor::RateLimiter::keyed(
                     governor::Quota::per_second(rate).allow_burst(burst),
                 ),
-                left_out: Mutex::new(HashMap::new()),
+                left_out: Mutex::new(lru::LruCache::new(
+                    std::num::NonZeroUsize::new(REMEMBERED_ADDRESSES).expect("non-zero"),
+                )),
             }
         });
         self
@@ -470,13 +473,9 @@ impl AuditLog {
             flood.limiter.retain_recent();
         }
         if flood.limiter.check_key(&source).is_ok() {
-            return Some(left_out.remove(&source).unwrap_or(0));
+            return Some(left_out.pop(&source).unwrap_or(0));
         }
-        if left_out.len() >= REMEMBERED_ADDRESSES {
-            left_out.clear();
-            flood.limiter.retain_recent();
-        }
-        *left_out.entry(source).or_insert(0) += 1;
+        *left_out.get_or_insert_mut(source, || 0) += 1;
         None
     }
 

@@ -618,6 +618,11 @@ impl Config {
                 "http.{name} is 0: nothing could ever be served"
             )));
         }
+        if self.kubernetes.answer_memory_mib == Some(0) {
+            return Err(ConfigError::Invalid(
+                "kubernetes.answer_memory_mib is 0: no answer could ever be read".into(),
+            ));
+        }
         Ok(())
     }
 

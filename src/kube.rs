@@ -77,11 +77,14 @@ pub enum KubeError {
     #[error("the Kubernetes API server's answer was cut off or too large (over 32 MiB)")]
     ReadBody,
     #[error(
-        "kubegate is holding as many Kubernetes answers as its memory bound allows ({mib} MiB, \
-         `[kubernetes] answer_memory_mib`); try again in a moment, or ask for a smaller page \
-         (`limit`) or a narrower list (a namespace, a labelSelector)"
+        "{}; ask for a smaller page (`limit`) or a narrower list (a namespace, a labelSelector)",
+        if *alone {
+            format!("this answer alone is larger than kubegate's memory bound for answers ({mib} MiB, `[kubernetes] answer_memory_mib`)")
+        } else {
+            format!("kubegate is holding as many Kubernetes answers as its memory bound allows ({mib} MiB, `[kubernetes] answer_memory_mib`); try again in a moment")
+        }
     )]
-    AnswerMemory { mib: u64 },
+    AnswerMemory { mib: u64, alone: bool },
     #[error("Kubernetes answered {code} {reason}: {message}")]
     Api {
         code: u16,
@@ -189,11 +192,6 @@ impl Kube {
             version,
             memory: AnswerMemory::new(memory::DEFAULT_MIB),
         })
-    }
-
-    /// The bound on memory held by Kubernetes answers being worked on.
-    pub fn answer_memory(&self) -> &AnswerMemory {
-        &self.memory
     }
 
     /// The API server's version, read once at start.
@@ -655,7 +653,10 @@ impl Impersonated<'_> {
                 self.kube
                     .memory
                     .take(data.len(), &mut held)
-                    .map_err(|full| KubeError::AnswerMemory { mib: full.mib })?;
+                    .map_err(|full| KubeError::AnswerMemory {
+                        mib: full.mib,
+                        alone: full.alone,
+                    })?;
             }
             read.extend_from_slice(&data);
         }

@@ -36,15 +36,14 @@ pub struct Held(Option<OwnedSemaphorePermit>);
 #[derive(Debug, Clone, Copy)]
 pub struct Full {
     pub mib: u64,
+    /// The answer alone is larger than the whole budget: retrying cannot help.
+    pub alone: bool,
 }
 
 impl AnswerMemory {
     pub fn new(mib: u64) -> AnswerMemory {
-        let units = usize::try_from(mib.saturating_mul(1024))
-            .unwrap_or(Semaphore::MAX_PERMITS)
-            .clamp(1, Semaphore::MAX_PERMITS);
         AnswerMemory {
-            free: Arc::new(Semaphore::new(units)),
+            free: Arc::new(Semaphore::new(units_of(mib))),
             mib,
         }
     }
@@ -52,8 +51,12 @@ impl AnswerMemory {
     /// Counts `bytes` more of an answer into `held`, or refuses if the budget has no room.
     pub fn take(&self, bytes: usize, held: &mut Held) -> Result<(), Full> {
         let units = bytes.saturating_mul(COPIES).div_ceil(UNIT);
+        let full = |held: &Held| Full {
+            mib: self.mib,
+            alone: held.units().saturating_add(units) > units_of(self.mib),
+        };
         let Ok(units) = u32::try_from(units) else {
-            return Err(Full { mib: self.mib });
+            return Err(full(held));
         };
         if units == 0 {
             return Ok(());
@@ -66,19 +69,29 @@ impl AnswerMemory {
                 }
                 Ok(())
             }
-            Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => {
-                Err(Full { mib: self.mib })
-            }
+            Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => Err(full(held)),
         }
     }
 
     /// KiB of the budget in use now.
-    pub fn used_kib(&self) -> usize {
-        let total = usize::try_from(self.mib.saturating_mul(1024))
-            .unwrap_or(Semaphore::MAX_PERMITS)
-            .clamp(1, Semaphore::MAX_PERMITS);
-        total.saturating_sub(self.free.available_permits())
+    #[cfg(test)]
+    fn used_kib(&self) -> usize {
+        units_of(self.mib).saturating_sub(self.free.available_permits())
     }
+}
+
+impl Held {
+    /// KiB this call holds.
+    fn units(&self) -> usize {
+        self.0.as_ref().map_or(0, |p| p.num_permits())
+    }
+}
+
+/// The budget in KiB, within what one permit can count (`u32`).
+fn units_of(mib: u64) -> usize {
+    usize::try_from(mib.saturating_mul(1024).min(u64::from(u32::MAX)))
+        .unwrap_or(Semaphore::MAX_PERMITS)
+        .clamp(1, Semaphore::MAX_PERMITS)
 }
 
 #[cfg(test)]
@@ -116,7 +129,25 @@ mod tests {
     fn an_answer_larger_than_any_budget_is_refused_without_panic() {
         let memory = AnswerMemory::new(1);
         let mut held = Held::default();
-        assert!(memory.take(usize::MAX, &mut held).is_err());
+        assert!(
+            memory
+                .take(usize::MAX, &mut held)
+                .is_err_and(|full| full.alone)
+        );
+        assert!(
+            memory
+                .take(400 * 1024, &mut held)
+                .is_err_and(|full| full.alone)
+        );
+        let mut other = Held::default();
+        assert!(memory.take(300 * 1024, &mut other).is_ok());
+        assert!(
+            memory
+                .take(300 * 1024, &mut held)
+                .is_err_and(|full| !full.alone),
+            "refused for the other call's share: retrying can help"
+        );
+        drop(other);
         assert!(memory.take(0, &mut held).is_ok());
         assert_eq!(memory.used_kib(), 0);
     }

@@ -8,6 +8,7 @@ use super::{Exchange, jsonrpc};
 use crate::audit::{
     AuditDecision, AuditRecord, AuditShadow, AuditSubDecision, Outcome, WriteAhead,
 };
+use crate::kube::KubeError;
 use crate::mcp::jsonrpc::code;
 use crate::policy::{Decidable, Denied, Permit, Permitted, ShadowDecision};
 use crate::tool::resources::{self, ResourceRead};
@@ -117,7 +118,12 @@ pub(super) async fn call_tool(
         }
         Err(error) => {
             let message = error.to_string();
-            record.fail(Outcome::Error, message.clone());
+            // Past the answer memory bound is a refusal for load, like a full exchange limit.
+            let outcome = match error {
+                ToolError::Kube(KubeError::AnswerMemory { .. }) => Outcome::Throttled,
+                _ => Outcome::Error,
+            };
+            record.fail(outcome, message.clone());
             ex.tool_result(&message, None, true)
         }
     }

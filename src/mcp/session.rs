@@ -47,7 +47,8 @@ pub enum SessionKeyError {
         source: std::io::Error,
     },
     #[error(
-        "the session key {0} holds fewer than 32 bytes; make one with `head -c 32 /dev/urandom`"
+        "the session key {0} holds fewer than 32 bytes (whitespace around it is not counted); make \
+         one with `head -c 48 /dev/urandom | base64 > {0}`"
     )]
     Short(std::path::PathBuf),
     #[error("the system's random source failed, so no session key could be made")]

@@ -272,7 +272,11 @@ impl Tool for Analyze {
             }
             None => {
                 let report = Arc::new(self.analyze(run, &active, &settings, &coverage).await);
-                analysis.keep(key, report.clone(), analysis.ttl(&settings));
+                // A report missing what could not be listed is not kept: the next call tries
+                // again instead of being answered the gap for the whole TTL.
+                if report.errors.is_empty() {
+                    analysis.keep(key, report.clone(), analysis.ttl(&settings));
+                }
                 report
             }
         };

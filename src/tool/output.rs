@@ -417,6 +417,34 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_copied_path_writes_the_bytes_it_kept_as_they_came() {
+        let cases = [
+            // A `metadata` that is not an object is kept as it is.
+            (
+                r#"{"metadata":1,"kind":"Pod"}"#,
+                r#"{"metadata":1,"kind":"Pod"}"#,
+            ),
+            // A repeated `metadata`: each written as the last one, which a parser keeps.
+            (
+                r#"{"metadata":{"name":"a","managedFields":[{"x":1}]},"metadata":{"name":"b","managedFields":[]},"spec":{"a":"\u00e9 \"q\""}}"#,
+                r#"{"metadata":{"name":"b"},"metadata":{"name":"b"},"spec":{"a":"\u00e9 \"q\""}}"#,
+            ),
+            // A key spelled with an escape is still the key it decodes to.
+            (
+                r#"{"metadata":{"managedFi\u0065lds":[1],"name":"c"}}"#,
+                r#"{"metadata":{"name":"c"}}"#,
+            ),
+            (r#"["not","an","object"]"#, r#"["not","an","object"]"#),
+        ];
+        for (input, expected) in cases {
+            let raw: Box<RawValue> = serde_json::from_str(input).unwrap_or_else(|e| panic!("{e}"));
+            let out =
+                filter_raw(&raw, Some("Pod"), &mut |_| None).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(out.get(), expected, "{input}");
+        }
+    }
+
     /// Kubernetes-shaped objects: optional kind, metadata with managed fields, labels and
     /// annotations (sometimes last-applied), data, and nested lists.
     fn object() -> impl Strategy<Value = Value> {

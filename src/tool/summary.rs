@@ -19,7 +19,7 @@ type Row = fn(&Value, jiff::Timestamp) -> Vec<String>;
 
 /// [`Value::pointer`] for the literal paths written in this code (`/status/phase`: no `~`
 /// escapes), without the two strings `pointer` allocates for every segment it unescapes.
-pub trait At {
+pub(crate) trait At {
     fn at(&self, path: &str) -> Option<&Value>;
 }
 
@@ -841,6 +841,35 @@ impl<'de> Visitor<'de> for Pruned<'_> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn at_reads_what_pointer_reads_for_every_path_used() {
+        let text = include_str!("summary.rs");
+        let paths: std::collections::BTreeSet<&str> = text
+            .split('"')
+            .filter(|s| {
+                s.starts_with('/')
+                    && s.len() > 1
+                    && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'/')
+            })
+            .collect();
+        assert!(paths.len() > 40, "{paths:?}");
+        let object = serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"containers": [{"name": "a"}], "ports": [{"port": 80}], "replicas": 3, "capacity": {"storage": "1Gi"}},
+            "status": {"phase": "Running", "containerStatuses": [], "conditions": [{"type": "Ready"}], "nodeInfo": {"kubeletVersion": "v1.20"}},
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}}, "count": 2, "type": "Warning",
+        });
+        for path in paths {
+            assert_eq!(object.at(path), object.pointer(path), "{path}");
+        }
+        assert_eq!(object.at(""), Some(&object));
+        assert_eq!(
+            object.at("/spec/containers/0/name"),
+            object.pointer("/spec/containers/0/name")
+        );
+        assert_eq!(object.at("/nothing/here"), None);
+    }
 
     #[test]
     fn pods_show_what_kubectl_shows() {

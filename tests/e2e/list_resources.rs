@@ -324,3 +324,55 @@ async fn secret_values_are_masked_unless_reveal_secrets_is_granted() -> Result<(
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_answer_past_the_memory_bound_is_refused_and_gives_its_memory_back() -> Result<()> {
+    let admin = support::cluster().client("admin").await?;
+    tenant_namespace(
+        &admin,
+        "lr-mem",
+        Some("tenant-lr-mem"),
+        "lr-mem-devs",
+        VIEW_ROLE,
+    )
+    .await?;
+    // Two pods of ~200 KB each (a large annotation): their list, counted three times, is
+    // larger than a 1 MiB bound; one of them alone is not.
+    for name in ["big-1", "big-2"] {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "annotations": {"example.com/blob": "x".repeat(200_000)}},
+            "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]},
+        }))?;
+        Api::<Pod>::namespaced(admin.clone(), "lr-mem")
+            .create(&PostParams::default(), &pod)
+            .await?;
+    }
+    let gateway = TestGateway::start(GatewayOptions {
+        kubernetes: vec!["answer_memory_mib = 1".to_owned()],
+        ..GatewayOptions::default()
+    })
+    .await?;
+    let client = gateway.client();
+    let token = gateway.token("dana", &["lr-mem-devs"], "tenant-lr-mem");
+    let all = json!({"resourceType": "pods", "namespace": "lr-mem"});
+    let result = client.call_tool(&token, "list-resources", all).await?;
+    let (text, is_error) = tool_text(&result);
+    assert!(is_error, "{text}");
+    assert!(
+        text.contains(
+            "this answer alone is larger than kubegate's memory bound for answers (1 MiB"
+        ) && text.contains("limit"),
+        "{text}"
+    );
+    let record = gateway.audit_records().pop().unwrap_or_default();
+    assert_eq!(record["outcome"], "throttled", "{record}");
+    // What the refused call had counted came back: a page of one fits, again and again.
+    for _ in 0..3 {
+        let one = json!({"resourceType": "pods", "namespace": "lr-mem", "limit": 1});
+        let result = client.call_tool(&token, "list-resources", one).await?;
+        let (text, is_error) = tool_text(&result);
+        assert!(!is_error, "{text}");
+        assert_eq!(names(&result).len(), 1);
+    }
+    Ok(())
+}

@@ -116,6 +116,10 @@ pub async fn gather(
             Err(KubeError::NotServed(_)) | Err(KubeError::Api { code: 404, .. }) => {
                 gathered.not_served.insert(job.source);
             }
+            // Retrying per namespace would only ask for more of what there is no room for.
+            Err(error @ KubeError::AnswerMemory { .. }) => {
+                note_failure(&mut gathered, &job, &error)
+            }
             ref other if across => {
                 // A cut list's pages are dropped: what they held goes back to the budget.
                 if let Ok(listed) = other {
