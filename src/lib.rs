@@ -49,12 +49,6 @@ pub mod telemetry;
 pub mod tls;
 pub mod tool;
 
-/// mimalloc serves every allocation of a program that links kubegate (the server, and its tests
-/// and benches, so that they measure what runs): a call's JSON and Cedar entities are many small
-/// short-lived objects, which glibc's malloc served with 12% of the server's CPU under load.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Installs ring as the process's rustls crypto provider; harmless if one is installed already.
 pub fn install_crypto_provider() {
     // An Err only says that a provider was installed before, which is what we want.
