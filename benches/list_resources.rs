@@ -159,7 +159,7 @@ async fn run() -> Result<()> {
         audited = bench.measure_workload(&workload, audited).await?;
     }
     if let Some(list) = workloads().iter().find(|w| w.tool == "list-resources") {
-        audited = bench.h2load_view(list, audited)?;
+        audited = bench.h2load_view(list, audited).await?;
     }
     let rss = bench.cpu.kubegate_rss_kib()?;
     println!(
@@ -453,7 +453,7 @@ impl Bench {
     }
 
     /// The same comparison with h2load as the client, over HTTP/1.1 and HTTP/2.
-    fn h2load_view(&self, workload: &Workload, mut audited: usize) -> Result<usize> {
+    async fn h2load_view(&self, workload: &Workload, mut audited: usize) -> Result<usize> {
         if Command::new("h2load").arg("--version").output().is_err() {
             println!("\nh2load view skipped: h2load is not installed (Debian: nghttp2-client)");
             return Ok(audited);
@@ -512,18 +512,12 @@ impl Bench {
                 let (mut floor_cpu, mut gateway_cpu) = (Vec::new(), Vec::new());
                 for _ in 0..ROUNDS {
                     let n = requests(callers);
-                    let before = self.cpu.now()?;
-                    floor_runs.push(floor(n)?);
-                    let middle = self.cpu.now()?;
-                    gateway_runs.push(gateway(n)?);
-                    let after = self.cpu.now()?;
-                    let per = |a: [f64; 3], b: [f64; 3]| CpuPerCall {
-                        kubegate: (b[0] - a[0]) / n as f64,
-                        api_server: (b[1] - a[1]) / n as f64,
-                        etcd: (b[2] - a[2]) / n as f64,
-                    };
-                    floor_cpu.push(per(before, middle));
-                    gateway_cpu.push(per(middle, after));
+                    let (run, cpu) = self.cpu.during(n, async { floor(n) }).await?;
+                    floor_runs.push(run);
+                    floor_cpu.push(cpu);
+                    let (run, cpu) = self.cpu.during(n, async { gateway(n) }).await?;
+                    gateway_runs.push(run);
+                    gateway_cpu.push(cpu);
                 }
                 print_row(
                     callers,
