@@ -69,6 +69,9 @@ pub struct AuditRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
     pub mcp: AuditMcp,
+    /// The cluster the call went to (its configured name, the Cedar `Cluster` id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arguments: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -269,6 +272,7 @@ impl AuditRecord {
             user: None,
             source_ips: vec![source_ip],
             user_agent,
+            cluster: None,
             mcp: AuditMcp {
                 transport,
                 ..AuditMcp::default()

@@ -30,9 +30,14 @@ pub struct Config {
     /// Where to serve HTTPS; `--listen` overrides it.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// The name of the cluster, the id of the Cedar `Cluster` entity.
-    #[serde(default = "default_cluster_name")]
-    pub cluster_name: String,
+    /// The name of the cluster, the id of the Cedar `Cluster` entity (one cluster; with
+    /// `[[clusters]]`, each names its own).
+    #[serde(default)]
+    pub cluster_name: Option<String>,
+    /// The clusters kubegate fronts, when it fronts several (instead of `cluster_name` and
+    /// `[kubernetes] kubeconfig` and `context`).
+    #[serde(default)]
+    pub clusters: Vec<ClusterConfig>,
     /// The server certificate: needed to serve over HTTPS, not for stdio.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -306,6 +311,35 @@ pub struct KubernetesConfig {
     pub answer_memory_mib: Option<u64>,
 }
 
+/// One cluster of several: its name, how kubegate reaches it as itself, its tenant label.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The Cedar `Cluster` id, and the value of the tools' `context` argument.
+    pub name: String,
+    /// A kubeconfig for kubegate's own identity there; without it, the in-cluster or default one.
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use; its current context if unset.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// The namespace label naming a namespace's tenant there; `[kubernetes] tenant_label` if unset.
+    #[serde(default)]
+    pub tenant_label: Option<String>,
+    /// The cluster of calls that name none (at most one says so; else the first).
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// A cluster kubegate fronts, as the configuration resolves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    pub name: String,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub tenant_label: String,
+}
+
 /// Which Cedar policies are enforced, and which are trialled in shadow.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -435,9 +469,8 @@ pub const DEFAULT_TENANT_LABEL: &str = "kubegate.io/tenant";
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8443))
 }
-fn default_cluster_name() -> String {
-    "default".to_owned()
-}
+/// The cluster's name when the configuration gives none.
+pub const DEFAULT_CLUSTER_NAME: &str = "default";
 fn default_true() -> bool {
     true
 }
@@ -502,6 +535,11 @@ impl Config {
         }
         if let Some(k) = self.kubernetes.kubeconfig.as_mut() {
             fix(k);
+        }
+        for cluster in &mut self.clusters {
+            if let Some(k) = cluster.kubeconfig.as_mut() {
+                fix(k);
+            }
         }
         self.policy.files.iter_mut().for_each(fix);
         if let Some(shadow) = self.policy.shadow.as_mut() {
@@ -587,9 +625,7 @@ impl Config {
                 )));
             }
         }
-        if self.cluster_name.is_empty() {
-            return Err(ConfigError::Invalid("cluster_name is empty".into()));
-        }
+        self.check_clusters()?;
         let http = &self.http;
         let zero = [
             ("max_connections", http.max_connections == 0),
@@ -624,6 +660,85 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Checks the clusters: names that Cedar ids and the `context` argument can carry, each
+    /// once, at most one default, and one way of naming them.
+    fn check_clusters(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if !self.clusters.is_empty() {
+            let single = [
+                ("cluster_name", self.cluster_name.is_some()),
+                ("[kubernetes] kubeconfig", self.kubernetes.kubeconfig.is_some()),
+                ("[kubernetes] context", self.kubernetes.context.is_some()),
+            ];
+            if let Some((name, _)) = single.iter().find(|(_, set)| *set) {
+                return invalid(format!(
+                    "{name} is set beside [[clusters]]: with [[clusters]], each cluster names \
+                     its own name, kubeconfig and context"
+                ));
+            }
+            if self.clusters.iter().filter(|c| c.default).count() > 1 {
+                return invalid("more than one of [[clusters]] says `default = true`".into());
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for cluster in self.clusters() {
+            let name = &cluster.name;
+            // `/` separates the parts of a Namespace or Object id (`<cluster>/<namespace>`).
+            let usable = !name.is_empty()
+                && name.len() <= 63
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !usable {
+                return invalid(format!(
+                    "cluster name {name:?} is not usable: write 1 to 63 letters, digits, `-`, \
+                     `_` or `.` (it is the Cedar Cluster id and the tools' `context`)"
+                ));
+            }
+            if !seen.insert(name.clone()) {
+                return invalid(format!("cluster name `{name}` is given twice"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The clusters kubegate fronts, the default one first.
+    pub fn clusters(&self) -> Vec<ClusterSettings> {
+        let tenant_label = |own: &Option<String>| {
+            own.clone()
+                .unwrap_or_else(|| self.tenant_label().to_owned())
+        };
+        if self.clusters.is_empty() {
+            return vec![ClusterSettings {
+                name: self
+                    .cluster_name
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_CLUSTER_NAME.to_owned()),
+                kubeconfig: self.kubernetes.kubeconfig.clone(),
+                context: self.kubernetes.context.clone(),
+                tenant_label: tenant_label(&None),
+            }];
+        }
+        let default = self.clusters.iter().position(|c| c.default).unwrap_or(0);
+        let mut clusters: Vec<ClusterSettings> = self
+            .clusters
+            .iter()
+            .map(|c| ClusterSettings {
+                name: c.name.clone(),
+                kubeconfig: c.kubeconfig.clone(),
+                context: c.context.clone(),
+                tenant_label: tenant_label(&c.tenant_label),
+            })
+            .collect();
+        clusters[..=default].rotate_right(1);
+        clusters
+    }
+
+    /// The name of the default cluster (the Cedar `Cluster` id of calls that name none).
+    pub fn cluster_name(&self) -> String {
+        self.clusters().swap_remove(0).name
     }
 
     /// Applies the seed's `ALLOW_ONLY_NON_DESTRUCTIVE_TOOLS` (its value, if set): `true` adds

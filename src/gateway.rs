@@ -1,5 +1,5 @@
-//! Holds the parts of a running kubegate (authenticator, policy engine, Kubernetes client, audit
-//! log, sessions) and builds them, in order, from a configuration.
+//! Holds the parts of a running kubegate (authenticator, policy engine, the clusters it fronts,
+//! audit log, sessions) and builds them, in order, from a configuration.
 
 use std::sync::Arc;
 
@@ -8,7 +8,8 @@ use crate::auth::{AuthSetupError, Authenticator};
 use crate::config::Config;
 use crate::http::Guards;
 use crate::http::origin::HostCheck;
-use crate::kube::{Kube, KubeError};
+use crate::clusters::Clusters;
+use crate::kube::KubeError;
 use crate::mcp::session::Sessions;
 use crate::policy::{PolicyEngine, PolicyError};
 
@@ -16,8 +17,10 @@ use crate::policy::{PolicyEngine, PolicyError};
 pub struct Gateway {
     pub guards: Guards,
     pub auth: Authenticator,
+    /// The default cluster's policy engine (every cluster's engine shares its policies).
     pub policy: Arc<PolicyEngine>,
-    pub kube: Kube,
+    /// The clusters kubegate fronts (their connections, engines and analysis settings).
+    pub clusters: Clusters,
     pub audit: AuditLog,
     pub sessions: Sessions,
     /// Requests in flight, for `notifications/cancelled`.
@@ -26,8 +29,6 @@ pub struct Gateway {
     pub certificates: Option<crate::auth::certificate::CertificateNames>,
     /// What `/.well-known/oauth-protected-resource` says (none without `[auth]`).
     pub protected_resource: Option<crate::http::oauth::ProtectedResource>,
-    /// Tenants' analysis settings (kept in the cluster) and recent `analyze` answers.
-    pub analysis: crate::tool::Analysis,
     /// Requests kubegate sent to clients (`sampling/createMessage`), waiting for their answers.
     pub peers: crate::mcp::peer::Peers,
 }
@@ -69,7 +70,7 @@ impl Gateway {
         }
         .with_signature_budget(config.http.unverified_tokens_per_ip_per_second);
         auth.start();
-        let policy = PolicyEngine::load(config.policy_sources(), &config.cluster_name)?;
+        let policy = PolicyEngine::load(config.policy_sources(), &config.cluster_name())?;
         if policy.is_empty() {
             tracing::warn!("no policies are loaded: every call will be refused");
         }
@@ -93,26 +94,21 @@ impl Gateway {
         crate::policy::reload::spawn(Arc::clone(&policy), config.policy.watch);
         let audit = AuditLog::open(&config.audit)?
             .with_unauthenticated_rate(config.http.unauthenticated_records_per_ip_per_second);
-        let kube = Kube::connect(&config.kubernetes, config.tenant_label()).await?;
+        let clusters = Clusters::start(config, Arc::clone(&policy)).await?;
         tracing::info!(
+            clusters = clusters.iter().count(),
             policies = policy.len(),
             policy.version = %policy.version(),
             shadow = policy.has_shadow(),
             non_destructive = config.non_destructive(),
             "kubegate is ready"
         );
-        let analysis = crate::tool::Analysis::new(
-            kube.settings_store(&config.analysis.namespace),
-            config.analysis.clone(),
-        )
-        .map_err(StartError::Analysis)?;
         Ok(Gateway {
-            analysis,
             peers: Default::default(),
             guards,
             auth,
             policy,
-            kube,
+            clusters,
             audit,
             sessions,
             inflight: Default::default(),

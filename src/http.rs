@@ -57,7 +57,6 @@ use crate::auth::AuthError;
 use crate::config::HttpConfig;
 use crate::gateway::Gateway;
 use crate::mcp::{self, Incoming, McpError, Reply, jsonrpc};
-use crate::policy::NamespaceDirectory;
 use connection::Connection;
 use limits::Limits;
 use origin::HostCheck;
@@ -459,16 +458,37 @@ fn routed(
             }
         }
         (&Method::GET, "/healthz") => plain(StatusCode::OK, "ok\n"),
-        // The gateway exists only once discovery and the namespace cache are done; it stays
-        // ready while its copy of the namespaces can be trusted and it is not shutting down.
+        // The gateway exists only once its cluster's discovery and namespace cache are done
+        // (with several clusters, once each has been tried); it stays ready while some cluster
+        // can serve (its copy of the namespaces can be trusted) and it is not shutting down.
         (&Method::GET, "/readyz") => {
             let (waiting, none_loaded) = gateway.auth.waiting();
             let keys = (!waiting.is_empty())
                 .then(|| format!("the keys of {} are not loaded", waiting.join(", ")));
-            let unready = gateway
-                .kube
-                .stale()
-                .or_else(|| keys.clone().filter(|_| none_loaded));
+            let clusters: Vec<(&str, Option<String>)> = gateway
+                .clusters
+                .iter()
+                .map(|c| (c.name.as_str(), c.unready()))
+                .collect();
+            let unready = if clusters.iter().any(|(_, why)| why.is_none()) {
+                None
+            } else if let [(_, why)] = clusters.as_slice() {
+                why.clone()
+            } else {
+                Some("no cluster can serve".to_owned())
+            }
+            .or_else(|| keys.clone().filter(|_| none_loaded));
+            // With several clusters, one line each.
+            let each: String = if gateway.clusters.several() {
+                clusters
+                    .iter()
+                    .map(|(name, why)| {
+                        format!("cluster {name}: {}\n", why.as_deref().unwrap_or("ok"))
+                    })
+                    .collect()
+            } else {
+                String::new()
+            };
             match unready {
                 _ if !guards.ready.load(Ordering::SeqCst) => plain(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -476,12 +496,13 @@ fn routed(
                 ),
                 Some(why) => text(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    format!("not ready: {why}\n"),
+                    format!("not ready: {why}\n{each}"),
                 ),
                 // Some issuers work: ready, and saying which do not yet.
                 None => match keys {
-                    Some(waiting) => text(StatusCode::OK, format!("ok; {waiting}\n")),
-                    None => plain(StatusCode::OK, "ok\n"),
+                    Some(waiting) => text(StatusCode::OK, format!("ok; {waiting}\n{each}")),
+                    None if each.is_empty() => plain(StatusCode::OK, "ok\n"),
+                    None => text(StatusCode::OK, format!("ok\n{each}")),
                 },
             }
         }

@@ -35,12 +35,12 @@ use kube::core::DynamicObject;
 
 pub use discovery::{ApiCatalog, Served, split_api_version};
 pub use kinds::BuiltinKind;
-pub use memory::AnswerMemory;
+pub use memory::{AnswerMemory, DEFAULT_MIB as DEFAULT_ANSWER_MIB};
 pub use namespaces::{DEFAULT_STALE_AFTER, NamespaceCache, NamespaceSummary};
 pub use settings::{CustomAnalyzer, SettingsError, SettingsStore, TenantSettings, configmap_name};
 
 use crate::audit::{KubeCall, WriteAhead};
-use crate::config::KubernetesConfig;
+use crate::config::{ClusterSettings, KubernetesConfig};
 use crate::policy::{NamespaceDirectory, NamespaceFacts, Permit};
 
 /// The largest API server response kubegate reads (a list bigger than this needs a selector or
@@ -137,14 +137,15 @@ pub struct Kube {
 }
 
 impl Kube {
-    /// Connects with kubegate's own identity (the configured kubeconfig, or the in-cluster /
-    /// default one), runs discovery, reads the server's version and fills the namespace cache.
-    pub async fn connect(config: &KubernetesConfig, tenant_label: &str) -> Result<Kube, KubeError> {
+    /// Builds kubegate's own client for a cluster (its kubeconfig and context, or the
+    /// in-cluster / default one). Reads files only: a wrong path or an impersonating kubeconfig
+    /// fails here, before anything is asked of the cluster.
+    pub async fn client(cluster: &ClusterSettings) -> Result<kube::Client, KubeError> {
         let options = KubeConfigOptions {
-            context: config.context.clone(),
+            context: cluster.context.clone(),
             ..KubeConfigOptions::default()
         };
-        let kube_config = match &config.kubeconfig {
+        let kube_config = match &cluster.kubeconfig {
             Some(path) => {
                 let file = Kubeconfig::read_from(path)
                     .map_err(|e| KubeError::Config(format!("{}: {e}", path.display())))?;
@@ -157,12 +158,33 @@ impl Kube {
                 .map_err(|e| KubeError::Config(e.to_string()))?,
         };
         refuse_impersonating(&kube_config)?;
-        let client = kube::Client::try_from(kube_config).map_err(KubeError::Client)?;
+        kube::Client::try_from(kube_config).map_err(KubeError::Client)
+    }
+
+    /// Connects with kubegate's own identity to one cluster: builds its client, then runs
+    /// discovery, reads the server's version and fills the namespace cache.
+    pub async fn connect(
+        cluster: &ClusterSettings,
+        config: &KubernetesConfig,
+    ) -> Result<Kube, KubeError> {
+        let client = Kube::client(cluster).await?;
+        let memory = AnswerMemory::new(config.answer_memory_mib.unwrap_or(memory::DEFAULT_MIB));
+        Kube::start(client, cluster, config, memory).await
+    }
+
+    /// Builds the caches of one cluster from kubegate's own client there; `memory` is the
+    /// bound its answers share (with every other cluster's).
+    pub async fn start(
+        client: kube::Client,
+        cluster: &ClusterSettings,
+        config: &KubernetesConfig,
+        memory: AnswerMemory,
+    ) -> Result<Kube, KubeError> {
         let stale_after = config
             .namespaces_stale_after_seconds
-            .map_or(DEFAULT_STALE_AFTER, std::time::Duration::from_secs);
-        let mut kube = Kube::from_client(client, tenant_label, stale_after).await?;
-        kube.memory = AnswerMemory::new(config.answer_memory_mib.unwrap_or(memory::DEFAULT_MIB));
+            .map_or(DEFAULT_STALE_AFTER, Duration::from_secs);
+        let mut kube = Kube::from_client(client, &cluster.tenant_label, stale_after).await?;
+        kube.memory = memory;
         Ok(kube)
     }
 

@@ -35,6 +35,7 @@
 pub mod analyze;
 pub mod audit;
 pub mod auth;
+pub mod clusters;
 pub mod config;
 #[cfg(any(test, feature = "dev"))]
 pub mod dev;

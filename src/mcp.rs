@@ -33,6 +33,7 @@ use serde_json::{Map, Value, json};
 
 use crate::audit::{AuditRecord, AuditUser, Outcome};
 use crate::auth::Caller;
+use crate::clusters::Clusters;
 use crate::gateway::Gateway;
 use crate::policy::schema::{GET_PROMPT, READ_RESOURCE};
 use crate::policy::{Listed, RequestFacts, ResourceType};
@@ -409,7 +410,10 @@ async fn handle_one(
         // Exactly `{}`: these two carry nothing back.
         "ping" | "logging/setLevel" if !stateless => jsonrpc::result(&ex.id, json!({})),
         "server/discover" if stateless => ex.result(wire::discover_result()),
-        "tools/list" => ex.list_result(tools_list(&gateway.policy.listed(caller))),
+        "tools/list" => ex.list_result(tools_list(
+            &gateway.policy.listed(caller),
+            &gateway.clusters,
+        )),
         "tools/call" => calls::call_tool(ex, &params, record).await,
         "resources/list" => {
             let resources = tool::resources::list(|uri, ty| {
@@ -576,15 +580,37 @@ fn initialize_result(version: &str) -> Value {
     })
 }
 
-/// The tools some call of this caller could be permitted.
-fn tools_list(listed: &Listed) -> Value {
+/// The tools some call of this caller could be permitted. With several clusters, each tool
+/// but `list-clusters` takes `context`; with one, neither `context` nor `list-clusters` is
+/// shown (a small model is not asked to choose among one).
+fn tools_list(listed: &Listed, clusters: &Clusters) -> Value {
+    let several = clusters.several();
+    let context = several.then(|| {
+        json!({
+            "type": "string",
+            "description": format!(
+                "The cluster to act on: a name list-clusters shows. Without it, the default \
+                 cluster, `{}`.",
+                clusters.default_cluster().name
+            ),
+        })
+    });
     let tools: Vec<Value> = tool::CATALOG
         .iter()
         .filter(|spec| listed.possible(spec.name))
+        .filter(|spec| several || spec.name != tool::LIST_CLUSTERS)
         .map(|spec| {
-            let schema = tool::input_schema(spec.name)
+            let mut schema = tool::input_schema(spec.name)
                 .cloned()
                 .unwrap_or(Value::Null);
+            if let Some(context) = context.as_ref().filter(|_| spec.name != tool::LIST_CLUSTERS)
+                && let Some(properties) = schema
+                    .as_object_mut()
+                    .map(|s| s.entry("properties").or_insert_with(|| json!({})))
+                    .and_then(Value::as_object_mut)
+            {
+                properties.insert("context".to_owned(), context.clone());
+            }
             spec.describe(&schema)
         })
         .collect();

@@ -44,6 +44,7 @@ mod slice;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use cedar_policy::{
@@ -282,9 +283,17 @@ pub enum Reloaded {
     Replaced { version: String, policies: usize },
 }
 
-/// The policy engine: the schema, the set in force (replaced whole on reload), and what a
-/// decision needs besides (action entities, the cluster's entity, cached extension values).
+/// The policy engine of one cluster: the parts every cluster's engine shares (the schema, the
+/// set in force, replaced whole on reload, and what a decision needs besides) and the cluster
+/// it decides for. [`PolicyEngine::for_cluster`] makes the engine of another cluster over the
+/// same policies: one reload puts a new set in force for every cluster at once.
 pub struct PolicyEngine {
+    shared: Arc<Shared>,
+    cluster: entities::ClusterId,
+}
+
+/// What the engines of every cluster share.
+struct Shared {
     schema: Schema,
     authorizer: Authorizer,
     /// Per action: its entity and its groups' (from the schema), all a request needs of them.
@@ -292,11 +301,13 @@ pub struct PolicyEngine {
     /// Per action: the uids of its groups.
     action_groups: HashMap<String, Vec<EntityUid>>,
     extension_values: entities::ExtensionValues,
-    cluster: entities::ClusterId,
     sources: PolicySources,
     current: RwLock<Arc<Loaded>>,
     /// Reloads one at a time (a file watch and SIGHUP may fire together).
     reloading: Mutex<()>,
+    /// Whether kubegate fronts several clusters: then listings leave the cluster unknown, so
+    /// that a caller's lists show what some call of theirs could be permitted in any of them.
+    several_clusters: AtomicBool,
 }
 
 impl PolicyEngine {
@@ -326,16 +337,29 @@ impl PolicyEngine {
             .map(|(name, chain)| (name.clone(), chain[1..].iter().map(|e| e.uid()).collect()))
             .collect();
         Ok(PolicyEngine {
-            schema,
-            authorizer: Authorizer::new(),
-            action_groups,
-            actions,
-            extension_values: entities::ExtensionValues::default(),
+            shared: Arc::new(Shared {
+                schema,
+                authorizer: Authorizer::new(),
+                action_groups,
+                actions,
+                extension_values: entities::ExtensionValues::default(),
+                sources,
+                current: RwLock::new(Arc::new(loaded)),
+                reloading: Mutex::new(()),
+                several_clusters: AtomicBool::new(false),
+            }),
             cluster: entities::ClusterId::new(cluster),
-            sources,
-            current: RwLock::new(Arc::new(loaded)),
-            reloading: Mutex::new(()),
         })
+    }
+
+    /// The engine of another cluster kubegate fronts, over the same policies (and the same
+    /// reloads). From then on, listings cover every cluster.
+    pub fn for_cluster(&self, cluster: &str) -> PolicyEngine {
+        self.shared.several_clusters.store(true, Ordering::Relaxed);
+        PolicyEngine {
+            shared: Arc::clone(&self.shared),
+            cluster: entities::ClusterId::new(cluster),
+        }
     }
 
     /// Builds an engine from `(name, policy text)` pairs. Policy ids are their `@id` annotations,
@@ -351,24 +375,24 @@ impl PolicyEngine {
     /// On any error the set in force stays; calls already deciding finish on the set they began
     /// with.
     pub fn reload(&self) -> Result<Reloaded, PolicyError> {
-        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
-        let loaded = build(&self.sources, &self.schema, self.current().shadow.clone())?;
+        let _one_at_a_time = self.shared.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let loaded = build(&self.shared.sources, &self.shared.schema, self.current().shadow.clone())?;
         if loaded.version == self.current().version {
             return Ok(Reloaded::Unchanged);
         }
         let version = loaded.version.clone();
         let policies = loaded.enforced.len();
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
+        *self.shared.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
         Ok(Reloaded::Replaced { version, policies })
     }
 
     fn current(&self) -> Arc<Loaded> {
-        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
+        Arc::clone(&self.shared.current.read().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Where the policies come from.
     pub fn sources(&self) -> &PolicySources {
-        &self.sources
+        &self.shared.sources
     }
 
     /// How many policies (static ones and template links) are enforced.
@@ -539,7 +563,7 @@ impl PolicyEngine {
         namespaces: &dyn NamespaceDirectory,
     ) -> (Result<RevealSecrets, Denied>, Option<bool>) {
         let asked = &permit.question;
-        let question = match entities::context(None, request, &self.extension_values) {
+        let question = match entities::context(None, request, &self.shared.extension_values) {
             Ok(context) => Question {
                 caller: Arc::clone(&asked.caller),
                 principal: asked.principal.clone(),
@@ -596,10 +620,10 @@ impl PolicyEngine {
             listing::list(
                 &slices.enforced,
                 listing::Subject {
-                    schema: &self.schema,
+                    schema: &self.shared.schema,
                     principal: &principal,
                     entities,
-                    cluster: &self.cluster,
+                    cluster: self.listing_cluster(),
                 },
                 &actions,
             )
@@ -618,7 +642,7 @@ impl PolicyEngine {
         arguments: &Value,
         request: &RequestFacts,
     ) -> bool {
-        let Ok(context) = entities::context(Some(arguments), request, &self.extension_values)
+        let Ok(context) = entities::context(Some(arguments), request, &self.shared.extension_values)
         else {
             return false;
         };
@@ -634,15 +658,20 @@ impl PolicyEngine {
         listing::possible_with(
             &slices.enforced,
             listing::Subject {
-                schema: &self.schema,
+                schema: &self.shared.schema,
                 principal: &principal,
                 entities,
-                cluster: &self.cluster,
+                cluster: self.listing_cluster(),
             },
             action,
             ty,
             context,
         )
+    }
+
+    /// The cluster a listing knows: none when kubegate fronts several.
+    fn listing_cluster(&self) -> Option<&entities::ClusterId> {
+        (!self.shared.several_clusters.load(Ordering::Relaxed)).then_some(&self.cluster)
     }
 
     /// The caller's `User`, `Group`s and `Tenant`, and the cluster: what a listing knows.
@@ -722,7 +751,7 @@ impl PolicyEngine {
             .slices
             .get(caller, &loaded.enforced, loaded.shadow.as_deref())
             .map_err(undecidable)?;
-        match entities::context(arguments, request, &self.extension_values) {
+        match entities::context(arguments, request, &self.shared.extension_values) {
             Ok(context) => Ok(Question {
                 slices,
                 caller: Arc::clone(caller),
@@ -844,7 +873,7 @@ impl PolicyEngine {
         entities: &Entities,
         reasons: &HashMap<PolicyId, String>,
     ) -> Verdict {
-        let response = self.authorizer.is_authorized(request, set, entities);
+        let response = self.shared.authorizer.is_authorized(request, set, entities);
         // Cedar reports the deciding policies as a set; sorted by id, answers are stable.
         let mut deciding: Vec<&PolicyId> = response.diagnostics().reason().collect();
         deciding.sort_unstable_by_key(|id| id.to_string());
@@ -878,7 +907,7 @@ impl PolicyEngine {
         // catalog entry's arguments are validated against the schema by a unit test that runs
         // in release builds too; that is the guarantee that release builds evaluate requests of
         // the schema's types.
-        let schema = cfg!(debug_assertions).then_some(&self.schema);
+        let schema = cfg!(debug_assertions).then_some(&self.shared.schema);
         Request::new(
             question.principal.clone(),
             question.action_uid.clone(),
@@ -897,6 +926,7 @@ impl PolicyEngine {
         namespaces: &dyn NamespaceDirectory,
     ) -> Result<Entities, String> {
         let mut all = self
+            .shared
             .actions
             .get(question.action)
             .cloned()
@@ -915,7 +945,7 @@ impl PolicyEngine {
 
     /// The groups (`Action::"read"`, ...) an action is in.
     fn groups_of(&self, action: &str) -> &[EntityUid] {
-        self.action_groups.get(action).map_or(&[], Vec::as_slice)
+        self.shared.action_groups.get(action).map_or(&[], Vec::as_slice)
     }
 }
 

@@ -20,6 +20,7 @@ pub mod filters;
 mod get_logs;
 mod get_resource;
 mod helm;
+mod list_clusters;
 mod list_events;
 mod list_namespaces;
 pub mod list_resources;
@@ -42,12 +43,14 @@ use serde_json::{Map, Value, json};
 
 pub use analyze::Analysis;
 pub use helm::{decode_release, encode_release};
+pub use list_clusters::NAME as LIST_CLUSTERS;
 pub use list_resources::{LISTABLE, ListResources};
 pub use output::{MASK, ToolOutput};
 
 use crate::audit::{AuditGrant, KubeCall, WriteAhead};
 use crate::auth::Caller;
-use crate::kube::{ApiCatalog, Impersonated, Kube, KubeError};
+use crate::clusters::{Clusters, Reached};
+use crate::kube::{ApiCatalog, Impersonated, KubeError};
 use crate::mcp::peer::Peer;
 use crate::policy::{
     Decidable, Denied, NamespaceDirectory, Permit, Permitted, PolicyEngine, RequestFacts,
@@ -303,6 +306,7 @@ macro_rules! catalog {
 catalog! {
     Analyze(analyze::Analyze),
     ClusterInfo(cluster_info::ClusterInfo),
+    ListClusters(list_clusters::ListClusters),
     ListNamespaces(list_namespaces::ListNamespaces),
     ListResources(list_resources::ListResources),
     GetResource(get_resource::GetResource),
@@ -349,15 +353,14 @@ pub struct Ran {
 /// that change the cluster: without it their client cannot send a change.
 pub async fn run<T: Runnable>(
     permitted: &Permitted<T>,
-    policy: &PolicyEngine,
-    kube: &Kube,
-    analysis: &Analysis,
+    clusters: &Clusters,
+    to: Reached<'_>,
     facts: &RequestFacts,
     peer: Option<Peer<'_>>,
     write_ahead: Option<WriteAhead>,
 ) -> Ran {
     let permit = permitted.permit();
-    let mut client = match kube.impersonate(permit) {
+    let mut client = match to.kube.impersonate(permit) {
         Ok(client) => client,
         Err(error) => {
             return Ran {
@@ -371,8 +374,9 @@ pub async fn run<T: Runnable>(
         client.journaled(write_ahead);
     }
     let mut run = Run {
-        policy,
-        analysis,
+        policy: &to.cluster.policy,
+        analysis: &to.cluster.analysis,
+        clusters,
         peer,
         permit,
         facts,
@@ -394,6 +398,8 @@ pub struct Run<'a> {
     pub policy: &'a PolicyEngine,
     /// Tenants' analysis settings and recent answers, for `analyze` and its settings tools.
     pub analysis: &'a Analysis,
+    /// Every cluster kubegate fronts (this call's is the one of `policy` and `kube`).
+    pub clusters: &'a Clusters,
     /// The caller's client while it waits for this answer (progress, sampling), if reachable.
     pub peer: Option<Peer<'a>>,
     pub permit: &'a Permit,

@@ -8,6 +8,7 @@ use super::{Exchange, jsonrpc};
 use crate::audit::{
     AuditDecision, AuditRecord, AuditShadow, AuditSubDecision, Outcome, WriteAhead,
 };
+use crate::clusters::Reached;
 use crate::kube::KubeError;
 use crate::mcp::jsonrpc::code;
 use crate::policy::{Decidable, Denied, Permit, Permitted, ShadowDecision};
@@ -52,10 +53,40 @@ pub(super) async fn call_tool(
         record.fail(Outcome::Denied, denied.to_string());
         return ex.tool_result(&denied.to_string(), None, true);
     }
-    let mut parsed = ToolCall::parse(name, arguments, &ex.gateway.kube.catalog());
+    // The cluster the call goes to: its `context`, or the default one.
+    let without_context;
+    let (context, arguments) = match arguments.get("context") {
+        None => (None, arguments),
+        Some(Value::String(context)) => {
+            let mut rest = arguments.clone();
+            rest.remove("context");
+            without_context = rest;
+            (Some(context.as_str()), &without_context)
+        }
+        Some(_) => {
+            let message = format!(
+                "invalid arguments for `{name}`: `context` must be a string, the name of a \
+                 cluster (list-clusters shows them)"
+            );
+            record.fail(Outcome::Invalid, message.clone());
+            return ex.tool_result(&message, None, true);
+        }
+    };
+    let reached = match ex.gateway.clusters.get(context).and_then(|c| {
+        record.cluster = Some(c.name.clone());
+        c.reach()
+    }) {
+        Ok(reached) => reached,
+        Err(error) => {
+            record.set_arguments(&names_only(arguments, "the call went to no cluster"));
+            record.fail(Outcome::Invalid, error.to_string());
+            return ex.tool_result(&error.to_string(), None, true);
+        }
+    };
+    let mut parsed = ToolCall::parse(name, arguments, &reached.kube.catalog());
     // A kind installed since the last discovery (a new CRD): discover again, once, and retry.
-    if matches!(parsed, Err(ToolError::NotServed { .. })) && ex.gateway.kube.rediscover().await {
-        parsed = ToolCall::parse(name, arguments, &ex.gateway.kube.catalog());
+    if matches!(parsed, Err(ToolError::NotServed { .. })) && reached.kube.rediscover().await {
+        parsed = ToolCall::parse(name, arguments, &reached.kube.catalog());
     }
     let call = match parsed {
         Ok(call) => call,
@@ -75,7 +106,7 @@ pub(super) async fn call_tool(
     };
     record.set_arguments(&call.audit_arguments());
     let changes_cluster = call.spec().group.changes_cluster();
-    let permitted = match ex.authorize(call, record) {
+    let permitted = match ex.authorize(call, reached, record) {
         Ok(permitted) => permitted,
         Err(denied) => return ex.tool_result(&denied.to_string(), None, true),
     };
@@ -98,7 +129,7 @@ pub(super) async fn call_tool(
     };
     let ran = if changes_cluster {
         // A change runs to its end and is recorded, whatever its client does.
-        ex.run(&permitted, write_ahead, record).await
+        ex.run(&permitted, reached, write_ahead, record).await
     } else {
         // A read whose client went away is abandoned, before or during its Kubernetes call:
         // a client resetting streams cannot make kubegate do the work anyway.
@@ -106,7 +137,7 @@ pub(super) async fn call_tool(
         tokio::select! {
             biased;
             () = gone.cancelled() => Err(ToolError::Cancelled),
-            ran = ex.run(&permitted, write_ahead, record) => ran,
+            ran = ex.run(&permitted, reached, write_ahead, record) => ran,
         }
     };
     match ran {
@@ -117,7 +148,7 @@ pub(super) async fn call_tool(
             ex.tool_result(&message, None, true)
         }
         Err(error) => {
-            let message = error.to_string();
+            let message = ex.naming_cluster(reached, &error);
             // Past the answer memory bound is a refusal for load, like a full exchange limit.
             let outcome = match error {
                 ToolError::Kube(KubeError::AnswerMemory { .. }) => Outcome::Throttled,
@@ -141,7 +172,16 @@ pub(super) async fn read_resource(
         return jsonrpc::error(Some(id), code::INVALID_PARAMS, message);
     };
     record.set_arguments(&json!({ "uri": uri }));
-    let read = match ResourceRead::parse(uri, &ex.gateway.kube.catalog()) {
+    let cluster = ex.gateway.clusters.default_cluster();
+    record.cluster = Some(cluster.name.clone());
+    let reached = match cluster.reach() {
+        Ok(reached) => reached,
+        Err(error) => {
+            record.fail(Outcome::Error, error.to_string());
+            return jsonrpc::error(Some(id), code::INTERNAL_ERROR, error.to_string());
+        }
+    };
+    let read = match ResourceRead::parse(uri, &reached.kube.catalog()) {
         Ok(read) => read,
         Err(message) => {
             record.fail(Outcome::Invalid, message.clone());
@@ -155,14 +195,14 @@ pub(super) async fn read_resource(
             return jsonrpc::error_with_data(Some(id), code, message, Some(json!({ "uri": uri })));
         }
     };
-    let permitted = match ex.authorize(read, record) {
+    let permitted = match ex.authorize(read, reached, record) {
         Ok(permitted) => permitted,
         Err(denied) => return jsonrpc::error(Some(id), code::REFUSED, denied.to_string()),
     };
-    match ex.run(&permitted, None, record).await {
+    match ex.run(&permitted, reached, None, record).await {
         Ok(output) => ex.read_result(resources::contents(uri, &output)),
         Err(error) => {
-            let message = error.to_string();
+            let message = ex.naming_cluster(reached, &error);
             record.fail(Outcome::Error, message.clone());
             let code = match error {
                 ToolError::NotFound(_) => code::RESOURCE_NOT_FOUND,
@@ -178,14 +218,15 @@ impl Exchange<'_> {
     pub(super) fn authorize<T: Decidable>(
         &self,
         call: T,
+        to: Reached<'_>,
         record: &mut AuditRecord,
     ) -> Result<Permitted<T>, Denied> {
         let started = std::time::Instant::now();
         let at = std::time::SystemTime::now();
-        let decided =
-            self.gateway
-                .policy
-                .authorize(self.caller, call, &self.facts, &self.gateway.kube);
+        let decided = to
+            .cluster
+            .policy
+            .authorize(self.caller, call, &self.facts, to.kube);
         crate::metrics::policy_decision(started.elapsed());
         record.decided = Some((at, started.elapsed()));
         match decided {
@@ -206,14 +247,14 @@ impl Exchange<'_> {
     pub(super) async fn run<T: Runnable>(
         &self,
         permitted: &Permitted<T>,
+        to: Reached<'_>,
         write_ahead: Option<WriteAhead>,
         record: &mut AuditRecord,
     ) -> Result<ToolOutput, ToolError> {
         let ran = tool::run(
             permitted,
-            &self.gateway.policy,
-            &self.gateway.kube,
-            &self.gateway.analysis,
+            &self.gateway.clusters,
+            to,
             &self.facts,
             self.peer_out.clone().map(|out| crate::mcp::peer::Peer {
                 peers: &self.gateway.peers,
@@ -245,6 +286,17 @@ impl Exchange<'_> {
             }
         }
         ran.output
+    }
+
+    /// A failed call's message; with several clusters, saying which one it went to.
+    fn naming_cluster(&self, to: Reached<'_>, error: &ToolError) -> String {
+        match error {
+            ToolError::Denied(_) => error.to_string(),
+            _ if self.gateway.clusters.several() => {
+                format!("cluster `{}`: {error}", to.cluster.name)
+            }
+            _ => error.to_string(),
+        }
     }
 }
 

@@ -1,13 +1,15 @@
 //! Answers `completion/complete` for prompt arguments and the object template: namespace names
 //! the caller may use (as `list-namespaces` decides them), and names of pods, deployments or
 //! other objects in a namespace (as `list-resources` lists them, as the caller). Each
-//! completion is the tool call it resembles, decided and run the same way; a refusal completes
-//! nothing rather than saying why.
+//! completion is the tool call it resembles, decided and run the same way, in the cluster the
+//! arguments given so far name (`context`) or the default one; a refusal completes nothing
+//! rather than saying why.
 
 use serde_json::{Map, Value, json};
 
 use super::{Exchange, jsonrpc};
 use crate::audit::{AuditRecord, Outcome};
+use crate::clusters::Reached;
 use crate::mcp::jsonrpc::code;
 use crate::tool::{self, ToolCall};
 
@@ -37,16 +39,25 @@ pub(super) async fn complete(
         .and_then(Value::as_object);
     let given = |key: &str| context.and_then(|c| c.get(key)).and_then(Value::as_str);
     record.set_arguments(&json!({ "argument": name, "value": prefix }));
-    let mut values = match name {
-        "namespace" => namespaces(ex, record),
-        "resourceType" => tool::LISTABLE
+    // Names come from the cluster the arguments given so far name (`context`), or the default.
+    let cluster = ex.gateway.clusters.get(given("context"));
+    if let Ok(cluster) = cluster {
+        record.cluster = Some(cluster.name.clone());
+    }
+    let reached = cluster.ok().and_then(|c| c.reach().ok());
+    let mut values = match (name, reached) {
+        ("resourceType", _) => tool::LISTABLE
             .iter()
             .map(|k| k.plural().to_owned())
             .collect(),
-        "podName" => names(ex, record, "pods", given("namespace")).await,
-        "deploymentName" => names(ex, record, "deployments", given("namespace")).await,
-        "name" => match given("resourceType") {
-            Some(kind) => names(ex, record, kind, given("namespace")).await,
+        (_, None) => Vec::new(),
+        ("namespace", Some(to)) => namespaces(ex, to, record),
+        ("podName", Some(to)) => names(ex, to, record, "pods", given("namespace")).await,
+        ("deploymentName", Some(to)) => {
+            names(ex, to, record, "deployments", given("namespace")).await
+        }
+        ("name", Some(to)) => match given("resourceType") {
+            Some(kind) => names(ex, to, record, kind, given("namespace")).await,
             None => Vec::new(),
         },
         _ => Vec::new(),
@@ -60,12 +71,11 @@ pub(super) async fn complete(
 }
 
 /// The namespaces `list-namespaces` would show this caller.
-fn namespaces(ex: &Exchange<'_>, record: &mut AuditRecord) -> Vec<String> {
-    let Ok(call) = ToolCall::parse("list-namespaces", &Map::new(), &ex.gateway.kube.catalog())
-    else {
+fn namespaces(ex: &Exchange<'_>, to: Reached<'_>, record: &mut AuditRecord) -> Vec<String> {
+    let Ok(call) = ToolCall::parse("list-namespaces", &Map::new(), &to.kube.catalog()) else {
         return Vec::new();
     };
-    match ex.authorize(call, record) {
+    match ex.authorize(call, to, record) {
         Ok(permitted) => permitted.permit().namespaces().map(str::to_owned).collect(),
         Err(_) => Vec::new(),
     }
@@ -74,6 +84,7 @@ fn namespaces(ex: &Exchange<'_>, record: &mut AuditRecord) -> Vec<String> {
 /// The names `list-resources` would list for this caller.
 async fn names(
     ex: &Exchange<'_>,
+    to: Reached<'_>,
     record: &mut AuditRecord,
     resource_type: &str,
     namespace: Option<&str>,
@@ -89,13 +100,13 @@ async fn names(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let Ok(call) = ToolCall::parse("list-resources", &arguments, &ex.gateway.kube.catalog()) else {
+    let Ok(call) = ToolCall::parse("list-resources", &arguments, &to.kube.catalog()) else {
         return Vec::new();
     };
-    let Ok(permitted) = ex.authorize(call, record) else {
+    let Ok(permitted) = ex.authorize(call, to, record) else {
         return Vec::new();
     };
-    ex.run(&permitted, None, record)
+    ex.run(&permitted, to, None, record)
         .await
         .ok()
         .and_then(|o| o.structured)

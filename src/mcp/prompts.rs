@@ -23,7 +23,16 @@ pub(super) fn get(
         }
     };
     record.set_arguments(&prompt.cedar_arguments());
-    let permitted = match ex.authorize(prompt, record) {
+    let cluster = ex.gateway.clusters.default_cluster();
+    record.cluster = Some(cluster.name.clone());
+    let reached = match cluster.reach() {
+        Ok(reached) => reached,
+        Err(error) => {
+            record.fail(Outcome::Error, error.to_string());
+            return jsonrpc::error(Some(id), code::INTERNAL_ERROR, error.to_string());
+        }
+    };
+    let permitted = match ex.authorize(prompt, reached, record) {
         Ok(permitted) => permitted,
         Err(denied) => return jsonrpc::error(Some(id), code::REFUSED, denied.to_string()),
     };

@@ -107,6 +107,10 @@ pub struct Case {
     /// `reveal-secrets` in this namespace, or in `cluster`.
     #[serde(default)]
     pub reveal: Option<String>,
+    /// The cluster the call goes to (the Cedar `Cluster` id), if not the file's; its
+    /// namespaces are the file's.
+    #[serde(default)]
+    pub cluster: Option<String>,
     /// The tool's or the prompt's arguments.
     #[serde(default)]
     pub arguments: Map<String, Value>,
@@ -494,14 +498,26 @@ pub fn run(path: &Path) -> Result<Vec<CaseOutcome>, CaseError> {
         })?;
     let namespaces = StaticNamespaces::new(&file.namespaces, &file.tenant_label);
     let served = ApiCatalog::offline();
+    // One engine per other cluster the cases name, over the same policies.
+    let mut others: BTreeMap<&str, PolicyEngine> = BTreeMap::new();
+    for name in file.cases.iter().filter_map(|c| c.cluster.as_deref()) {
+        if name != file.cluster && !others.contains_key(name) {
+            others.insert(name, engine.for_cluster(name));
+        }
+    }
     Ok(file
         .cases
         .iter()
         .map(|case| {
+            let engine = case
+                .cluster
+                .as_deref()
+                .and_then(|name| others.get(name))
+                .unwrap_or(&engine);
             let failure = match case.call() {
                 Ok(call) => {
                     let decided = decide(
-                        &engine,
+                        engine,
                         &case.principal.caller(),
                         &call,
                         &case.request.facts(),

@@ -4,8 +4,9 @@
 //!
 //! # How
 //! Cedar's type-aware partial evaluation (TPE) decides each action with the caller known and
-//! the rest unknown: the resource (for namespaces and objects; the one cluster is known) and
-//! the whole context (arguments and request facts). If TPE denies outright, no choice of
+//! the rest unknown: the resource (for namespaces and objects; for the cluster too when
+//! kubegate fronts several, else the one cluster is known) and the whole context (arguments
+//! and request facts). If TPE denies outright, no choice of
 //! resource, arguments, source address or time can be permitted: the action is never listed,
 //! and a call of it is refused before its arguments are read. Anything TPE cannot settle is
 //! listed; the real decision of each call still decides it. So a listing never hides what a
@@ -75,7 +76,9 @@ pub struct Subject<'a> {
     pub principal: &'a EntityUid,
     /// The caller's `User`, `Group`s and `Tenant`, and the `Cluster`.
     pub entities: Entities,
-    pub cluster: &'a ClusterId,
+    /// The one cluster kubegate fronts; `None` when it fronts several (then a cluster-scoped
+    /// call's resource is unknown too, and a policy naming one cluster leaves its action listed).
+    pub cluster: Option<&'a ClusterId>,
 }
 
 /// Decides every `(action, resource types)` for the subject against `set`.
@@ -132,11 +135,11 @@ fn reach(
     ty: ResourceType,
     context: Option<Context>,
 ) -> Reachable {
-    let resource = match ty {
-        ResourceType::Cluster => {
-            PartialEntityUid::from_concrete(subject.cluster.uid_cluster().clone())
+    let resource = match (ty, subject.cluster) {
+        (ResourceType::Cluster, Some(cluster)) => {
+            PartialEntityUid::from_concrete(cluster.uid_cluster().clone())
         }
-        other => PartialEntityUid::new(entities::type_name(other.cedar_name()), None),
+        (other, _) => PartialEntityUid::new(entities::type_name(other.cedar_name()), None),
     };
     let request = PartialRequest::new(
         PartialEntityUid::from_concrete(subject.principal.clone()),

@@ -52,6 +52,10 @@ pub struct Args {
     /// A kubegate configuration: its policies, and its cluster's namespaces when reachable.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The cluster the call goes to (the Cedar `Cluster` id; with `--config`, one of its
+    /// clusters, whose namespaces are read); without it, `--config`'s default cluster, or `local`.
+    #[arg(long)]
+    cluster: Option<String>,
     /// A namespace as `NAME` or `NAME:LABEL=VALUE,LABEL=VALUE`, when no cluster is used;
     /// repeat for several.
     #[arg(long = "namespace")]
@@ -164,12 +168,25 @@ async fn setup(args: &Args) -> anyhow::Result<(PolicyEngine, Option<Kube>, Strin
             paths: args.policies.clone(),
             ..PolicySources::default()
         };
-        let engine = PolicyEngine::load(sources, "local")?;
+        let cluster = args.cluster.as_deref().unwrap_or("local");
+        let engine = PolicyEngine::load(sources, cluster)?;
         return Ok((engine, None, DEFAULT_TENANT_LABEL.to_owned(), notes));
     };
     let config = Config::load(path)?;
-    let engine = PolicyEngine::load(config.policy_sources(), &config.cluster_name)?;
-    let connect = Kube::connect(&config.kubernetes, config.tenant_label());
+    let clusters = config.clusters();
+    let cluster = match &args.cluster {
+        None => &clusters[0],
+        Some(name) => clusters.iter().find(|c| &c.name == name).with_context(|| {
+            let known: Vec<&str> = clusters.iter().map(|c| c.name.as_str()).collect();
+            format!(
+                "--cluster {name}: {} fronts {}",
+                path.display(),
+                known.join(", ")
+            )
+        })?,
+    };
+    let engine = PolicyEngine::load(config.policy_sources(), &cluster.name)?;
+    let connect = Kube::connect(cluster, &config.kubernetes);
     let kube = match tokio::time::timeout(Duration::from_secs(10), connect).await {
         Ok(Ok(kube)) => Some(kube),
         Ok(Err(error)) => {
@@ -184,7 +201,7 @@ async fn setup(args: &Args) -> anyhow::Result<(PolicyEngine, Option<Kube>, Strin
             None
         }
     };
-    Ok((engine, kube, config.tenant_label().to_owned(), notes))
+    Ok((engine, kube, cluster.tenant_label.clone(), notes))
 }
 
 fn parse_namespaces(
