@@ -88,7 +88,8 @@ impl Clusters {
             clients.push(client);
         }
         if let ([cluster], [client]) = (all.as_slice(), clients.as_slice()) {
-            let kube = Kube::start(client.clone(), &settings[0], &config.kubernetes, memory).await?;
+            let kube =
+                Kube::start(client.clone(), &settings[0], &config.kubernetes, memory).await?;
             let _ = cluster.kube.set(kube);
             return Ok(Clusters { all });
         }
@@ -182,8 +183,11 @@ impl Cluster {
 }
 
 fn analysis(client: kube::Client, config: &AnalysisConfig) -> Result<Analysis, StartError> {
-    Analysis::new(SettingsStore::new(client, &config.namespace), config.clone())
-        .map_err(StartError::Analysis)
+    Analysis::new(
+        SettingsStore::new(client, &config.namespace),
+        config.clone(),
+    )
+    .map_err(StartError::Analysis)
 }
 
 /// Connects to one cluster, again after each failure (waiting longer each time, up to

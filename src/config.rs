@@ -669,7 +669,10 @@ impl Config {
         if !self.clusters.is_empty() {
             let single = [
                 ("cluster_name", self.cluster_name.is_some()),
-                ("[kubernetes] kubeconfig", self.kubernetes.kubeconfig.is_some()),
+                (
+                    "[kubernetes] kubeconfig",
+                    self.kubernetes.kubeconfig.is_some(),
+                ),
                 ("[kubernetes] context", self.kubernetes.context.is_some()),
             ];
             if let Some((name, _)) = single.iter().find(|(_, set)| *set) {

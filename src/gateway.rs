@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use crate::audit::{AuditError, AuditLog};
 use crate::auth::{AuthSetupError, Authenticator};
+use crate::clusters::Clusters;
 use crate::config::Config;
 use crate::http::Guards;
 use crate::http::origin::HostCheck;
-use crate::clusters::Clusters;
 use crate::kube::KubeError;
 use crate::mcp::session::Sessions;
 use crate::policy::{PolicyEngine, PolicyError};

@@ -603,7 +603,9 @@ fn tools_list(listed: &Listed, clusters: &Clusters) -> Value {
             let mut schema = tool::input_schema(spec.name)
                 .cloned()
                 .unwrap_or(Value::Null);
-            if let Some(context) = context.as_ref().filter(|_| spec.name != tool::LIST_CLUSTERS)
+            if let Some(context) = context
+                .as_ref()
+                .filter(|_| spec.name != tool::LIST_CLUSTERS)
                 && let Some(properties) = schema
                     .as_object_mut()
                     .map(|s| s.entry("properties").or_insert_with(|| json!({})))

@@ -375,19 +375,37 @@ impl PolicyEngine {
     /// On any error the set in force stays; calls already deciding finish on the set they began
     /// with.
     pub fn reload(&self) -> Result<Reloaded, PolicyError> {
-        let _one_at_a_time = self.shared.reloading.lock().unwrap_or_else(|e| e.into_inner());
-        let loaded = build(&self.shared.sources, &self.shared.schema, self.current().shadow.clone())?;
+        let _one_at_a_time = self
+            .shared
+            .reloading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let loaded = build(
+            &self.shared.sources,
+            &self.shared.schema,
+            self.current().shadow.clone(),
+        )?;
         if loaded.version == self.current().version {
             return Ok(Reloaded::Unchanged);
         }
         let version = loaded.version.clone();
         let policies = loaded.enforced.len();
-        *self.shared.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
+        *self
+            .shared
+            .current
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded);
         Ok(Reloaded::Replaced { version, policies })
     }
 
     fn current(&self) -> Arc<Loaded> {
-        Arc::clone(&self.shared.current.read().unwrap_or_else(|e| e.into_inner()))
+        Arc::clone(
+            &self
+                .shared
+                .current
+                .read()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     /// Where the policies come from.
@@ -642,7 +660,8 @@ impl PolicyEngine {
         arguments: &Value,
         request: &RequestFacts,
     ) -> bool {
-        let Ok(context) = entities::context(Some(arguments), request, &self.shared.extension_values)
+        let Ok(context) =
+            entities::context(Some(arguments), request, &self.shared.extension_values)
         else {
             return false;
         };
@@ -945,7 +964,10 @@ impl PolicyEngine {
 
     /// The groups (`Action::"read"`, ...) an action is in.
     fn groups_of(&self, action: &str) -> &[EntityUid] {
-        self.shared.action_groups.get(action).map_or(&[], Vec::as_slice)
+        self.shared
+            .action_groups
+            .get(action)
+            .map_or(&[], Vec::as_slice)
     }
 }
 

@@ -184,6 +184,9 @@ pub fn export(record: &AuditRecord) {
         if let Some(namespace) = namespace_of(path) {
             attributes.push(KeyValue::new("k8s.namespace.name", namespace.to_owned()));
         }
+        if let Some(cluster) = &record.cluster {
+            attributes.push(KeyValue::new("k8s.cluster.name", cluster.clone()));
+        }
         if let Some(id) = &call.audit_id {
             attributes.push(KeyValue::new("kubegate.kube.audit_id", id.clone()));
         }
@@ -243,6 +246,9 @@ fn server_attributes(record: &AuditRecord) -> Vec<KeyValue> {
         attributes.push(KeyValue::new("jsonrpc.request.id", id));
     }
     attributes.push(KeyValue::new("kubegate.transport", mcp.transport));
+    if let Some(cluster) = &record.cluster {
+        attributes.push(KeyValue::new("k8s.cluster.name", cluster.clone()));
+    }
     if let Some(ip) = record.source_ips.first() {
         attributes.push(KeyValue::new("client.address", ip.to_string()));
     }

@@ -281,6 +281,8 @@ pub struct Filter {
     /// `Some(true)`: allowed by the policy; `Some(false)`: refused by it.
     pub allowed: Option<bool>,
     pub namespace: Option<String>,
+    /// The cluster the call went to.
+    pub cluster: Option<String>,
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
     pub outcome: Option<String>,
@@ -297,6 +299,7 @@ impl Filter {
         is(&self.user, record.username())
             && is(&self.tenant, record.tenant())
             && is(&self.tool, record.mcp.tool.as_deref())
+            && is(&self.cluster, record.cluster.as_deref())
             && is(&self.outcome, Some(&record.outcome))
             && is(&self.stage, Some(&record.stage))
             && self.in_time(record.stage_timestamp)

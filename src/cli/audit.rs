@@ -63,8 +63,10 @@ struct JoinArgs {
     /// kubegate audit logs (rotated, or one per replica); none or `-`: standard input.
     files: Vec<PathBuf>,
     /// The API server's audit log (JSON lines of audit.k8s.io/v1 Event); repeat for several.
+    /// With several clusters, `CLUSTER=PATH`, one or more per cluster: a call is paired only
+    /// with an event of its own cluster's log.
     #[arg(long = "kube-audit", required = true)]
-    kube_audit: Vec<PathBuf>,
+    kube_audit: Vec<String>,
     /// The username kubegate authenticates to the API server as: its events that no record
     /// explains are reported.
     #[arg(long)]
@@ -104,6 +106,9 @@ struct Filters {
     /// their arguments, or sending an API request to it.
     #[arg(long)]
     namespace: Option<String>,
+    /// Only calls that went to this cluster (its configured name).
+    #[arg(long)]
+    cluster: Option<String>,
     /// Only from this time: RFC 3339, or a duration back from now (`1h`, `30m`, `2d`).
     #[arg(long)]
     since: Option<String>,
@@ -199,12 +204,18 @@ fn join(args: JoinArgs) -> anyhow::Result<()> {
     };
     let reading = read(&args.files, &filter)?;
     let mut skipped = Vec::new();
-    let events = ApiServerEvents::read(
-        &Source::all(&args.kube_audit),
-        &reading.entries,
-        &args.gateway_user,
-        &mut skipped,
-    );
+    let logs: Vec<(Option<String>, Source)> = args
+        .kube_audit
+        .iter()
+        .map(|given| {
+            let (cluster, path) = review::join::cluster_log(given);
+            (
+                cluster.map(str::to_owned),
+                Source::all(&[PathBuf::from(path)]).remove(0),
+            )
+        })
+        .collect();
+    let events = ApiServerEvents::read(&logs, &reading.entries, &args.gateway_user, &mut skipped);
     report(&skipped);
     let window = match (filter.since, filter.until) {
         (None, None) => Window::covering(&reading.entries),
@@ -243,6 +254,7 @@ impl Filters {
                 .transpose()?,
             allowed: self.decision.map(|d| matches!(d, Decision::Allowed)),
             namespace: self.namespace.clone(),
+            cluster: self.cluster.clone(),
             since: time(&self.since)?,
             until: time(&self.until)?,
             outcome: self.outcome.as_deref().map(review::outcome).transpose()?,

@@ -305,3 +305,125 @@ fn client_certificates_and_the_plain_listener_are_configured_safely() {
         .contains("domain-prefixed")
     );
 }
+
+/// EXAMPLE with its one cluster's settings replaced by `clusters` (TOML tables).
+fn with_clusters(clusters: &str) -> String {
+    EXAMPLE.replace("cluster_name = \"local\"\n", "").replace(
+        "kubeconfig = \"kubegate.kubeconfig\"\n",
+        "tenant_label = \"team\"\n",
+    ) + clusters
+}
+
+#[test]
+fn one_cluster_is_named_by_cluster_name_and_reached_by_kubernetes() {
+    let config = load(EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
+    let clusters = config.clusters();
+    assert_eq!(clusters.len(), 1);
+    assert_eq!(clusters[0].name, "local");
+    assert!(
+        clusters[0]
+            .kubeconfig
+            .as_ref()
+            .is_some_and(|p| p.ends_with("kubegate.kubeconfig"))
+    );
+    assert_eq!(clusters[0].tenant_label, DEFAULT_TENANT_LABEL);
+    let unnamed =
+        load(&EXAMPLE.replace("cluster_name = \"local\"\n", "")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(unnamed.cluster_name(), DEFAULT_CLUSTER_NAME);
+}
+
+#[test]
+fn several_clusters_come_default_first_with_their_own_settings() {
+    let text = with_clusters(
+        r#"
+[[clusters]]
+name = "dev"
+kubeconfig = "dev.kubeconfig"
+
+[[clusters]]
+name = "staging"
+in_cluster = true
+"#,
+    );
+    // An unknown key in a cluster's table is refused, as anywhere else.
+    assert!(load(&text).is_err());
+    let text = with_clusters(
+        r#"
+[[clusters]]
+name = "dev"
+kubeconfig = "dev.kubeconfig"
+
+[[clusters]]
+name = "staging"
+context = "kubegate@staging"
+tenant_label = "example.com/tenant"
+
+[[clusters]]
+name = "prod"
+kubeconfig = "/etc/kubegate/prod.kubeconfig"
+default = true
+"#,
+    );
+    let config = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let clusters = config.clusters();
+    let names: Vec<&str> = clusters.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["prod", "dev", "staging"],
+        "the default first, then in order"
+    );
+    assert_eq!(config.cluster_name(), "prod");
+    assert_eq!(
+        clusters[0].kubeconfig.as_deref(),
+        Some(Path::new("/etc/kubegate/prod.kubeconfig"))
+    );
+    assert!(
+        clusters[1]
+            .kubeconfig
+            .as_ref()
+            .is_some_and(|p| p.is_absolute() && p.ends_with("dev.kubeconfig"))
+    );
+    assert_eq!(clusters[2].kubeconfig, None);
+    assert_eq!(clusters[2].context.as_deref(), Some("kubegate@staging"));
+    // A cluster's own tenant label, else [kubernetes]'s.
+    assert_eq!(clusters[2].tenant_label, "example.com/tenant");
+    assert_eq!(clusters[0].tenant_label, "team");
+}
+
+#[test]
+fn clusters_that_cannot_be_told_apart_or_named_in_cedar_are_refused() {
+    let two = |a: &str, b: &str| with_clusters(&format!("[[clusters]]\n{a}\n[[clusters]]\n{b}\n"));
+    let cases = [
+        (
+            two("name = \"dev\"", "name = \"dev\""),
+            "cluster name `dev` is given twice",
+        ),
+        (
+            two(
+                "name = \"dev\"\ndefault = true",
+                "name = \"prod\"\ndefault = true",
+            ),
+            "more than one of [[clusters]]",
+        ),
+        (two("name = \"dev/x\"", "name = \"prod\""), "is not usable"),
+        (two("name = \"\"", "name = \"prod\""), "is not usable"),
+        (
+            EXAMPLE.to_owned() + "[[clusters]]\nname = \"dev\"\n",
+            "cluster_name is set beside [[clusters]]",
+        ),
+        (
+            EXAMPLE.replace("cluster_name = \"local\"\n", "") + "[[clusters]]\nname = \"dev\"\n",
+            "[kubernetes] kubeconfig is set beside [[clusters]]",
+        ),
+        (
+            EXAMPLE.replace("cluster_name = \"local\"", "cluster_name = \"a b\""),
+            "is not usable",
+        ),
+    ];
+    for (text, expected) in cases {
+        match load(&text) {
+            Ok(_) => panic!("accepted: {text}"),
+            Err(error) => assert!(error.to_string().contains(expected), "{error} / {expected}"),
+        }
+    }
+}

@@ -322,6 +322,83 @@ fn objects_are_in_their_namespace_and_cluster() {
 }
 
 #[test]
+fn one_policy_set_decides_each_cluster_on_its_own_ids() {
+    let dev = engine(&[
+        (
+            "tenant-isolation.cedar",
+            include_str!("../../policies/tenant-isolation.cedar"),
+        ),
+        (
+            "tenant-edit.cedar",
+            include_str!("../../policies/tenant-edit.cedar"),
+        ),
+        (
+            "dev-destructive-prod-read.cedar",
+            include_str!("../../policies/examples/dev-destructive-prod-read.cedar"),
+        ),
+    ])
+    .map(|local| local.for_cluster("dev"))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let prod = dev.for_cluster("prod");
+    let dana = caller("dana", "team-a", &["developers"]);
+    let delete = || Call {
+        action: "delete_pod",
+        scope: Scope::One(pod("team-a", "web-1")),
+        arguments: json!({"name": "web-1", "namespace": "team-a"}),
+    };
+    let in_dev = ask(&dev, &dana, delete()).map(|p| p.permit().resource().to_owned());
+    assert_eq!(
+        in_dev.map_err(|d| d.to_string()),
+        Ok(r#"Object::"dev/team-a/Pod/web-1""#.to_owned())
+    );
+    let in_prod = ask(&prod, &dana, delete()).err();
+    assert_eq!(
+        in_prod
+            .as_ref()
+            .map(|d| (d.resource.as_str(), d.policies())),
+        Some((
+            r#"Object::"prod/team-a/Pod/web-1""#,
+            &["developers-only-read-in-prod".to_owned()][..]
+        ))
+    );
+    assert!(
+        decide(&prod, &dana, Some("team-a")).is_ok(),
+        "reading stays"
+    );
+    // A reload through one cluster's engine is in force for every cluster's.
+    assert_eq!(dev.version(), prod.version());
+}
+
+#[test]
+fn with_several_clusters_listings_do_not_assume_one() {
+    let text = r#"
+        @id("dev-only")
+        permit (principal, action == Action::"cluster-info", resource)
+        when { resource == Cluster::"dev" };"#;
+    let anyone = caller("anyone", "team-a", &[]);
+    let one = engine(&[("p.cedar", text)]).unwrap_or_else(|e| panic!("{e}"));
+    // Fronting one cluster, `local`: a permit for dev alone can never apply.
+    assert!(!one.listed(&anyone).possible("cluster-info"));
+    assert!(one.refuse_unlisted(&anyone, "cluster-info").is_err());
+    let several = engine(&[("p.cedar", text)]).unwrap_or_else(|e| panic!("{e}"));
+    let dev = several.for_cluster("dev");
+    assert!(dev.listed(&anyone).possible("cluster-info"));
+    assert!(several.listed(&anyone).possible("cluster-info"));
+    assert!(
+        ask(
+            &dev,
+            &anyone,
+            Call {
+                action: "cluster-info",
+                scope: Scope::One(Target::Cluster),
+                arguments: json!({}),
+            }
+        )
+        .is_ok()
+    );
+}
+
+#[test]
 fn all_or_nothing_and_visible_scopes() {
     let engine = shipped();
     let alice = caller("alice", "team-a", &["team-a-devs"]);

@@ -145,6 +145,7 @@ async fn spans_reach_an_otlp_http_collector_with_the_callers_trace_as_parent() -
         ("client.address", "127.0.0.1"),
         ("enduser.id", "alice"),
         ("kubegate.tenant", "tenant-tel-http"),
+        ("k8s.cluster.name", "local"),
         ("kubegate.decision", "allow"),
     ] {
         assert_eq!(text(span, key), Some(value), "{key} of {span:?}");
@@ -185,6 +186,8 @@ async fn spans_reach_an_otlp_http_collector_with_the_callers_trace_as_parent() -
     assert_eq!(text(list, "http.request.method"), Some("GET"));
     assert_eq!(int(list, "http.response.status_code"), Some(200));
     assert_eq!(text(list, "k8s.namespace.name"), Some("tel-http"));
+    // The test gateway fronts one cluster, `local`; its name is on both spans.
+    assert_eq!(text(list, "k8s.cluster.name"), Some("local"));
 
     let refused = &server_span(&spans, "tools/call list-resources", "denied-1")?.span;
     assert_eq!(refused.kind, SpanKind::Server as i32);

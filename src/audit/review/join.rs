@@ -35,6 +35,9 @@ use super::{Entry, Record, RecordKubeCall, ReviewError, Skipped, Source, Table, 
 pub struct KubeEvent {
     #[serde(rename = "auditID")]
     pub audit_id: String,
+    /// The cluster whose log it was read from, when the log was named with one.
+    #[serde(skip)]
+    pub cluster: Option<String>,
     #[serde(default)]
     pub stage: String,
     #[serde(default)]
@@ -104,7 +107,7 @@ impl ApiServerEvents {
     /// Reads the events a join of `entries` needs: those whose audit ID a record names, and
     /// every one made as `gateway_user`. Unreadable lines are added to `skipped`.
     pub fn read(
-        sources: &[Source],
+        logs: &[(Option<String>, Source)],
         entries: &[Entry],
         gateway_user: &str,
         skipped: &mut Vec<Skipped>,
@@ -115,11 +118,20 @@ impl ApiServerEvents {
             .filter_map(|c| c.audit_id.as_deref())
             .collect();
         let mut events = ApiServerEvents::default();
-        scan(sources, skipped, |_, _, event: KubeEvent| {
-            if named.contains(event.audit_id.as_str()) || event.username() == Some(gateway_user) {
-                events.add(event);
-            }
-        })?;
+        for (cluster, source) in logs {
+            scan(
+                std::slice::from_ref(source),
+                skipped,
+                |_, _, mut event: KubeEvent| {
+                    if named.contains(event.audit_id.as_str())
+                        || event.username() == Some(gateway_user)
+                    {
+                        event.cluster = cluster.clone();
+                        events.add(event);
+                    }
+                },
+            )?;
+        }
         Ok(events)
     }
 
@@ -209,6 +221,8 @@ pub struct KubegateCall {
     #[serde(rename = "recordAuditID")]
     pub record_audit_id: String,
     pub time: Timestamp,
+    /// The cluster the call went to.
+    pub cluster: Option<String>,
     pub caller: Option<String>,
     pub tenant: Option<String>,
     pub tool: Option<String>,
@@ -223,6 +237,8 @@ pub struct KubegateCall {
 pub struct ApiServerCall {
     #[serde(rename = "auditID")]
     pub audit_id: String,
+    /// The cluster whose log it is in, when the log was named with one.
+    pub cluster: Option<String>,
     pub stage: String,
     pub time: Option<Timestamp>,
     /// Who the API server authenticated (kubegate's own identity, for kubegate's requests).
@@ -251,7 +267,13 @@ impl Join {
         for Entry { record, .. } in entries {
             for call in &record.kube {
                 let kubegate = KubegateCall::of(record, call);
-                match call.audit_id.as_deref().and_then(|id| events.get(id)) {
+                // An event of a log named with a cluster pairs only with that cluster's calls.
+                let event = call
+                    .audit_id
+                    .as_deref()
+                    .and_then(|id| events.get(id))
+                    .filter(|e| e.cluster.is_none() || e.cluster == record.cluster);
+                match event {
                     Some(event) => {
                         explained.insert(event.audit_id.as_str());
                         join.pairs.push(Pair::of(kubegate, record, event));
@@ -331,6 +353,7 @@ impl KubegateCall {
             audit_id: call.audit_id.clone(),
             record_audit_id: record.audit_id.clone(),
             time: record.stage_timestamp,
+            cluster: record.cluster.clone(),
             caller: record.username().map(str::to_owned),
             tenant: record.tenant().map(str::to_owned),
             tool: record.action().map(str::to_owned),
@@ -345,6 +368,7 @@ impl ApiServerCall {
     fn of(event: &KubeEvent) -> ApiServerCall {
         ApiServerCall {
             audit_id: event.audit_id.clone(),
+            cluster: event.cluster.clone(),
             stage: event.stage.clone(),
             time: event.time(),
             user: event.username().map(str::to_owned),
@@ -373,6 +397,7 @@ fn show_code(code: Option<u16>) -> String {
 fn pairs_table(pairs: &[Pair]) -> Table {
     let mut table = Table::new(&[
         "TIME",
+        "CLUSTER",
         "CALLER",
         "TENANT",
         "TOOL",
@@ -392,6 +417,7 @@ fn pairs_table(pairs: &[Pair]) -> Table {
     {
         table.row(vec![
             show_time(k.time),
+            or_dash(k.cluster.as_deref()),
             or_dash(k.caller.as_deref()),
             or_dash(k.tenant.as_deref()),
             or_dash(k.tool.as_deref()),
@@ -413,11 +439,12 @@ fn pairs_table(pairs: &[Pair]) -> Table {
 
 fn kubegate_table(calls: &[KubegateCall]) -> Table {
     let mut table = Table::new(&[
-        "TIME", "CALLER", "TOOL", "VERB", "URI", "CODE", "AUDIT ID", "RECORD",
+        "TIME", "CLUSTER", "CALLER", "TOOL", "VERB", "URI", "CODE", "AUDIT ID", "RECORD",
     ]);
     for k in calls {
         table.row(vec![
             show_time(k.time),
+            or_dash(k.cluster.as_deref()),
             or_dash(k.caller.as_deref()),
             or_dash(k.tool.as_deref()),
             k.verb.clone(),
@@ -433,6 +460,7 @@ fn kubegate_table(calls: &[KubegateCall]) -> Table {
 fn api_server_table(events: &[ApiServerCall]) -> Table {
     let mut table = Table::new(&[
         "TIME",
+        "CLUSTER",
         "USER",
         "IMPERSONATED",
         "VERB",
@@ -443,6 +471,7 @@ fn api_server_table(events: &[ApiServerCall]) -> Table {
     for a in events {
         table.row(vec![
             a.time.map_or("-".into(), show_time),
+            or_dash(a.cluster.as_deref()),
             or_dash(a.user.as_deref()),
             or_dash(a.impersonated_user.as_deref()),
             a.verb.clone(),
@@ -452,4 +481,15 @@ fn api_server_table(events: &[ApiServerCall]) -> Table {
         ]);
     }
     table
+}
+
+/// A `--kube-audit` argument read as `CLUSTER=PATH`, or a bare `PATH` (of no cluster named).
+/// A cluster name has no `/`, so a path holding `=` after a folder stays a path.
+pub fn cluster_log(given: &str) -> (Option<&str>, &str) {
+    match given.split_once('=') {
+        Some((cluster, path)) if !cluster.is_empty() && !cluster.contains('/') => {
+            (Some(cluster), path)
+        }
+        _ => (None, given),
+    }
 }

@@ -23,6 +23,8 @@ pub struct Record {
     pub source_ips: Vec<String>,
     #[serde(default)]
     pub mcp: RecordMcp,
+    /// The cluster the call went to (records of kubegate before it fronted several have none).
+    pub cluster: Option<String>,
     pub arguments: Option<Value>,
     pub decision: Option<RecordDecision>,
     #[serde(default)]

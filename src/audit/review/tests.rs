@@ -761,6 +761,102 @@ fn kube_event(
     event.to_string()
 }
 
+#[test]
+fn join_pairs_a_call_only_with_an_event_of_its_own_clusters_log() {
+    let dir = tempdir();
+    let records = write_log(
+        dir.path(),
+        "audit.log",
+        &[
+            line(
+                "r-dev",
+                1,
+                json!({"cluster": "dev", "kube": [kube_call(Some("k1"), 200)]}),
+            ),
+            line(
+                "r-prod",
+                2,
+                json!({"cluster": "prod", "kube": [kube_call(Some("k2"), 200)]}),
+            ),
+            // Says prod, but its event is in dev's log: not a pair.
+            line(
+                "r-wrong",
+                3,
+                json!({"cluster": "prod", "kube": [kube_call(Some("k3"), 200)]}),
+            ),
+        ],
+    );
+    let dev = write_log(
+        dir.path(),
+        "dev-audit.log",
+        &[
+            kube_event("k1", "ResponseComplete", 1, Some("alice"), 200),
+            kube_event("k3", "ResponseComplete", 3, Some("alice"), 200),
+        ],
+    );
+    let prod = write_log(
+        dir.path(),
+        "prod-audit.log",
+        &[kube_event("k2", "ResponseComplete", 2, Some("alice"), 200)],
+    );
+    let reading = read_files(&[records], &Filter::default());
+    let logs = [
+        (Some("dev".to_owned()), Source::File(dev)),
+        (Some("prod".to_owned()), Source::File(prod)),
+    ];
+    let mut skipped = Vec::new();
+    let events = ApiServerEvents::read(&logs, &reading.entries, "kubegate", &mut skipped)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let join = Join::of(&reading.entries, &events, "kubegate", Window::default());
+    let paired: Vec<(&str, Option<&str>, Option<&str>)> = join
+        .pairs
+        .iter()
+        .map(|p| {
+            (
+                p.kubegate.record_audit_id.as_str(),
+                p.kubegate.cluster.as_deref(),
+                p.api_server.cluster.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        paired,
+        [
+            ("r-dev", Some("dev"), Some("dev")),
+            ("r-prod", Some("prod"), Some("prod"))
+        ]
+    );
+    let alone: Vec<&str> = join
+        .unmatched_kubegate
+        .iter()
+        .map(|k| k.record_audit_id.as_str())
+        .collect();
+    assert_eq!(alone, ["r-wrong"]);
+    let cluster = Filter {
+        cluster: Some("prod".to_owned()),
+        ..Filter::default()
+    };
+    let ids: Vec<&str> = reading
+        .entries
+        .iter()
+        .filter(|e| cluster.matches(&e.record))
+        .map(|e| e.record.audit_id.as_str())
+        .collect();
+    assert_eq!(ids, ["r-prod", "r-wrong"]);
+}
+
+#[test]
+fn a_kube_audit_argument_names_its_cluster_before_an_equals_sign() {
+    use super::join::cluster_log;
+    assert_eq!(
+        cluster_log("prod=/var/log/a.log"),
+        (Some("prod"), "/var/log/a.log")
+    );
+    assert_eq!(cluster_log("/var/log/a.log"), (None, "/var/log/a.log"));
+    assert_eq!(cluster_log("logs/x=y.log"), (None, "logs/x=y.log"));
+    assert_eq!(cluster_log("=a.log"), (None, "=a.log"));
+}
+
 fn kube_call(id: Option<&str>, code: u16) -> Value {
     json!({"verb": "get", "uri": "/api/v1/namespaces/team-a/pods/web-1", "code": code,
            "auditID": id, "latencyMicros": 3})
@@ -817,7 +913,7 @@ fn join_pairs_calls_with_the_api_servers_last_stage_and_reports_either_side_alon
     let reading = read_files(&[records], &Filter::default());
     let mut skipped = Vec::new();
     let events = ApiServerEvents::read(
-        &[Source::File(kube_log.clone())],
+        &[(None, Source::File(kube_log.clone()))],
         &reading.entries,
         "kubegate",
         &mut skipped,

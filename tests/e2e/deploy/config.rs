@@ -66,7 +66,7 @@ impl Loaded {
             })
             .collect();
         config.apply_env(env.get(NON_DESTRUCTIVE_ENV).map(String::as_str))?;
-        let engine = PolicyEngine::load(config.policy_sources(), &config.cluster_name)
+        let engine = PolicyEngine::load(config.policy_sources(), &config.cluster_name())
             .with_context(|| format!("loading the policies {file} names"))?;
         Ok(Loaded {
             root,
