@@ -29,7 +29,9 @@
 //! [`stdio`] is the other transport: a local client's messages, one per line, as the caller
 //! the configuration names.
 //!
-//! [`gateway`] holds the running parts together and builds them from [`config`]; [`dev`] makes
+//! [`gateway`] holds the running parts together and builds them from [`config`]; [`clusters`]
+//! holds the clusters kubegate fronts (a `tools/call` names one with `context`, or goes to the
+//! default one); [`dev`] makes
 //! the local CA, certificates and dev tokens that the demo and the tests use.
 
 pub mod analyze;

@@ -435,6 +435,7 @@ async fn handle_one(
             let prompts = tool::prompts::list(
                 listed.possible_on(GET_PROMPT, ResourceType::Namespace),
                 listed.possible_on(GET_PROMPT, ResourceType::Cluster),
+                gateway.clusters.several(),
             );
             ex.list_result(json!({ "prompts": prompts }))
         }

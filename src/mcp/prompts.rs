@@ -1,10 +1,12 @@
 //! Answers `prompts/get`: parses the prompt ([`crate::tool::prompts`] defines them), lets the
-//! policy decide it, and returns its messages.
+//! policy decide it in the cluster its optional `cluster` argument names (else the default),
+//! and returns its messages.
 
 use serde_json::{Map, Value, json};
 
 use super::{Exchange, jsonrpc};
 use crate::audit::{AuditRecord, Outcome};
+use crate::clusters::ClusterError;
 use crate::mcp::jsonrpc::code;
 use crate::policy::Decidable;
 use crate::tool::prompts::Prompt;
@@ -23,10 +25,20 @@ pub(super) fn get(
         }
     };
     record.set_arguments(&prompt.cedar_arguments());
-    let cluster = ex.gateway.clusters.default_cluster();
-    record.cluster = Some(cluster.name.clone());
-    let reached = match cluster.reach() {
+    // The prompt is about the cluster its `cluster` argument names, or the default one.
+    let named = params
+        .get("arguments")
+        .and_then(|a| a.get("cluster"))
+        .and_then(Value::as_str);
+    let reached = match ex.gateway.clusters.get(named).and_then(|cluster| {
+        record.cluster = Some(cluster.name.clone());
+        cluster.reach()
+    }) {
         Ok(reached) => reached,
+        Err(error @ ClusterError::Unknown(_)) => {
+            record.fail(Outcome::Invalid, error.to_string());
+            return jsonrpc::error(Some(id), code::INVALID_PARAMS, error.to_string());
+        }
         Err(error) => {
             record.fail(Outcome::Error, error.to_string());
             return jsonrpc::error(Some(id), code::INTERNAL_ERROR, error.to_string());
@@ -36,7 +48,13 @@ pub(super) fn get(
         Ok(permitted) => permitted,
         Err(denied) => return jsonrpc::error(Some(id), code::REFUSED, denied.to_string()),
     };
-    let (description, text) = permitted.call().messages();
+    let (description, mut text) = permitted.call().messages();
+    if ex.gateway.clusters.several() {
+        let cluster = &reached.cluster.name;
+        text.push_str(&format!(
+            "\nThis is about the cluster {cluster:?}: call every tool with `context` {cluster:?}."
+        ));
+    }
     ex.result(json!({
         "description": description,
         "messages": [{ "role": "user", "content": { "type": "text", "text": text } }],

@@ -26,8 +26,9 @@ pub struct PromptArguments {
 }
 
 /// The prompts, as `prompts/list` shows them to a caller who could be permitted those on a
-/// namespace (`on_namespace`) or on the cluster (`on_cluster`).
-pub fn list(on_namespace: bool, on_cluster: bool) -> Value {
+/// namespace (`on_namespace`) or on the cluster (`on_cluster`); with `several` clusters, each
+/// takes an optional `cluster`.
+pub fn list(on_namespace: bool, on_cluster: bool, several: bool) -> Value {
     let all = json!([
         {"name": "troubleshoot-pod", "title": "Troubleshoot a pod",
          "description": "A step-by-step workflow to find out why a pod is failing",
@@ -56,6 +57,17 @@ pub fn list(on_namespace: bool, on_cluster: bool) -> Value {
                 }
             })
             .cloned()
+            .map(|mut prompt| {
+                if several && let Some(arguments) = prompt["arguments"].as_array_mut() {
+                    arguments.push(json!({
+                        "name": "cluster",
+                        "description": "The cluster (a name list-clusters shows); without it, \
+                                        the default one",
+                        "required": false,
+                    }));
+                }
+                prompt
+            })
             .collect::<Vec<_>>(),
     )
 }

@@ -7,7 +7,7 @@
 //!
 //! - `cluster-info`: the cluster's name and version (Cedar resource: the `Cluster`);
 //! - `namespaces`: the namespaces this caller may use (decided on each `Namespace`, as
-//!   `list-namespaces` is);
+//!   `list-namespaces` is), with several clusters also in each other cluster;
 //! - `active-filters`: the analyzers `analyze` runs for the caller's tenant (Cedar resource:
 //!   the `Cluster`);
 //! - `k8s://{namespace}/{resourceType}/{name}`: one object, as `get-resource` reads it (Cedar
@@ -168,6 +168,7 @@ impl Runnable for ResourceRead {
     async fn run(&self, run: &mut Run<'_>) -> Result<ToolOutput, ToolError> {
         let output = match self {
             ResourceRead::ClusterInfo => ClusterInfo {}.run(run).await?,
+            ResourceRead::Namespaces if run.clusters.several() => in_every_cluster(run),
             ResourceRead::Namespaces => visible_namespaces(run),
             ResourceRead::ActiveFilters => {
                 let settings = run.analysis.settings.read(&run.caller().tenant).await;
@@ -184,6 +185,66 @@ impl Runnable for ResourceRead {
             ResourceRead::Object { get, .. } => get.run(run).await?,
         };
         Ok(output)
+    }
+}
+
+/// The `namespaces` resource when kubegate fronts several clusters: this cluster's namespaces
+/// the caller may use, as with one, and under `clusters` each cluster's, decided on each
+/// `Namespace::"<cluster>/<name>"` with the same action and arguments. A cluster where the
+/// caller may use none is left out; one that cannot be reached says so.
+fn in_every_cluster(run: &Run<'_>) -> ToolOutput {
+    let here = visible_namespaces(run);
+    let mut clusters = Vec::new();
+    let mut text = String::new();
+    for cluster in run.clusters.iter() {
+        let kube = match cluster.kube() {
+            Ok(kube) => kube,
+            Err(error) => {
+                clusters.push(json!({"name": cluster.name, "reachable": false}));
+                text.push_str(&format!("{error}\n"));
+                continue;
+            }
+        };
+        let cache = kube.namespaces();
+        let summaries: Vec<_> = if cluster.name == run.cluster() {
+            run.permit
+                .namespaces()
+                .filter_map(|name| cache.summary(name))
+                .collect()
+        } else {
+            kube.names()
+                .iter()
+                .filter(|name| {
+                    let target = Target::Namespace((*name).clone());
+                    run.permit.may_see(&cluster.policy, &target, kube)
+                })
+                .filter_map(|name| cache.summary(name))
+                .collect()
+        };
+        if summaries.is_empty() && cluster.name != run.cluster() {
+            continue;
+        }
+        let names: Vec<&str> = summaries.iter().map(|s| s.name.as_str()).collect();
+        text.push_str(&format!(
+            "cluster {:?}: {}\n",
+            cluster.name,
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        ));
+        clusters.push(json!({"name": cluster.name, "reachable": true, "namespaces": summaries}));
+    }
+    let mut structured = here
+        .structured
+        .as_deref()
+        .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+        .unwrap_or_else(|| json!({}));
+    structured["clusters"] = Value::from(clusters);
+    ToolOutput {
+        text: format!("{}\nIn every cluster you may use:\n{text}", here.text),
+        structured: output::raw(&structured),
     }
 }
 
