@@ -31,8 +31,8 @@
 //!
 //! [`gateway`] holds the running parts together and builds them from [`config`]; [`clusters`]
 //! holds the clusters kubegate fronts (a `tools/call` names one with `context`, or goes to the
-//! default one); [`dev`] makes
-//! the local CA, certificates and dev tokens that the demo and the tests use.
+//! default one); [`dev`] makes the local CA, certificates and dev tokens that the demo and the
+//! tests use.
 
 pub mod analyze;
 pub mod audit;
