@@ -132,6 +132,15 @@ impl Clusters {
         }
     }
 
+    /// The default cluster if kubegate is connected to it, else the first one it is connected
+    /// to (else the default).
+    pub fn first_reachable(&self) -> &Arc<Cluster> {
+        self.all
+            .iter()
+            .find(|c| c.kube.get().is_some())
+            .unwrap_or(self.default_cluster())
+    }
+
     /// Whether kubegate fronts more than one cluster (then tools take `context`).
     pub fn several(&self) -> bool {
         self.all.len() > 1

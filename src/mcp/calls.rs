@@ -72,7 +72,14 @@ pub(super) async fn call_tool(
             return ex.tool_result(&message, None, true);
         }
     };
-    let reached = match ex.gateway.clusters.get(context).and_then(|c| {
+    let clusters = &ex.gateway.clusters;
+    let chosen = match (context, name) {
+        // list-clusters answers while the default cluster is down: it is then decided on the
+        // first cluster kubegate is connected to.
+        (None, tool::LIST_CLUSTERS) => Ok(clusters.first_reachable()),
+        _ => clusters.get(context),
+    };
+    let reached = match chosen.and_then(|c| {
         record.cluster = Some(c.name.clone());
         c.reach()
     }) {
