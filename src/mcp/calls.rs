@@ -8,7 +8,7 @@ use super::{Exchange, jsonrpc};
 use crate::audit::{
     AuditDecision, AuditRecord, AuditShadow, AuditSubDecision, Outcome, WriteAhead,
 };
-use crate::clusters::Reached;
+use crate::clusters::{ClusterError, Reached};
 use crate::kube::KubeError;
 use crate::mcp::jsonrpc::code;
 use crate::policy::{Decidable, Denied, Permit, Permitted, ShadowDecision};
@@ -86,7 +86,11 @@ pub(super) async fn call_tool(
         Ok(reached) => reached,
         Err(error) => {
             record.set_arguments(&names_only(arguments, "the call went to no cluster"));
-            record.fail(Outcome::Invalid, error.to_string());
+            let outcome = match error {
+                ClusterError::Unknown(_) => Outcome::Invalid,
+                ClusterError::Unreachable { .. } => Outcome::Error,
+            };
+            record.fail(outcome, error.to_string());
             return ex.tool_result(&error.to_string(), None, true);
         }
     };

@@ -1,6 +1,7 @@
 //! End-to-end tests: kubegate served over real TLS, called with real signed JWTs, deciding with
 //! Cedar, and calling a real kube-apiserver (with etcd, RBAC and audit logging) as the caller.
-//! One control plane serves the whole run (see `support::cluster`).
+//! One control plane serves the whole run (see `support::cluster`); the tests of several
+//! clusters start a second one of their own.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -12,6 +13,7 @@ mod audit_review;
 mod auth;
 mod cedar_cli;
 mod cli;
+mod clusters;
 mod deploy;
 mod explain;
 mod holddown;

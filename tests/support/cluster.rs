@@ -16,7 +16,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kubegate::dev::{CertifiedKey, DevCa, IssuerKey, Usage, write_file};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::kubelet;
 
@@ -101,8 +101,12 @@ pub struct ControlPlane {
     pub audit_log: PathBuf,
     /// Where the kubelet stand-in reads container logs: `<ns>/<pod>/<container>[.previous].log`.
     pub container_logs: PathBuf,
-    _tethers: Vec<ChildStdin>,
-    _processes: Vec<Child>,
+    /// etcd, with its tether.
+    etcd: (Child, ChildStdin),
+    /// kube-apiserver with its tether, while it runs.
+    apiserver: Option<(Child, ChildStdin)>,
+    /// How kube-apiserver is started (to start it again the same way, on the same port).
+    apiserver_command: (PathBuf, Vec<String>),
 }
 
 impl ControlPlane {
@@ -140,15 +144,13 @@ impl ControlPlane {
         let container_logs = dir.join("container-logs");
         std::fs::create_dir_all(&container_logs)?;
 
-        let mut tethers = Vec::new();
-        let mut processes = Vec::new();
         let etcd_port = free_port()?;
         let etcd_peer_port = free_port()?;
         let etcd_data = dir.join("etcd");
         let _ = std::fs::remove_dir_all(&etcd_data);
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
         let peer_url = format!("http://127.0.0.1:{etcd_peer_port}");
-        let (child, tether) = spawn_tethered(
+        let etcd = spawn_tethered(
             &bin.join("etcd"),
             &[
                 "--name=kubegate-test".into(),
@@ -162,54 +164,52 @@ impl ControlPlane {
             ],
             &dir.join("etcd.log"),
         )?;
-        processes.push(child);
-        tethers.push(tether);
 
         let port = free_port()?;
-        let (child, tether) = spawn_tethered(
-            &bin.join("kube-apiserver"),
-            &[
-                format!("--etcd-servers={etcd_url}"),
-                "--bind-address=127.0.0.1".into(),
-                "--advertise-address=127.0.0.1".into(),
-                format!("--secure-port={port}"),
-                format!("--tls-cert-file={}", files.apiserver_cert.display()),
-                format!("--tls-private-key-file={}", files.apiserver_key.display()),
-                format!("--client-ca-file={}", files.ca.display()),
-                format!("--token-auth-file={}", token_file.display()),
-                "--authorization-mode=RBAC".into(),
-                // Pods may ask for privileged containers, so the Security analyzer can be shown one.
-                "--allow-privileged=true".into(),
-                "--service-account-issuer=https://kubernetes.default.svc".into(),
-                format!(
-                    "--service-account-signing-key-file={}",
-                    files.sa_key.display()
-                ),
-                format!("--service-account-key-file={}", files.sa_pub.display()),
-                "--service-cluster-ip-range=10.0.0.0/24".into(),
-                "--endpoint-reconciler-type=none".into(),
-                // No controller-manager makes ServiceAccounts or their tokens.
-                "--disable-admission-plugins=ServiceAccount".into(),
-                format!("--audit-log-path={}", audit_log.display()),
-                format!("--audit-policy-file={}", audit_policy.display()),
-                format!("--kubelet-certificate-authority={}", files.ca.display()),
-                format!(
-                    "--kubelet-client-certificate={}",
-                    files.kubelet_client_cert.display()
-                ),
-                format!(
-                    "--kubelet-client-key={}",
-                    files.kubelet_client_key.display()
-                ),
-                "--kubelet-preferred-address-types=InternalIP".into(),
-                format!("--cert-dir={}", dir.join("apiserver-certs").display()),
-                "--profiling=false".into(),
-                "--v=0".into(),
-            ],
+        let apiserver_args = vec![
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={port}"),
+            format!("--tls-cert-file={}", files.apiserver_cert.display()),
+            format!("--tls-private-key-file={}", files.apiserver_key.display()),
+            format!("--client-ca-file={}", files.ca.display()),
+            format!("--token-auth-file={}", token_file.display()),
+            "--authorization-mode=RBAC".into(),
+            // Pods may ask for privileged containers, so the Security analyzer can be shown one.
+            "--allow-privileged=true".into(),
+            "--service-account-issuer=https://kubernetes.default.svc".into(),
+            format!(
+                "--service-account-signing-key-file={}",
+                files.sa_key.display()
+            ),
+            format!("--service-account-key-file={}", files.sa_pub.display()),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--endpoint-reconciler-type=none".into(),
+            // No controller-manager makes ServiceAccounts or their tokens.
+            "--disable-admission-plugins=ServiceAccount".into(),
+            format!("--audit-log-path={}", audit_log.display()),
+            format!("--audit-policy-file={}", audit_policy.display()),
+            format!("--kubelet-certificate-authority={}", files.ca.display()),
+            format!(
+                "--kubelet-client-certificate={}",
+                files.kubelet_client_cert.display()
+            ),
+            format!(
+                "--kubelet-client-key={}",
+                files.kubelet_client_key.display()
+            ),
+            "--kubelet-preferred-address-types=InternalIP".into(),
+            format!("--cert-dir={}", dir.join("apiserver-certs").display()),
+            "--profiling=false".into(),
+            "--v=0".into(),
+        ];
+        let apiserver_bin = bin.join("kube-apiserver");
+        let apiserver = spawn_tethered(
+            &apiserver_bin,
+            &apiserver_args,
             &dir.join("kube-apiserver.log"),
         )?;
-        processes.push(child);
-        tethers.push(tether);
 
         let mut plane = ControlPlane {
             url: format!("https://127.0.0.1:{port}"),
@@ -219,8 +219,9 @@ impl ControlPlane {
             audit_log,
             container_logs,
             dir,
-            _tethers: tethers,
-            _processes: processes,
+            etcd,
+            apiserver: Some(apiserver),
+            apiserver_command: (apiserver_bin, apiserver_args),
         };
         plane.wait_ready().await?;
         plane.bootstrap(&pki.kubelet).await?;
@@ -254,6 +255,57 @@ impl ControlPlane {
         Ok(kube::Client::try_from(config)?)
     }
 
+    /// This API server's audit events that `keep` keeps.
+    pub fn audit_events(&self, keep: impl Fn(&Value) -> bool) -> Vec<Value> {
+        std::fs::read_to_string(&self.audit_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| keep(e))
+            .collect()
+    }
+
+    /// This API server's audit events of requests kubegate made as `user` to a URI containing
+    /// `path`.
+    pub fn impersonated_requests(&self, user: &str, path: &str) -> Vec<Value> {
+        self.audit_events(|e| {
+            e["impersonatedUser"]["username"] == user
+                && e["requestURI"].as_str().is_some_and(|u| u.contains(path))
+        })
+    }
+
+    /// Stops kube-apiserver (etcd keeps the cluster's state), and waits until its port is
+    /// closed.
+    pub async fn stop_apiserver(&mut self) -> Result<()> {
+        let Some((mut child, tether)) = self.apiserver.take() else {
+            return Ok(());
+        };
+        drop(tether);
+        let _ = child.wait();
+        let address = self.url.trim_start_matches("https://").to_owned();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(&address).await.is_ok() {
+            if Instant::now() > deadline {
+                bail!("kube-apiserver still listens on {address} 30 s after it was stopped");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
+    /// Starts kube-apiserver again as it first started (same port, flags and files), and
+    /// waits until it is ready.
+    pub async fn start_apiserver(&mut self) -> Result<()> {
+        if self.apiserver.is_none() {
+            let (bin, args) = &self.apiserver_command;
+            let log = self.dir.join("kube-apiserver.log");
+            // The first run's log stays beside the new one.
+            let _ = std::fs::rename(&log, self.dir.join("kube-apiserver.1.log"));
+            self.apiserver = Some(spawn_tethered(bin, args, &log)?);
+        }
+        self.wait_ready().await
+    }
+
     async fn wait_ready(&mut self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         let client = self.client("admin").await?;
@@ -264,7 +316,10 @@ impl ControlPlane {
             if ready.is_ok() {
                 return Ok(());
             }
-            for (child, name) in self._processes.iter_mut().zip(["etcd", "kube-apiserver"]) {
+            let apiserver = self.apiserver.as_mut().map(|(child, _)| child);
+            let processes = [Some(&mut self.etcd.0), apiserver];
+            for (child, name) in processes.into_iter().zip(["etcd", "kube-apiserver"]) {
+                let Some(child) = child else { continue };
                 if let Some(status) = child.try_wait()? {
                     bail!(
                         "{name} exited ({status}) during start-up; its log:\n{}",

@@ -117,6 +117,28 @@ pub struct GatewayOptions {
     /// The whole `[auth]` configuration (`[auth]` and its `[[auth.jwt]]` tables) instead of
     /// the dev issuer's.
     pub auth: Option<String>,
+    /// Several clusters, as `[[clusters]]` tables (instead of the shared plane as `local`).
+    pub clusters: Vec<GatewayCluster>,
+}
+
+/// One cluster of a gateway that fronts several.
+#[derive(Clone)]
+pub struct GatewayCluster {
+    pub name: String,
+    /// kubegate's kubeconfig there (YAML).
+    pub kubeconfig: String,
+    pub default: bool,
+}
+
+impl GatewayCluster {
+    /// `plane`, as kubegate's identity reaches it, named `name`.
+    pub fn of(name: &str, plane: &ControlPlane, default: bool) -> GatewayCluster {
+        GatewayCluster {
+            name: name.to_owned(),
+            kubeconfig: plane.kubeconfig("kubegate"),
+            default,
+        }
+    }
 }
 
 /// A policy file shipped in `policies/`, as (file name, Cedar text).
@@ -169,6 +191,7 @@ impl Default for GatewayOptions {
             sections: Vec::new(),
             auth: None,
             tls: Vec::new(),
+            clusters: Vec::new(),
         }
     }
 }
@@ -234,22 +257,38 @@ impl GatewayFiles {
             .namespaces_stale_after
             .map(|s| format!("namespaces_stale_after_seconds = {s}\n"))
             .unwrap_or_default();
+        // One cluster, the shared plane as `local`; or each of `clusters` with a kubeconfig.
+        let (cluster_name, kubeconfig_line) = if options.clusters.is_empty() {
+            (
+                "cluster_name = \"local\"\n",
+                "kubeconfig = \"kubegate.kubeconfig\"\n",
+            )
+        } else {
+            ("", "")
+        };
+        let mut clusters = String::new();
+        for cluster in &options.clusters {
+            let file = format!("{}.kubeconfig", cluster.name);
+            kubegate::dev::write_file(&dir.path().join(&file), &cluster.kubeconfig, true)?;
+            clusters.push_str(&format!(
+                "\n[[clusters]]\nname = {:?}\nkubeconfig = {file:?}\ndefault = {}\n",
+                cluster.name, cluster.default
+            ));
+        }
         let config_file = dir.path().join("kubegate.toml");
         std::fs::write(
             &config_file,
             format!(
                 r#"
 listen = "{listen}"
-cluster_name = "local"
-
+{cluster_name}
 [tls]
 {tls}
 
 {auth}
 
 [kubernetes]
-kubeconfig = "kubegate.kubeconfig"
-{stale}{kubernetes}
+{kubeconfig_line}{stale}{kubernetes}
 [policy]
 files = [{files}]
 non_destructive = {non_destructive}
@@ -268,7 +307,7 @@ signing_key = "certs/audit-signing-key.pem"
 {mcp}
 {stdio}
 {sections}
-"#,
+{clusters}"#,
                 audit = options.audit.join("\n"),
                 kubernetes = options.kubernetes.join("\n"),
                 sections = options.sections.join("\n"),
@@ -724,20 +763,12 @@ pub async fn cluster_role_for_group(admin: &kube::Client, group: &str, role: &st
 
 /// The API server's own audit events (JSON lines) that satisfy `keep`, read now.
 pub fn kube_audit_events(keep: impl Fn(&Value) -> bool) -> Vec<Value> {
-    std::fs::read_to_string(&cluster().audit_log)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| keep(e))
-        .collect()
+    cluster().audit_events(keep)
 }
 
 /// The API server's audit events of requests kubegate made as `user` to a URI containing `path`.
 pub fn impersonated_requests(user: &str, path: &str) -> Vec<Value> {
-    kube_audit_events(|e| {
-        e["impersonatedUser"]["username"] == user
-            && e["requestURI"].as_str().is_some_and(|u| u.contains(path))
-    })
+    cluster().impersonated_requests(user, path)
 }
 
 /// Waits until `check` holds, polling (for caches fed by watches).

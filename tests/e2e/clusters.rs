@@ -1,0 +1,437 @@
+//! One kubegate in front of two real control planes: the shared one as `dev` and a private
+//! one as `prod` (or `flaky`), the same namespace name in both with different tenants. Calls
+//! go to the cluster their `context` names (each API server's audit log shows only its own),
+//! one policy set tells the clusters apart, every record and refusal names its cluster, and a
+//! stopped API server fails only the calls to it, which succeed again once it is back.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+
+use crate::support::cluster::EDIT_ROLE;
+use crate::support::{
+    self, ControlPlane, GatewayCluster, GatewayOptions, McpClient, TestGateway, item_names,
+    shipped_policy, tenant_namespace, tool_text,
+};
+
+/// A second control plane of this test alone, in a folder removed with it.
+struct Private {
+    plane: ControlPlane,
+    _dir: tempfile::TempDir,
+}
+
+async fn private_plane() -> Result<Private> {
+    let dir = tempfile::tempdir()?;
+    let plane = ControlPlane::start(dir.path())
+        .await
+        .context("starting the second control plane")?;
+    Ok(Private { plane, _dir: dir })
+}
+
+async fn pod(admin: &kube::Client, namespace: &str, name: &str) -> Result<()> {
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name},
+        "spec": {"containers": [{"name": "c", "image": "registry.example/c:1"}]}}))?;
+    Api::<Pod>::namespaced(admin.clone(), namespace)
+        .create(&PostParams::default(), &pod)
+        .await
+        .with_context(|| format!("creating pod {namespace}/{name}"))?;
+    Ok(())
+}
+
+/// The shipped tenant policies plus the example that tells dev and prod apart.
+fn options(clusters: Vec<GatewayCluster>) -> GatewayOptions {
+    let mut options = GatewayOptions::with_tenant_edit();
+    let (_, example) = shipped_policy("examples/dev-destructive-prod-read.cedar");
+    options
+        .policies
+        .push(("dev-destructive-prod-read.cedar".to_owned(), example));
+    options.clusters = clusters;
+    options
+}
+
+/// Calls `list-resources` for the pods of `namespace` until it succeeds (or `within` passes);
+/// the last error text otherwise.
+async fn listed_within(
+    client: &McpClient,
+    token: &str,
+    arguments: Value,
+    within: Duration,
+) -> Result<Vec<String>> {
+    let deadline = Instant::now() + within;
+    loop {
+        let result = client
+            .call_tool(token, "list-resources", arguments.clone())
+            .await?;
+        let (text, is_error) = tool_text(&result);
+        if !is_error {
+            return Ok(item_names(&result));
+        }
+        if Instant::now() > deadline {
+            bail!("list-resources {arguments} still failing after {within:?}: {text}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn one_kubegate_reads_both_clusters_and_changes_each_only_where_policy_permits() -> Result<()>
+{
+    let prod = private_plane().await?;
+    let dev_admin = support::cluster().client("admin").await?;
+    let prod_admin = prod.plane.client("admin").await?;
+    // `mc-shop` in both clusters: team-a's in dev, team-b's in prod; `mc-web` is team-a's in
+    // prod. Kubernetes RBAC lets developers edit in all three: only the policy tells them apart.
+    tenant_namespace(
+        &dev_admin,
+        "mc-shop",
+        Some("team-a"),
+        "developers",
+        EDIT_ROLE,
+    )
+    .await?;
+    tenant_namespace(
+        &prod_admin,
+        "mc-shop",
+        Some("team-b"),
+        "developers",
+        EDIT_ROLE,
+    )
+    .await?;
+    tenant_namespace(
+        &prod_admin,
+        "mc-web",
+        Some("team-a"),
+        "developers",
+        EDIT_ROLE,
+    )
+    .await?;
+    pod(&dev_admin, "mc-shop", "dev-shop-1").await?;
+    pod(&prod_admin, "mc-shop", "prod-shop-1").await?;
+    pod(&prod_admin, "mc-web", "prod-web-1").await?;
+
+    let gateway = TestGateway::start(options(vec![
+        GatewayCluster::of("dev", support::cluster(), true),
+        GatewayCluster::of("prod", &prod.plane, false),
+    ]))
+    .await?;
+    let client = gateway.client();
+    let dana = gateway.token("dana", &["developers"], "team-a");
+
+    // tools/list offers list-clusters and a `context` on the tools.
+    let tools = client.request(&dana, "tools/list", json!({})).await?;
+    let tools = tools["result"]["tools"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let tool = |name: &str| tools.iter().find(|t| t["name"] == name).cloned();
+    ensure!(
+        tool("list-clusters").is_some(),
+        "no list-clusters in {tools:?}"
+    );
+    let list = tool("list-resources").context("no list-resources")?;
+    assert_eq!(
+        list["inputSchema"]["properties"]["context"]["type"],
+        "string"
+    );
+    assert!(
+        tool("list-clusters")
+            .is_some_and(|t| t["inputSchema"]["properties"].get("context").is_none())
+    );
+
+    let clusters = client.call_ok(&dana, "list-clusters", json!({})).await?;
+    let listed: Vec<(String, bool, bool)> = clusters["structuredContent"]["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or_default().to_owned(),
+                c["default"] == true,
+                c["reachable"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("dev".to_owned(), true, true),
+            ("prod".to_owned(), false, true)
+        ]
+    );
+
+    // Reads go to the cluster `context` names, or the default.
+    let in_dev = client
+        .call_ok(
+            &dana,
+            "list-resources",
+            json!({"resourceType": "pods", "namespace": "mc-shop"}),
+        )
+        .await?;
+    assert_eq!(item_names(&in_dev), ["dev-shop-1"]);
+    let in_prod = client
+        .call_ok(
+            &dana,
+            "list-resources",
+            json!({"resourceType": "pods", "namespace": "mc-web", "context": "prod"}),
+        )
+        .await?;
+    assert_eq!(item_names(&in_prod), ["prod-web-1"]);
+    // prod's mc-shop is another tenant's: refused, naming prod's namespace.
+    let refused = client
+        .call_err(
+            &dana,
+            "list-resources",
+            json!({"resourceType": "pods", "namespace": "mc-shop", "context": "prod"}),
+        )
+        .await?;
+    assert!(
+        refused.contains(r#"Namespace::"prod/mc-shop""#),
+        "{refused}"
+    );
+    // Each API server saw only its own calls.
+    let dev_log = support::cluster();
+    assert!(
+        !dev_log
+            .impersonated_requests("dana", "/namespaces/mc-shop/pods")
+            .is_empty()
+    );
+    assert!(
+        dev_log
+            .impersonated_requests("dana", "/namespaces/mc-web/")
+            .is_empty()
+    );
+    assert!(
+        !prod
+            .plane
+            .impersonated_requests("dana", "/namespaces/mc-web/pods")
+            .is_empty()
+    );
+    assert!(
+        prod.plane
+            .impersonated_requests("dana", "/namespaces/mc-shop/")
+            .is_empty()
+    );
+
+    // Destructive in dev (the pod is gone), only reading in prod (it stays).
+    client
+        .call_ok(
+            &dana,
+            "delete_pod",
+            json!({"name": "dev-shop-1", "namespace": "mc-shop"}),
+        )
+        .await?;
+    let gone = Api::<Pod>::namespaced(dev_admin.clone(), "mc-shop")
+        .get_opt("dev-shop-1")
+        .await?;
+    ensure!(gone.is_none(), "dev-shop-1 is still in dev");
+    let kept = client
+        .call_err(
+            &dana,
+            "delete_pod",
+            json!({"name": "prod-web-1", "namespace": "mc-web", "context": "prod"}),
+        )
+        .await?;
+    assert!(
+        kept.contains(r#"Object::"prod/mc-web/Pod/prod-web-1""#),
+        "{kept}"
+    );
+    assert!(kept.contains("developers-only-read-in-prod"), "{kept}");
+    ensure!(
+        Api::<Pod>::namespaced(prod_admin.clone(), "mc-web")
+            .get_opt("prod-web-1")
+            .await?
+            .is_some(),
+        "prod-web-1 was deleted in prod"
+    );
+    assert!(
+        prod.plane
+            .impersonated_requests("dana", "/pods/prod-web-1")
+            .is_empty()
+    );
+
+    // A cluster kubegate does not front is refused before any API server hears of it.
+    let unknown = client
+        .call_err(
+            &dana,
+            "list-resources",
+            json!({"resourceType": "pods", "namespace": "mc-web", "context": "staging"}),
+        )
+        .await?;
+    assert!(unknown.contains("unknown context `staging`"), "{unknown}");
+
+    // The namespaces resource shows, per cluster, the namespaces dana may use there.
+    let read = client
+        .request(&dana, "resources/read", json!({"uri": "k8s://namespaces"}))
+        .await?;
+    let text = read["result"]["contents"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    let contents: Value = serde_json::from_str(text)?;
+    let prod_namespaces: Vec<&str> = contents["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["name"] == "prod")
+        .flat_map(|c| c["namespaces"].as_array().into_iter().flatten())
+        .filter_map(|n| n["name"].as_str())
+        .collect();
+    assert_eq!(prod_namespaces, ["mc-web"], "{contents}");
+
+    // /readyz names both clusters.
+    let ready = client.http.get(gateway.url_of("/readyz")).send().await?;
+    assert_eq!(ready.status(), 200);
+    let body = ready.text().await?;
+    assert!(
+        body.contains("cluster dev: ok") && body.contains("cluster prod: ok"),
+        "{body}"
+    );
+
+    // Every tool call's record names the cluster it went to (none for the unknown one).
+    let records = gateway.audit_records();
+    let calls: Vec<(Option<&str>, Option<&str>, &str)> = records
+        .iter()
+        .filter(|r| r["mcp"]["method"] == "tools/call" && r["stage"] == "ResponseComplete")
+        .map(|r| {
+            (
+                r["mcp"]["tool"].as_str(),
+                r["cluster"].as_str(),
+                r["outcome"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (Some("list-clusters"), Some("dev"), "success"),
+            (Some("list-resources"), Some("dev"), "success"),
+            (Some("list-resources"), Some("prod"), "success"),
+            (Some("list-resources"), Some("prod"), "denied"),
+            (Some("delete_pod"), Some("dev"), "success"),
+            (Some("delete_pod"), Some("prod"), "denied"),
+            (Some("list-resources"), None, "invalid"),
+        ]
+    );
+    let unknown_record = records
+        .iter()
+        .rfind(|r| r["outcome"] == "invalid")
+        .context("no record of the unknown context")?;
+    assert!(unknown_record.get("kube").is_none(), "{unknown_record}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_single_cluster_shows_neither_context_nor_list_clusters() -> Result<()> {
+    let gateway = TestGateway::start(GatewayOptions::default()).await?;
+    let alice = gateway.token("alice", &["team-a-devs"], "team-a");
+    let tools = gateway
+        .client()
+        .request(&alice, "tools/list", json!({}))
+        .await?;
+    let tools = tools["result"]["tools"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    ensure!(!tools.is_empty(), "alice sees no tools");
+    assert!(tools.iter().all(|t| t["name"] != "list-clusters"));
+    assert!(
+        tools
+            .iter()
+            .all(|t| t["inputSchema"]["properties"].get("context").is_none())
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_cluster_down_never_takes_the_other_with_it() -> Result<()> {
+    let mut flaky = private_plane().await?;
+    let dev_admin = support::cluster().client("admin").await?;
+    let flaky_admin = flaky.plane.client("admin").await?;
+    tenant_namespace(&dev_admin, "mc-up", Some("team-a"), "developers", EDIT_ROLE).await?;
+    tenant_namespace(
+        &flaky_admin,
+        "mc-up",
+        Some("team-a"),
+        "developers",
+        EDIT_ROLE,
+    )
+    .await?;
+    pod(&dev_admin, "mc-up", "dev-up-1").await?;
+    pod(&flaky_admin, "mc-up", "flaky-up-1").await?;
+    // kubegate starts while flaky's API server is down.
+    flaky.plane.stop_apiserver().await?;
+    let gateway = TestGateway::start(options(vec![
+        GatewayCluster::of("dev", support::cluster(), true),
+        GatewayCluster::of("flaky", &flaky.plane, false),
+    ]))
+    .await?;
+    let client = gateway.client();
+    let dana = gateway.token("dana", &["developers"], "team-a");
+    let in_dev = json!({"resourceType": "pods", "namespace": "mc-up"});
+    let in_flaky = json!({"resourceType": "pods", "namespace": "mc-up", "context": "flaky"});
+
+    let down = client
+        .call_err(&dana, "list-resources", in_flaky.clone())
+        .await?;
+    assert!(down.contains("cluster `flaky` is not reachable"), "{down}");
+    let dev = client
+        .call_ok(&dana, "list-resources", in_dev.clone())
+        .await?;
+    assert_eq!(item_names(&dev), ["dev-up-1"]);
+    let ready = client.http.get(gateway.url_of("/readyz")).send().await?;
+    assert_eq!(ready.status(), 200, "dev can serve");
+    let body = ready.text().await?;
+    assert!(body.contains("cluster dev: ok"), "{body}");
+    assert!(
+        body.contains("cluster flaky: cluster `flaky` is not reachable"),
+        "{body}"
+    );
+    // list-clusters still answers, and says so.
+    let clusters = client.call_ok(&dana, "list-clusters", json!({})).await?;
+    assert_eq!(
+        clusters["structuredContent"]["clusters"][1]["name"],
+        "flaky"
+    );
+    assert_eq!(
+        clusters["structuredContent"]["clusters"][1]["reachable"],
+        false
+    );
+
+    // Once it is up, kubegate connects by itself.
+    flaky.plane.start_apiserver().await?;
+    let back = listed_within(&client, &dana, in_flaky.clone(), Duration::from_secs(60)).await?;
+    assert_eq!(back, ["flaky-up-1"]);
+
+    // Down again while connected: its calls fail naming it; dev's do not.
+    flaky.plane.stop_apiserver().await?;
+    let cut = client
+        .call_err(&dana, "list-resources", in_flaky.clone())
+        .await?;
+    assert!(cut.starts_with("cluster `flaky`: "), "{cut}");
+    let dev = client
+        .call_ok(&dana, "list-resources", in_dev.clone())
+        .await?;
+    assert_eq!(item_names(&dev), ["dev-up-1"]);
+    flaky.plane.start_apiserver().await?;
+    let again = listed_within(&client, &dana, in_flaky, Duration::from_secs(60)).await?;
+    assert_eq!(again, ["flaky-up-1"]);
+
+    // Both kinds of failure are recorded against flaky.
+    let records = gateway.audit_records();
+    let errors: Vec<&str> = records
+        .iter()
+        .filter(|r| r["cluster"] == "flaky" && r["outcome"] == "error")
+        .filter_map(|r| r["error"].as_str())
+        .collect();
+    assert!(
+        errors.iter().any(|e| e.contains("is not reachable")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.starts_with("cluster `flaky`: ")),
+        "{errors:?}"
+    );
+    Ok(())
+}
