@@ -252,6 +252,23 @@ async fn one_kubegate_reads_both_clusters_and_changes_each_only_where_policy_per
             .is_empty()
     );
 
+    // Tenants' analyzer settings are each cluster's own: an analyzer turned on in dev stays
+    // off in prod.
+    client
+        .call_ok(&dana, "add-filters", json!({"filters": "Log"}))
+        .await?;
+    let active = |result: &Value| {
+        result["structuredContent"]["activeFilters"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|f| f == "Log"))
+    };
+    let dev_filters = client.call_ok(&dana, "list-filters", json!({})).await?;
+    assert!(active(&dev_filters), "{dev_filters}");
+    let prod_filters = client
+        .call_ok(&dana, "list-filters", json!({"context": "prod"}))
+        .await?;
+    assert!(!active(&prod_filters), "{prod_filters}");
+
     // A cluster kubegate does not front is refused before any API server hears of it.
     let unknown = client
         .call_err(
@@ -311,6 +328,9 @@ async fn one_kubegate_reads_both_clusters_and_changes_each_only_where_policy_per
             (Some("list-resources"), Some("prod"), "denied"),
             (Some("delete_pod"), Some("dev"), "success"),
             (Some("delete_pod"), Some("prod"), "denied"),
+            (Some("add-filters"), Some("dev"), "success"),
+            (Some("list-filters"), Some("dev"), "success"),
+            (Some("list-filters"), Some("prod"), "success"),
             (Some("list-resources"), None, "invalid"),
         ]
     );
