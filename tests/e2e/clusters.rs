@@ -31,6 +31,11 @@ async fn private_plane() -> Result<Private> {
     Ok(Private { plane, _dir: dir })
 }
 
+/// A namespace of `tenant` where Kubernetes RBAC lets the group `developers` edit.
+async fn developers_may_edit(admin: &kube::Client, namespace: &str, tenant: &str) -> Result<()> {
+    tenant_namespace(admin, namespace, Some(tenant), "developers", EDIT_ROLE).await
+}
+
 async fn pod(admin: &kube::Client, namespace: &str, name: &str) -> Result<()> {
     let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name},
         "spec": {"containers": [{"name": "c", "image": "registry.example/c:1"}]}}))?;
@@ -84,30 +89,9 @@ async fn one_kubegate_reads_both_clusters_and_changes_each_only_where_policy_per
     let prod_admin = prod.plane.client("admin").await?;
     // `mc-shop` in both clusters: team-a's in dev, team-b's in prod; `mc-web` is team-a's in
     // prod. Kubernetes RBAC lets developers edit in all three: only the policy tells them apart.
-    tenant_namespace(
-        &dev_admin,
-        "mc-shop",
-        Some("team-a"),
-        "developers",
-        EDIT_ROLE,
-    )
-    .await?;
-    tenant_namespace(
-        &prod_admin,
-        "mc-shop",
-        Some("team-b"),
-        "developers",
-        EDIT_ROLE,
-    )
-    .await?;
-    tenant_namespace(
-        &prod_admin,
-        "mc-web",
-        Some("team-a"),
-        "developers",
-        EDIT_ROLE,
-    )
-    .await?;
+    developers_may_edit(&dev_admin, "mc-shop", "team-a").await?;
+    developers_may_edit(&prod_admin, "mc-shop", "team-b").await?;
+    developers_may_edit(&prod_admin, "mc-web", "team-a").await?;
     pod(&dev_admin, "mc-shop", "dev-shop-1").await?;
     pod(&prod_admin, "mc-shop", "prod-shop-1").await?;
     pod(&prod_admin, "mc-web", "prod-web-1").await?;
@@ -369,15 +353,8 @@ async fn one_cluster_down_never_takes_the_other_with_it() -> Result<()> {
     let mut flaky = private_plane().await?;
     let dev_admin = support::cluster().client("admin").await?;
     let flaky_admin = flaky.plane.client("admin").await?;
-    tenant_namespace(&dev_admin, "mc-up", Some("team-a"), "developers", EDIT_ROLE).await?;
-    tenant_namespace(
-        &flaky_admin,
-        "mc-up",
-        Some("team-a"),
-        "developers",
-        EDIT_ROLE,
-    )
-    .await?;
+    developers_may_edit(&dev_admin, "mc-up", "team-a").await?;
+    developers_may_edit(&flaky_admin, "mc-up", "team-a").await?;
     pod(&dev_admin, "mc-up", "dev-up-1").await?;
     pod(&flaky_admin, "mc-up", "flaky-up-1").await?;
     // kubegate starts while flaky's API server is down.
