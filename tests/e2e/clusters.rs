@@ -57,6 +57,11 @@ fn options(clusters: Vec<GatewayCluster>) -> GatewayOptions {
     options
 }
 
+/// The API server's own version, as its admin sees it (what `list-clusters` should say).
+async fn version_of(admin: &kube::Client) -> Result<String> {
+    Ok(admin.apiserver_version().await?.git_version)
+}
+
 /// Calls `list-resources` for the pods of `namespace` until it succeeds (or `within` passes);
 /// the last error text otherwise.
 async fn listed_within(
@@ -96,13 +101,21 @@ async fn one_kubegate_reads_both_clusters_and_changes_each_only_where_policy_per
     pod(&prod_admin, "mc-shop", "prod-shop-1").await?;
     pod(&prod_admin, "mc-web", "prod-web-1").await?;
 
-    let gateway = TestGateway::start(options(vec![
+    let mut options = options(vec![
         GatewayCluster::of("dev", support::cluster(), true),
         GatewayCluster::of("prod", &prod.plane, false),
-    ]))
-    .await?;
+    ]);
+    // erin may not use prod: list-clusters leaves it out of her list.
+    options.policies.push((
+        "erin-not-in-prod.cedar".to_owned(),
+        r#"@id("erin-not-in-prod") forbid (principal == User::"erin", action == Action::"list-clusters", resource == Cluster::"prod");"#.to_owned(),
+    ));
+    let gateway = TestGateway::start(options).await?;
     let client = gateway.client();
     let dana = gateway.token("dana", &["developers"], "team-a");
+    // bea is a developer of team-b, the tenant of prod's mc-shop.
+    let bea = gateway.token("bea", &["developers"], "team-b");
+    let erin = gateway.token("erin", &["developers"], "team-a");
 
     // tools/list offers list-clusters and a `context` on the tools.
     let tools = client.request(&dana, "tools/list", json!({})).await?;
@@ -124,6 +137,14 @@ async fn one_kubegate_reads_both_clusters_and_changes_each_only_where_policy_per
         tool("list-clusters")
             .is_some_and(|t| t["inputSchema"]["properties"].get("context").is_none())
     );
+    // Every other tool takes `context`.
+    let without: Vec<&Value> = tools
+        .iter()
+        .filter(|t| t["name"] != "list-clusters")
+        .filter(|t| t["inputSchema"]["properties"]["context"]["type"] != "string")
+        .map(|t| &t["name"])
+        .collect();
+    ensure!(without.is_empty(), "tools without a `context`: {without:?}");
 
     let clusters = client.call_ok(&dana, "list-clusters", json!({})).await?;
     let listed: Vec<(String, bool, bool)> = clusters["structuredContent"]["clusters"]
@@ -145,6 +166,22 @@ async fn one_kubegate_reads_both_clusters_and_changes_each_only_where_policy_per
             ("prod".to_owned(), false, true)
         ]
     );
+    // Each with its own API server's version.
+    let listed = &clusters["structuredContent"]["clusters"];
+    assert_eq!(listed[0]["version"], version_of(&dev_admin).await?.as_str());
+    assert_eq!(
+        listed[1]["version"],
+        version_of(&prod_admin).await?.as_str()
+    );
+    // The list is decided per cluster: a forbid on prod keeps it out of erin's.
+    let erins = client.call_ok(&erin, "list-clusters", json!({})).await?;
+    let names: Vec<&str> = erins["structuredContent"]["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["dev"], "{erins}");
 
     // Reads go to the cluster `context` names, or the default.
     let in_dev = client
@@ -174,6 +211,27 @@ async fn one_kubegate_reads_both_clusters_and_changes_each_only_where_policy_per
     assert!(
         refused.contains(r#"Namespace::"prod/mc-shop""#),
         "{refused}"
+    );
+    // The same namespace name is team-b's in prod and team-a's in dev: bea reads prod's, and
+    // is refused dev's, naming dev's.
+    let bea_in_prod = client
+        .call_ok(
+            &bea,
+            "list-resources",
+            json!({"resourceType": "pods", "namespace": "mc-shop", "context": "prod"}),
+        )
+        .await?;
+    assert_eq!(item_names(&bea_in_prod), ["prod-shop-1"]);
+    let bea_in_dev = client
+        .call_err(
+            &bea,
+            "list-resources",
+            json!({"resourceType": "pods", "namespace": "mc-shop"}),
+        )
+        .await?;
+    assert!(
+        bea_in_dev.contains(r#"Namespace::"dev/mc-shop""#),
+        "{bea_in_dev}"
     );
     // Each API server saw only its own calls.
     let dev_log = support::cluster();
@@ -253,15 +311,46 @@ async fn one_kubegate_reads_both_clusters_and_changes_each_only_where_policy_per
         .await?;
     assert!(!active(&prod_filters), "{prod_filters}");
 
-    // A cluster kubegate does not front is refused before any API server hears of it.
-    let unknown = client
-        .call_err(
-            &dana,
-            "list-resources",
-            json!({"resourceType": "pods", "namespace": "mc-web", "context": "staging"}),
-        )
+    // A cluster kubegate does not front is refused before any API server hears of it: asked
+    // in a namespace dana may read in dev (mc-shop) and in one she may read in prod (mc-web),
+    // so a call sent to either cluster instead would reach its API server. The label selector
+    // marks the requests; calls marked `probe=after`, made next in each cluster, show that
+    // both audit logs have been written past them.
+    let dana_reads = [("dev", "mc-shop"), ("prod", "mc-web")];
+    for (_, namespace) in dana_reads {
+        let unknown = client
+            .call_err(
+                &dana,
+                "list-resources",
+                json!({"resourceType": "pods", "namespace": namespace, "context": "staging",
+                       "labelSelector": "probe=unknown-context"}),
+            )
+            .await?;
+        assert!(unknown.contains("unknown context `staging`"), "{unknown}");
+    }
+    for (context, namespace) in dana_reads {
+        client
+            .call_ok(
+                &dana,
+                "list-resources",
+                json!({"resourceType": "pods", "namespace": namespace, "context": context,
+                       "labelSelector": "probe=after"}),
+            )
+            .await?;
+    }
+    for (name, plane) in [("dev", support::cluster()), ("prod", &prod.plane)] {
+        support::eventually(&format!("{name}'s audit log shows the probe"), || async {
+            !plane
+                .impersonated_requests("dana", "probe%3Dafter")
+                .is_empty()
+        })
         .await?;
-    assert!(unknown.contains("unknown context `staging`"), "{unknown}");
+        let heard = plane.impersonated_requests("dana", "unknown-context");
+        assert!(
+            heard.is_empty(),
+            "{name}'s API server heard of it: {heard:?}"
+        );
+    }
 
     // The namespaces resource shows, per cluster, the namespaces dana may use there.
     let read = client
@@ -292,12 +381,13 @@ async fn one_kubegate_reads_both_clusters_and_changes_each_only_where_policy_per
 
     // Every tool call's record names the cluster it went to (none for the unknown one).
     let records = gateway.audit_records();
-    let calls: Vec<(Option<&str>, Option<&str>, &str)> = records
+    let calls: Vec<(&str, &str, Option<&str>, &str)> = records
         .iter()
         .filter(|r| r["mcp"]["method"] == "tools/call" && r["stage"] == "ResponseComplete")
         .map(|r| {
             (
-                r["mcp"]["tool"].as_str(),
+                r["user"]["username"].as_str().unwrap_or_default(),
+                r["mcp"]["tool"].as_str().unwrap_or_default(),
                 r["cluster"].as_str(),
                 r["outcome"].as_str().unwrap_or_default(),
             )
@@ -306,16 +396,22 @@ async fn one_kubegate_reads_both_clusters_and_changes_each_only_where_policy_per
     assert_eq!(
         calls,
         [
-            (Some("list-clusters"), Some("dev"), "success"),
-            (Some("list-resources"), Some("dev"), "success"),
-            (Some("list-resources"), Some("prod"), "success"),
-            (Some("list-resources"), Some("prod"), "denied"),
-            (Some("delete_pod"), Some("dev"), "success"),
-            (Some("delete_pod"), Some("prod"), "denied"),
-            (Some("add-filters"), Some("dev"), "success"),
-            (Some("list-filters"), Some("dev"), "success"),
-            (Some("list-filters"), Some("prod"), "success"),
-            (Some("list-resources"), None, "invalid"),
+            ("dana", "list-clusters", Some("dev"), "success"),
+            ("erin", "list-clusters", Some("dev"), "success"),
+            ("dana", "list-resources", Some("dev"), "success"),
+            ("dana", "list-resources", Some("prod"), "success"),
+            ("dana", "list-resources", Some("prod"), "denied"),
+            ("bea", "list-resources", Some("prod"), "success"),
+            ("bea", "list-resources", Some("dev"), "denied"),
+            ("dana", "delete_pod", Some("dev"), "success"),
+            ("dana", "delete_pod", Some("prod"), "denied"),
+            ("dana", "add-filters", Some("dev"), "success"),
+            ("dana", "list-filters", Some("dev"), "success"),
+            ("dana", "list-filters", Some("prod"), "success"),
+            ("dana", "list-resources", None, "invalid"),
+            ("dana", "list-resources", None, "invalid"),
+            ("dana", "list-resources", Some("dev"), "success"),
+            ("dana", "list-resources", Some("prod"), "success"),
         ]
     );
     let unknown_record = records
@@ -359,11 +455,13 @@ async fn one_cluster_down_never_takes_the_other_with_it() -> Result<()> {
     pod(&flaky_admin, "mc-up", "flaky-up-1").await?;
     // kubegate starts while flaky's API server is down.
     flaky.plane.stop_apiserver().await?;
-    let gateway = TestGateway::start(options(vec![
+    let mut options = options(vec![
         GatewayCluster::of("dev", support::cluster(), true),
         GatewayCluster::of("flaky", &flaky.plane, false),
-    ]))
-    .await?;
+    ]);
+    // So that /readyz tells soon that a connected cluster has gone.
+    options.namespaces_stale_after = Some(1);
+    let gateway = TestGateway::start(options).await?;
     let client = gateway.client();
     let dana = gateway.token("dana", &["developers"], "team-a");
     let in_dev = json!({"resourceType": "pods", "namespace": "mc-up"});
@@ -411,9 +509,35 @@ async fn one_cluster_down_never_takes_the_other_with_it() -> Result<()> {
         .call_ok(&dana, "list-resources", in_dev.clone())
         .await?;
     assert_eq!(item_names(&dev), ["dev-up-1"]);
+    // /readyz stays 200 (dev can serve) and soon names flaky as not ok.
+    let readyz = gateway.url_of("/readyz");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = client.http.get(&readyz).send().await?;
+        let status = ready.status();
+        let body = ready.text().await?;
+        assert_eq!(status, 200, "dev can serve: {body}");
+        assert!(body.contains("cluster dev: ok\n"), "{body}");
+        if body.contains("cluster flaky: ") && !body.contains("cluster flaky: ok\n") {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "/readyz still says flaky is ok 30 s after its API server stopped: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     flaky.plane.start_apiserver().await?;
     let again = listed_within(&client, &dana, in_flaky, Duration::from_secs(60)).await?;
     assert_eq!(again, ["flaky-up-1"]);
+    support::eventually("/readyz says flaky is ok again", || async {
+        let body = match client.http.get(&readyz).send().await {
+            Ok(ready) => ready.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        body.contains("cluster flaky: ok\n")
+    })
+    .await?;
 
     // Both kinds of failure are recorded against flaky.
     let records = gateway.audit_records();
@@ -430,5 +554,92 @@ async fn one_cluster_down_never_takes_the_other_with_it() -> Result<()> {
         errors.iter().any(|e| e.starts_with("cluster `flaky`: ")),
         "{errors:?}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_no_cluster_able_to_serve_kubegate_is_not_ready_until_one_is_back() -> Result<()> {
+    // The default cluster is a private plane whose tenants are named by its own label; the
+    // other never answers.
+    let mut main = private_plane().await?;
+    let admin = main.plane.client("admin").await?;
+    tenant_namespace(&admin, "mc-own-label", None, "developers", EDIT_ROLE).await?;
+    let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(admin.clone());
+    namespaces
+        .patch(
+            "mc-own-label",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"metadata": {"labels": {"example.com/team": "team-a"}}}),
+            ),
+        )
+        .await?;
+    pod(&admin, "mc-own-label", "own-label-1").await?;
+    let mut own = GatewayCluster::of("main", &main.plane, true);
+    own.tenant_label = Some("example.com/team".to_owned());
+    let mut options = options(vec![own, GatewayCluster::unreachable("gone", &main.plane)?]);
+    options.namespaces_stale_after = Some(1);
+    let gateway = TestGateway::start(options).await?;
+    let client = gateway.client();
+    let dana = gateway.token("dana", &["developers"], "team-a");
+    let readyz = gateway.url_of("/readyz");
+    let ready = || async {
+        let ready = client.http.get(&readyz).send().await?;
+        let status = ready.status().as_u16();
+        Ok::<_, anyhow::Error>((status, ready.text().await?))
+    };
+
+    // main serves (its namespace is team-a's by main's own label); gone fails alone.
+    let (status, body) = ready().await?;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("cluster main: ok\n"), "{body}");
+    assert!(body.contains("cluster gone: "), "{body}");
+    assert!(!body.contains("cluster gone: ok"), "{body}");
+    let in_main = json!({"resourceType": "pods", "namespace": "mc-own-label"});
+    let listed = client
+        .call_ok(&dana, "list-resources", in_main.clone())
+        .await?;
+    assert_eq!(item_names(&listed), ["own-label-1"]);
+    let gone = client
+        .call_err(
+            &dana,
+            "list-resources",
+            json!({"resourceType": "pods", "namespace": "mc-own-label", "context": "gone"}),
+        )
+        .await?;
+    assert!(gone.contains("cluster `gone`"), "{gone}");
+    assert!(
+        gone.contains("not reachable") || gone.contains("cannot reach"),
+        "{gone}"
+    );
+
+    // The default's API server stops: calls without a context fail naming it, and nothing can
+    // serve.
+    main.plane.stop_apiserver().await?;
+    let down = client
+        .call_err(&dana, "list-resources", in_main.clone())
+        .await?;
+    assert!(down.contains("cluster `main`"), "{down}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = ready().await?;
+        if status == 503 {
+            assert!(body.contains("cluster main: "), "{body}");
+            assert!(!body.contains("cluster main: ok"), "{body}");
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "/readyz still {status} 30 s after the only reachable cluster stopped: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Back: ready again and serving, kubegate never restarted.
+    main.plane.start_apiserver().await?;
+    let back = listed_within(&client, &dana, in_main, Duration::from_secs(60)).await?;
+    assert_eq!(back, ["own-label-1"]);
+    let (status, body) = ready().await?;
+    assert_eq!(status, 200, "{body}");
     Ok(())
 }

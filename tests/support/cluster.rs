@@ -86,6 +86,9 @@ const WORKLOAD_RESOURCES: &[&str] = &[
     "policyreports",
 ];
 
+/// How long [`ControlPlane::stop_apiserver`] lets kube-apiserver shut down before killing it.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// A running control plane.
 pub struct ControlPlane {
     /// Where its files live (certificates, tokens, etcd data, logs).
@@ -274,16 +277,35 @@ impl ControlPlane {
         })
     }
 
-    /// Stops kube-apiserver (etcd keeps the cluster's state), and waits until its port is
-    /// closed.
+    /// Stops kube-apiserver (etcd keeps the cluster's state), and waits until it has exited and
+    /// its port is closed.
+    ///
+    /// kube-apiserver is asked to stop (SIGTERM), and killed if it has not exited within
+    /// [`STOP_GRACE`]: with watches open (kubegate's) its graceful shutdown waits out its
+    /// request timeout, a minute. The wait polls instead of blocking, because kubegate and the
+    /// kubelet stand-in may run on this same runtime.
     pub async fn stop_apiserver(&mut self) -> Result<()> {
         let Some((mut child, tether)) = self.apiserver.take() else {
             return Ok(());
         };
         drop(tether);
-        let _ = child.wait();
+        let grace = Instant::now() + STOP_GRACE;
+        let deadline = grace + Duration::from_secs(10);
+        let mut killed = false;
+        while child.try_wait()?.is_none() {
+            if !killed && Instant::now() > grace {
+                // The tether's USR1 trap kills kube-apiserver outright.
+                Command::new("kill")
+                    .args(["-USR1", &child.id().to_string()])
+                    .status()?;
+                killed = true;
+            }
+            if Instant::now() > deadline {
+                bail!("kube-apiserver had not exited 10 s after it was killed");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let address = self.url.trim_start_matches("https://").to_owned();
-        let deadline = Instant::now() + Duration::from_secs(30);
         while tokio::net::TcpStream::connect(&address).await.is_ok() {
             if Instant::now() > deadline {
                 bail!("kube-apiserver still listens on {address} 30 s after it was stopped");
@@ -457,7 +479,7 @@ fn spawn_tethered(bin: &Path, args: &[String], log: &Path) -> Result<(Child, Chi
     let log_file = std::fs::File::create(log)?;
     let mut child = Command::new("sh")
         .arg("-c")
-        .arg(r#""$@" </dev/null & child=$!; trap 'kill $child 2>/dev/null' TERM INT; cat >/dev/null; kill $child 2>/dev/null; wait $child"#)
+        .arg(r#""$@" </dev/null & child=$!; trap 'kill $child 2>/dev/null' TERM INT; trap 'kill -9 $child 2>/dev/null' USR1; cat >/dev/null; kill $child 2>/dev/null; wait $child"#)
         .arg("kubegate-tether")
         .arg(bin)
         .args(args)

@@ -128,6 +128,8 @@ pub struct GatewayCluster {
     /// kubegate's kubeconfig there (YAML).
     pub kubeconfig: String,
     pub default: bool,
+    /// Its own `tenant_label`, if not `[kubernetes]`'s.
+    pub tenant_label: Option<String>,
 }
 
 impl GatewayCluster {
@@ -137,7 +139,18 @@ impl GatewayCluster {
             name: name.to_owned(),
             kubeconfig: plane.kubeconfig("kubegate"),
             default,
+            tenant_label: None,
         }
+    }
+
+    /// A cluster named `name` that never answers: `plane`'s kubeconfig, its server moved to a
+    /// loopback port where nothing listens.
+    pub fn unreachable(name: &str, plane: &ControlPlane) -> Result<GatewayCluster> {
+        let closed = format!("https://127.0.0.1:{}", cluster::free_port()?);
+        Ok(GatewayCluster {
+            kubeconfig: plane.kubeconfig("kubegate").replace(&plane.url, &closed),
+            ..GatewayCluster::of(name, plane, false)
+        })
     }
 }
 
@@ -274,6 +287,9 @@ impl GatewayFiles {
                 "\n[[clusters]]\nname = {:?}\nkubeconfig = {file:?}\ndefault = {}\n",
                 cluster.name, cluster.default
             ));
+            if let Some(label) = &cluster.tenant_label {
+                clusters.push_str(&format!("tenant_label = {label:?}\n"));
+            }
         }
         let config_file = dir.path().join("kubegate.toml");
         std::fs::write(
