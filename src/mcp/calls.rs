@@ -53,6 +53,12 @@ pub(super) async fn call_tool(
         record.fail(Outcome::Denied, denied.to_string());
         return ex.tool_result(&denied.to_string(), None, true);
     }
+    if tool::spec(name).is_none() {
+        let error = ToolError::UnknownTool(name.to_owned());
+        record.set_arguments(&names_only(arguments, "the tool does not exist"));
+        record.fail(Outcome::Invalid, error.to_string());
+        return jsonrpc::error(Some(id), code::INVALID_PARAMS, error.to_string());
+    }
     // The cluster the call goes to: its `context`, or the default one.
     let without_context;
     let (context, arguments) = match arguments.get("context") {

@@ -262,6 +262,15 @@ async fn one_kubegate_reads_both_clusters_and_changes_each_only_where_policy_per
         )
         .await?;
     assert!(unknown.contains("unknown context `staging`"), "{unknown}");
+    // An unknown tool is that, whatever cluster it names.
+    let no_tool = client
+        .post(
+            Some(&dana),
+            &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                    "params": {"name": "rm-rf", "arguments": {"context": "staging"}}}),
+        )
+        .await?;
+    assert_eq!(no_tool.body["error"]["code"], -32602, "{}", no_tool.text);
 
     // The namespaces resource shows, per cluster, the namespaces dana may use there.
     let read = client
@@ -316,11 +325,12 @@ async fn one_kubegate_reads_both_clusters_and_changes_each_only_where_policy_per
             (Some("list-filters"), Some("dev"), "success"),
             (Some("list-filters"), Some("prod"), "success"),
             (Some("list-resources"), None, "invalid"),
+            (Some("rm-rf"), None, "invalid"),
         ]
     );
     let unknown_record = records
         .iter()
-        .rfind(|r| r["outcome"] == "invalid")
+        .rfind(|r| r["outcome"] == "invalid" && r["mcp"]["tool"] == "list-resources")
         .context("no record of the unknown context")?;
     assert!(unknown_record.get("kube").is_none(), "{unknown_record}");
     Ok(())
