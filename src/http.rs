@@ -470,14 +470,14 @@ fn routed(
                 .iter()
                 .map(|c| (c.name.as_str(), c.unready()))
                 .collect();
-            let unready = if clusters.iter().any(|(_, why)| why.is_none()) {
+            let no_cluster = if clusters.iter().any(|(_, why)| why.is_none()) {
                 None
             } else if let [(_, why)] = clusters.as_slice() {
                 why.clone()
             } else {
                 Some("no cluster can serve".to_owned())
-            }
-            .or_else(|| keys.clone().filter(|_| none_loaded));
+            };
+            let unready = no_cluster.or_else(|| keys.clone().filter(|_| none_loaded));
             // With several clusters, one line each.
             let each: String = if gateway.clusters.several() {
                 clusters
