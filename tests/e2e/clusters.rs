@@ -53,6 +53,14 @@ fn options(clusters: Vec<GatewayCluster>) -> GatewayOptions {
     options
         .policies
         .push(("dev-destructive-prod-read.cedar".to_owned(), example));
+    // Contractors are kept out of every cluster but dev.
+    options.policies.push((
+        "contractors.cedar".to_owned(),
+        r#"@id("contractors-only-in-dev")
+           forbid (principal in Group::"contractors", action, resource)
+           unless { resource in Cluster::"dev" };"#
+            .to_owned(),
+    ));
     options.clusters = clusters;
     options
 }
@@ -145,6 +153,16 @@ async fn one_kubegate_reads_both_clusters_and_changes_each_only_where_policy_per
             ("prod".to_owned(), false, true)
         ]
     );
+    // A caller kept out of prod does not see it listed.
+    let erin = gateway.token("erin", &["contractors"], "team-a");
+    let theirs = client.call_ok(&erin, "list-clusters", json!({})).await?;
+    let names: Vec<&str> = theirs["structuredContent"]["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["dev"]);
 
     // Reads go to the cluster `context` names, or the default.
     let in_dev = client
@@ -290,20 +308,17 @@ async fn one_kubegate_reads_both_clusters_and_changes_each_only_where_policy_per
         .collect();
     assert_eq!(prod_namespaces, ["mc-web"], "{contents}");
 
-    // /readyz names both clusters.
+    // /readyz counts the clusters that can serve (it is unauthenticated: no names).
     let ready = client.http.get(gateway.url_of("/readyz")).send().await?;
     assert_eq!(ready.status(), 200);
-    let body = ready.text().await?;
-    assert!(
-        body.contains("cluster dev: ok") && body.contains("cluster prod: ok"),
-        "{body}"
-    );
+    assert_eq!(ready.text().await?, "ok\nclusters: 2 of 2 can serve\n");
 
     // Every tool call's record names the cluster it went to (none for the unknown one).
     let records = gateway.audit_records();
     let calls: Vec<(Option<&str>, Option<&str>, &str)> = records
         .iter()
         .filter(|r| r["mcp"]["method"] == "tools/call" && r["stage"] == "ResponseComplete")
+        .filter(|r| r["user"]["username"] == "dana")
         .map(|r| {
             (
                 r["mcp"]["tool"].as_str(),
@@ -355,6 +370,25 @@ async fn a_single_cluster_shows_neither_context_nor_list_clusters() -> Result<()
             .iter()
             .all(|t| t["inputSchema"]["properties"].get("context").is_none())
     );
+    // Nor do calls: `context` is an unknown argument, list-clusters an unknown tool.
+    let client = gateway.client();
+    let context = client
+        .call_err(
+            &alice,
+            "list-resources",
+            json!({"resourceType": "pods", "namespace": "team-a", "context": "local"}),
+        )
+        .await?;
+    assert!(context.contains("context"), "{context}");
+    assert!(!context.contains("unknown context"), "{context}");
+    let listing = client
+        .post(
+            Some(&alice),
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                    "params": {"name": "list-clusters"}}),
+        )
+        .await?;
+    assert_eq!(listing.body["error"]["code"], -32602, "{}", listing.text);
     Ok(())
 }
 
@@ -389,12 +423,13 @@ async fn one_cluster_down_never_takes_the_other_with_it() -> Result<()> {
     assert_eq!(item_names(&dev), ["dev-up-1"]);
     let ready = client.http.get(gateway.url_of("/readyz")).send().await?;
     assert_eq!(ready.status(), 200, "dev can serve");
-    let body = ready.text().await?;
-    assert!(body.contains("cluster dev: ok"), "{body}");
-    assert!(
-        body.contains("cluster flaky: cluster `flaky` is not reachable"),
-        "{body}"
-    );
+    assert_eq!(ready.text().await?, "ok\nclusters: 1 of 2 can serve\n");
+    // Told only to those who may use it: to a caller kept out of it, it is unknown.
+    let erin = gateway.token("erin", &["contractors"], "team-a");
+    let hidden = client
+        .call_err(&erin, "list-resources", in_flaky.clone())
+        .await?;
+    assert!(hidden.contains("unknown context `flaky`"), "{hidden}");
     // list-clusters still answers, and says so.
     let clusters = client.call_ok(&dana, "list-clusters", json!({})).await?;
     assert_eq!(
