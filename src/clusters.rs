@@ -11,7 +11,7 @@
 //! error of one call names its cluster. A single cluster keeps the stricter start: kubegate
 //! does not start without it.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use crate::config::{AnalysisConfig, ClusterSettings, Config};
@@ -51,11 +51,22 @@ pub enum ClusterError {
          clusters you may use"
     )]
     Unknown(String),
+    /// `why` (an address, a certificate problem) is for the audit record and the log only.
     #[error(
-        "cluster `{name}` is not reachable ({why}); kubegate keeps trying to connect to it, so \
-         try again later"
+        "cluster `{name}` is not reachable now; kubegate keeps trying to connect to it, so try \
+         again later"
     )]
     Unreachable { name: String, why: String },
+}
+
+impl ClusterError {
+    /// The message and, for an unreachable cluster, why (for the record and the log).
+    pub fn detail(&self) -> String {
+        match self {
+            ClusterError::Unreachable { why, .. } => format!("{self} ({why})"),
+            ClusterError::Unknown(_) => self.to_string(),
+        }
+    }
 }
 
 impl Clusters {
@@ -97,7 +108,7 @@ impl Clusters {
         for ((cluster, client), settings) in all.iter().zip(clients).zip(settings) {
             let (tried, attempt) = tokio::sync::oneshot::channel();
             tokio::spawn(keep_connecting(
-                Arc::clone(cluster),
+                Arc::downgrade(cluster),
                 client,
                 settings,
                 config.kubernetes.clone(),
@@ -107,11 +118,6 @@ impl Clusters {
             first.spawn(attempt);
         }
         let _ = tokio::time::timeout(FIRST_ATTEMPT, first.join_all()).await;
-        for cluster in &all {
-            if let Err(error) = cluster.kube() {
-                tracing::warn!(cluster = %cluster.name, "{error}");
-            }
-        }
         Ok(Clusters { all })
     }
 
@@ -186,7 +192,7 @@ impl Cluster {
     pub fn unready(&self) -> Option<String> {
         match self.kube() {
             Ok(kube) => kube.namespaces().stale(),
-            Err(error) => Some(error.to_string()),
+            Err(error) => Some(error.detail()),
         }
     }
 }
@@ -200,9 +206,10 @@ fn analysis(client: kube::Client, config: &AnalysisConfig) -> Result<Analysis, S
 }
 
 /// Connects to one cluster, again after each failure (waiting longer each time, up to
-/// [`MOST_BETWEEN_ATTEMPTS`]), until it answers; `tried` hears when the first attempt ends.
+/// [`MOST_BETWEEN_ATTEMPTS`]), until it answers or the cluster is dropped (its gateway with
+/// it); `tried` hears when the first attempt ends. A failed attempt leaves nothing running.
 async fn keep_connecting(
-    cluster: Arc<Cluster>,
+    cluster: Weak<Cluster>,
     client: kube::Client,
     settings: ClusterSettings,
     kubernetes: crate::config::KubernetesConfig,
@@ -212,7 +219,11 @@ async fn keep_connecting(
     let mut tried = Some(tried);
     let mut pause = Duration::from_millis(500);
     loop {
-        match Kube::start(client.clone(), &settings, &kubernetes, memory.clone()).await {
+        let attempt = Kube::start(client.clone(), &settings, &kubernetes, memory.clone()).await;
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
+        match attempt {
             Ok(kube) => {
                 let _ = cluster.kube.set(kube);
                 *cluster.failing.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -224,10 +235,15 @@ async fn keep_connecting(
             }
             Err(error) => {
                 let why = describe(&error);
-                tracing::debug!(cluster = %cluster.name, %why, "cannot connect to the cluster yet");
-                *cluster.failing.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+                let mut failing = cluster.failing.lock().unwrap_or_else(|e| e.into_inner());
+                // Said once per reason, not once per attempt.
+                if failing.as_deref() != Some(why.as_str()) {
+                    tracing::warn!(cluster = %cluster.name, %why, "cannot connect to the cluster; retrying");
+                }
+                *failing = Some(why);
             }
         }
+        drop(cluster);
         if let Some(tried) = tried.take() {
             let _ = tried.send(());
         }

@@ -685,6 +685,13 @@ impl Config {
                 return invalid("more than one of [[clusters]] says `default = true`".into());
             }
         }
+        if self.clusters.is_empty() {
+            // One cluster: its name as it always was, anything but empty.
+            if self.cluster_name.as_deref() == Some("") {
+                return invalid("cluster_name is empty".into());
+            }
+            return Ok(());
+        }
         let mut seen = std::collections::HashSet::new();
         for cluster in self.clusters() {
             let name = &cluster.name;

@@ -334,6 +334,26 @@ fn refuse_impersonating(config: &kube::Config) -> Result<(), KubeError> {
     Ok(())
 }
 
+/// A background task of one cluster's connection (discovery's refresh, the namespace watch),
+/// stopped when the last part holding it is dropped: a connection attempt that fails half-way
+/// leaves nothing running.
+pub(crate) struct Background(tokio::task::AbortHandle);
+
+impl Background {
+    pub(crate) fn spawn<F>(task: F) -> Arc<Background>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        Arc::new(Background(tokio::spawn(task).abort_handle()))
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Query parameters of one request.
 pub type Query<'a> = &'a [(&'a str, String)];
 

@@ -208,7 +208,12 @@ fn join(args: JoinArgs) -> anyhow::Result<()> {
         .kube_audit
         .iter()
         .map(|given| {
-            let (cluster, path) = review::join::cluster_log(given);
+            // A file of that very name is a path, `=` and all.
+            let (cluster, path) = if std::path::Path::new(given).exists() {
+                (None, given.as_str())
+            } else {
+                review::join::cluster_log(given)
+            };
             (
                 cluster.map(str::to_owned),
                 Source::all(&[PathBuf::from(path)]).remove(0),

@@ -420,8 +420,8 @@ fn clusters_that_cannot_be_told_apart_or_named_in_cedar_are_refused() {
             "[kubernetes] kubeconfig is set beside [[clusters]]",
         ),
         (
-            EXAMPLE.replace("cluster_name = \"local\"", "cluster_name = \"a b\""),
-            "is not usable",
+            EXAMPLE.replace("cluster_name = \"local\"", "cluster_name = \"\""),
+            "cluster_name is empty",
         ),
     ];
     for (text, expected) in cases {

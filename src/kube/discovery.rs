@@ -81,27 +81,30 @@ pub struct Discovered {
     current: Arc<RwLock<Arc<ApiCatalog>>>,
     last_run: Arc<Mutex<Instant>>,
     client: kube::Client,
+    /// The refresh every [`REFRESH_EVERY`], stopped with the last clone.
+    _refresh: Arc<super::Background>,
 }
 
 impl Discovered {
     /// Runs discovery once, then keeps it fresh on the current runtime.
     pub async fn start(client: kube::Client) -> Result<Discovered, KubeError> {
         let catalog = discover(&client).await?;
-        let discovered = Discovered {
-            current: Arc::new(RwLock::new(Arc::new(catalog))),
-            last_run: Arc::new(Mutex::new(Instant::now())),
-            client,
-        };
-        let refresher = discovered.clone();
-        tokio::spawn(async move {
+        let current = Arc::new(RwLock::new(Arc::new(catalog)));
+        let (into, from) = (Arc::clone(&current), client.clone());
+        let refresh = super::Background::spawn(async move {
             let mut every = tokio::time::interval(REFRESH_EVERY);
             every.tick().await;
             loop {
                 every.tick().await;
-                refresher.refresh().await;
+                refresh(&from, &into).await;
             }
         });
-        Ok(discovered)
+        Ok(Discovered {
+            current,
+            last_run: Arc::new(Mutex::new(Instant::now())),
+            client,
+            _refresh: refresh,
+        })
     }
 
     /// The current catalog.
@@ -123,12 +126,15 @@ impl Discovered {
     }
 
     async fn refresh(&self) {
-        match discover(&self.client).await {
-            Ok(catalog) => {
-                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(catalog);
-            }
-            Err(error) => tracing::warn!(%error, "API discovery failed; keeping the last result"),
-        }
+        refresh(&self.client, &self.current).await;
+    }
+}
+
+/// Runs discovery and, if it succeeds, puts its catalog in `current`.
+async fn refresh(client: &kube::Client, current: &RwLock<Arc<ApiCatalog>>) {
+    match discover(client).await {
+        Ok(catalog) => *current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(catalog),
+        Err(error) => tracing::warn!(%error, "API discovery failed; keeping the last result"),
     }
 }
 

@@ -29,6 +29,8 @@ pub struct NamespaceCache {
     store: Store<Namespace>,
     tenant_label: String,
     health: Arc<WatchHealth>,
+    /// The watch feeding `store`, stopped with the last clone (or if the cache never fills).
+    _watch: Arc<super::Background>,
 }
 
 /// Whether the watch feeding the cache works, and since when it has not.
@@ -87,7 +89,7 @@ impl NamespaceCache {
             .map_err(KubeError::NamespaceWatch)?;
         let (store, writer) = reflector::store();
         let health = Arc::new(WatchHealth::new(stale_after));
-        tokio::spawn(watch(api, writer, Arc::clone(&health)));
+        let watching = super::Background::spawn(watch(api, writer, Arc::clone(&health)));
         tokio::time::timeout(SYNC_TIMEOUT, store.wait_until_ready())
             .await
             .map_err(|_| KubeError::NamespaceSync)?
@@ -96,6 +98,7 @@ impl NamespaceCache {
             store,
             tenant_label: tenant_label.to_owned(),
             health,
+            _watch: watching,
         })
     }
 }

@@ -8,9 +8,10 @@ use super::{Exchange, jsonrpc};
 use crate::audit::{
     AuditDecision, AuditRecord, AuditShadow, AuditSubDecision, Outcome, WriteAhead,
 };
-use crate::clusters::{ClusterError, Reached};
-use crate::kube::KubeError;
+use crate::clusters::{Cluster, ClusterError, Reached};
+use crate::kube::{ApiCatalog, KubeError};
 use crate::mcp::jsonrpc::code;
+use crate::policy::cases::StaticNamespaces;
 use crate::policy::{Decidable, Denied, Permit, Permitted, ShadowDecision};
 use crate::tool::resources::{self, ResourceRead};
 use crate::tool::{self, Runnable, ToolCall, ToolError, ToolOutput};
@@ -37,25 +38,21 @@ pub(super) async fn call_tool(
             return jsonrpc::error(Some(id), code::INVALID_PARAMS, message);
         }
     };
-    // A tool no call of this caller can be permitted is not in their tools/list; a call of it
-    // is refused as a denial, before its arguments are read.
-    if let Some(spec) = tool::spec(name) {
-        record.level = ex.gateway.audit.level_for(spec.name, spec.group.action());
-    }
-    if let Some(spec) = tool::spec(name)
-        && let Err(denied) = ex.gateway.policy.refuse_unlisted(ex.caller, spec.name)
-    {
-        record.set_arguments(&names_only(
-            arguments,
-            "the call was refused before it was read",
-        ));
-        record.decision = Some(refused(&denied));
-        record.fail(Outcome::Denied, denied.to_string());
-        return ex.tool_result(&denied.to_string(), None, true);
-    }
-    // The cluster the call goes to: its `context`, or the default one.
+    let clusters = &ex.gateway.clusters;
+    // list-clusters is a tool only where there are several clusters to list.
+    let Some(spec) =
+        tool::spec(name).filter(|s| clusters.several() || s.name != tool::LIST_CLUSTERS)
+    else {
+        let error = ToolError::UnknownTool(name.to_owned());
+        record.set_arguments(&names_only(arguments, "the tool does not exist"));
+        record.fail(Outcome::Invalid, error.to_string());
+        return jsonrpc::error(Some(id), code::INVALID_PARAMS, error.to_string());
+    };
+    record.level = ex.gateway.audit.level_for(spec.name, spec.group.action());
+    // With several clusters, `context` names the cluster the call goes to (the default one
+    // without it); with one, it is no argument of any tool.
     let without_context;
-    let (context, arguments) = match arguments.get("context") {
+    let (context, arguments) = match arguments.get("context").filter(|_| clusters.several()) {
         None => (None, arguments),
         Some(Value::String(context)) => {
             let mut rest = arguments.clone();
@@ -72,17 +69,28 @@ pub(super) async fn call_tool(
             return ex.tool_result(&message, None, true);
         }
     };
-    let clusters = &ex.gateway.clusters;
-    let chosen = match (context, name) {
+    let chosen = match (context, spec.name) {
         // list-clusters answers while the default cluster is down: it is then decided on the
         // first cluster kubegate is connected to.
         (None, tool::LIST_CLUSTERS) => Ok(clusters.first_reachable()),
         _ => clusters.get(context),
     };
-    let reached = match chosen.and_then(|c| {
-        record.cluster = Some(c.name.clone());
-        c.reach()
-    }) {
+    if let Ok(cluster) = &chosen {
+        record.cluster = Some(cluster.name.clone());
+    }
+    // A tool no call of this caller can be permitted is not in their tools/list; a call of it
+    // is refused as a denial, before its arguments are read.
+    let engine = chosen.as_ref().map_or(&ex.gateway.policy, |c| &c.policy);
+    if let Err(denied) = engine.refuse_unlisted(ex.caller, spec.name) {
+        record.set_arguments(&names_only(
+            arguments,
+            "the call was refused before it was read",
+        ));
+        record.decision = Some(refused(&denied));
+        record.fail(Outcome::Denied, denied.to_string());
+        return ex.tool_result(&denied.to_string(), None, true);
+    }
+    let reached = match chosen.and_then(|c| ex.reach(c)) {
         Ok(reached) => reached,
         Err(error) => {
             record.set_arguments(&names_only(arguments, "the call went to no cluster"));
@@ -90,7 +98,8 @@ pub(super) async fn call_tool(
                 ClusterError::Unknown(_) => Outcome::Invalid,
                 ClusterError::Unreachable { .. } => Outcome::Error,
             };
-            record.fail(outcome, error.to_string());
+            // The reply says what the caller may know; the record, why.
+            record.fail(outcome, error.detail());
             return ex.tool_result(&error.to_string(), None, true);
         }
     };
@@ -185,10 +194,10 @@ pub(super) async fn read_resource(
     record.set_arguments(&json!({ "uri": uri }));
     let cluster = ex.gateway.clusters.default_cluster();
     record.cluster = Some(cluster.name.clone());
-    let reached = match cluster.reach() {
+    let reached = match ex.reach(cluster) {
         Ok(reached) => reached,
         Err(error) => {
-            record.fail(Outcome::Error, error.to_string());
+            record.fail(Outcome::Error, error.detail());
             return jsonrpc::error(Some(id), code::INTERNAL_ERROR, error.to_string());
         }
     };
@@ -297,6 +306,26 @@ impl Exchange<'_> {
             }
         }
         ran.output
+    }
+
+    /// The cluster with its connection. One that cannot be reached is said to be so only to a
+    /// caller who may use it (who may list it); to others it is as unknown as a made-up name.
+    pub(super) fn reach<'c>(&self, cluster: &'c Cluster) -> Result<Reached<'c>, ClusterError> {
+        cluster.reach().map_err(|error| {
+            let listed = ToolCall::parse(tool::LIST_CLUSTERS, &Map::new(), &ApiCatalog::offline())
+                .ok()
+                .and_then(|call| {
+                    let none = StaticNamespaces::default();
+                    cluster
+                        .policy
+                        .authorize(self.caller, call, &self.facts, &none)
+                        .ok()
+                });
+            match listed {
+                Some(_) => error,
+                None => ClusterError::Unknown(cluster.name.clone()),
+            }
+        })
     }
 
     /// A failed call's message; with several clusters, saying which one it went to.

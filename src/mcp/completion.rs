@@ -2,7 +2,7 @@
 //! the caller may use (as `list-namespaces` decides them), and names of pods, deployments or
 //! other objects in a namespace (as `list-resources` lists them, as the caller). Each
 //! completion is the tool call it resembles, decided and run the same way, in the cluster the
-//! arguments given so far name (`context`) or the default one; a refusal completes nothing
+//! arguments given so far name (`context`, or a prompt's `cluster`) or the default one; a refusal completes nothing
 //! rather than saying why.
 
 use serde_json::{Map, Value, json};
@@ -40,11 +40,15 @@ pub(super) async fn complete(
     let given = |key: &str| context.and_then(|c| c.get(key)).and_then(Value::as_str);
     record.set_arguments(&json!({ "argument": name, "value": prefix }));
     // Names come from the cluster the arguments given so far name (`context`), or the default.
-    let cluster = ex.gateway.clusters.get(given("context"));
+    // (A prompt's argument is `cluster`, a tool's `context`.)
+    let cluster = ex
+        .gateway
+        .clusters
+        .get(given("context").or(given("cluster")));
     if let Ok(cluster) = cluster {
         record.cluster = Some(cluster.name.clone());
     }
-    let reached = cluster.ok().and_then(|c| c.reach().ok());
+    let reached = cluster.ok().and_then(|c| ex.reach(c).ok());
     let mut values = match (name, reached) {
         ("resourceType", _) => tool::LISTABLE
             .iter()

@@ -26,13 +26,15 @@ pub(super) fn get(
     };
     record.set_arguments(&prompt.cedar_arguments());
     // The prompt is about the cluster its `cluster` argument names, or the default one.
+    let clusters = &ex.gateway.clusters;
     let named = params
         .get("arguments")
         .and_then(|a| a.get("cluster"))
-        .and_then(Value::as_str);
-    let reached = match ex.gateway.clusters.get(named).and_then(|cluster| {
+        .and_then(Value::as_str)
+        .filter(|_| clusters.several());
+    let reached = match clusters.get(named).and_then(|cluster| {
         record.cluster = Some(cluster.name.clone());
-        cluster.reach()
+        ex.reach(cluster)
     }) {
         Ok(reached) => reached,
         Err(error @ ClusterError::Unknown(_)) => {
@@ -40,7 +42,7 @@ pub(super) fn get(
             return jsonrpc::error(Some(id), code::INVALID_PARAMS, error.to_string());
         }
         Err(error) => {
-            record.fail(Outcome::Error, error.to_string());
+            record.fail(Outcome::Error, error.detail());
             return jsonrpc::error(Some(id), code::INTERNAL_ERROR, error.to_string());
         }
     };

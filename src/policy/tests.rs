@@ -365,7 +365,7 @@ fn one_policy_set_decides_each_cluster_on_its_own_ids() {
         decide(&prod, &dana, Some("team-a")).is_ok(),
         "reading stays"
     );
-    // A reload through one cluster's engine is in force for every cluster's.
+    // Both engines decide with one policy set (the one a reload replaces for both).
     assert_eq!(dev.version(), prod.version());
 }
 

@@ -191,19 +191,16 @@ impl Runnable for ResourceRead {
 /// The `namespaces` resource when kubegate fronts several clusters: this cluster's namespaces
 /// the caller may use, as with one, and under `clusters` each cluster's, decided on each
 /// `Namespace::"<cluster>/<name>"` with the same action and arguments. A cluster where the
-/// caller may use none is left out; one that cannot be reached says so.
+/// caller may use none, or that cannot be reached now, is left out.
 fn in_every_cluster(run: &Run<'_>) -> ToolOutput {
     let here = visible_namespaces(run);
     let mut clusters = Vec::new();
     let mut text = String::new();
     for cluster in run.clusters.iter() {
-        let kube = match cluster.kube() {
-            Ok(kube) => kube,
-            Err(error) => {
-                clusters.push(json!({"name": cluster.name, "reachable": false}));
-                text.push_str(&format!("{error}\n"));
-                continue;
-            }
+        // A cluster that cannot be reached now has no namespaces to show (list-clusters says
+        // which of theirs a caller cannot reach).
+        let Ok(kube) = cluster.kube() else {
+            continue;
         };
         let cache = kube.namespaces();
         let summaries: Vec<_> = if cluster.name == run.cluster() {
@@ -234,7 +231,7 @@ fn in_every_cluster(run: &Run<'_>) -> ToolOutput {
                 names.join(", ")
             }
         ));
-        clusters.push(json!({"name": cluster.name, "reachable": true, "namespaces": summaries}));
+        clusters.push(json!({"name": cluster.name, "namespaces": summaries}));
     }
     let mut structured = here
         .structured

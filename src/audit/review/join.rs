@@ -97,10 +97,10 @@ fn stage_rank(stage: &str) -> u8 {
     }
 }
 
-/// API server events, one per audit ID (its last stage).
+/// API server events, one per audit ID and cluster (its last stage).
 #[derive(Debug, Default)]
 pub struct ApiServerEvents {
-    by_id: HashMap<String, KubeEvent>,
+    by_id: HashMap<String, Vec<KubeEvent>>,
 }
 
 impl ApiServerEvents {
@@ -135,23 +135,35 @@ impl ApiServerEvents {
         Ok(events)
     }
 
-    /// Adds an event, unless one of a later stage of the same request is already in.
+    /// Adds an event, unless one of a later stage of the same request (in the same cluster's
+    /// log) is already in.
     pub fn add(&mut self, event: KubeEvent) {
-        match self.by_id.get(&event.audit_id) {
+        let same = self.by_id.entry(event.audit_id.clone()).or_default();
+        match same.iter_mut().find(|kept| kept.cluster == event.cluster) {
             Some(kept) if stage_rank(&kept.stage) > stage_rank(&event.stage) => {}
-            _ => {
-                self.by_id.insert(event.audit_id.clone(), event);
-            }
+            Some(kept) => *kept = event,
+            None => same.push(event),
         }
     }
 
+    /// The event of `audit_id` (of any cluster).
     pub fn get(&self, audit_id: &str) -> Option<&KubeEvent> {
-        self.by_id.get(audit_id)
+        self.by_id.get(audit_id).and_then(|events| events.first())
+    }
+
+    /// The event of `audit_id` that a call to `cluster` can pair with: one from that cluster's
+    /// log or from a log named with no cluster; a call recorded with no cluster (by a kubegate
+    /// before it fronted several) pairs with any.
+    pub fn of_call(&self, audit_id: &str, cluster: Option<&str>) -> Option<&KubeEvent> {
+        self.by_id
+            .get(audit_id)?
+            .iter()
+            .find(|e| cluster.is_none() || e.cluster.is_none() || e.cluster.as_deref() == cluster)
     }
 
     /// Every event, in time order (then by audit ID).
     fn in_time_order(&self) -> Vec<&KubeEvent> {
-        let mut events: Vec<&KubeEvent> = self.by_id.values().collect();
+        let mut events: Vec<&KubeEvent> = self.by_id.values().flatten().collect();
         events.sort_by(|a, b| (a.time(), &a.audit_id).cmp(&(b.time(), &b.audit_id)));
         events
     }
@@ -271,11 +283,10 @@ impl Join {
                 let event = call
                     .audit_id
                     .as_deref()
-                    .and_then(|id| events.get(id))
-                    .filter(|e| e.cluster.is_none() || e.cluster == record.cluster);
+                    .and_then(|id| events.of_call(id, record.cluster.as_deref()));
                 match event {
                     Some(event) => {
-                        explained.insert(event.audit_id.as_str());
+                        explained.insert((event.audit_id.as_str(), event.cluster.as_deref()));
                         join.pairs.push(Pair::of(kubegate, record, event));
                     }
                     None => join.unmatched_kubegate.push(kubegate),
@@ -286,7 +297,8 @@ impl Join {
             .in_time_order()
             .into_iter()
             .filter(|e| e.username() == Some(gateway_user))
-            .filter(|e| !explained.contains(e.audit_id.as_str()) && window.contains(e.time()))
+            .filter(|e| !explained.contains(&(e.audit_id.as_str(), e.cluster.as_deref())))
+            .filter(|e| window.contains(e.time()))
             .map(ApiServerCall::of)
             .collect();
         join

@@ -797,7 +797,10 @@ fn join_pairs_a_call_only_with_an_event_of_its_own_clusters_log() {
     let prod = write_log(
         dir.path(),
         "prod-audit.log",
-        &[kube_event("k2", "ResponseComplete", 2, Some("alice"), 200)],
+        &[
+            kube_event("k2", "ResponseComplete", 2, Some("alice"), 200),
+            kube_event("k4", "ResponseComplete", 4, Some("alice"), 200),
+        ],
     );
     let reading = read_files(&[records], &Filter::default());
     let logs = [
