@@ -172,8 +172,9 @@ impl Kube {
         Kube::start(client, cluster, config, memory).await
     }
 
-    /// Builds the caches of one cluster from kubegate's own client there; `memory` is the
-    /// bound its answers share (with every other cluster's).
+    /// Builds the caches of one cluster from kubegate's own client there (discovery, the
+    /// server's version, the namespace cache); `memory` is the bound its answers share (with
+    /// every other cluster's).
     pub async fn start(
         client: kube::Client,
         cluster: &ClusterSettings,
@@ -183,17 +184,6 @@ impl Kube {
         let stale_after = config
             .namespaces_stale_after_seconds
             .map_or(DEFAULT_STALE_AFTER, Duration::from_secs);
-        let mut kube = Kube::from_client(client, &cluster.tenant_label, stale_after).await?;
-        kube.memory = memory;
-        Ok(kube)
-    }
-
-    /// Builds the caches from an existing client (kubegate's own identity).
-    pub async fn from_client(
-        client: kube::Client,
-        tenant_label: &str,
-        stale_after: Duration,
-    ) -> Result<Kube, KubeError> {
         let discovered = discovery::Discovered::start(client.clone()).await?;
         let version = client
             .apiserver_version()
@@ -206,13 +196,14 @@ impl Kube {
                 go_version: v.go_version,
             })
             .map_err(KubeError::Request)?;
-        let namespaces = NamespaceCache::start(client.clone(), tenant_label, stale_after).await?;
+        let namespaces =
+            NamespaceCache::start(client.clone(), &cluster.tenant_label, stale_after).await?;
         Ok(Kube {
             client,
             discovered,
             namespaces,
             version,
-            memory: AnswerMemory::new(memory::DEFAULT_MIB),
+            memory,
         })
     }
 
