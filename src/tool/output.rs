@@ -151,8 +151,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
                 let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(entry) = map.next_entry::<Cow<'de, str>, &'de RawValue>()? {
-                    members.push(entry);
+                while let Some((key, value)) = map.next_entry::<Borrowed<'de>, &'de RawValue>()? {
+                    members.push((key.0, value));
                 }
                 Ok(Members(members))
             }
@@ -174,7 +174,38 @@ impl<'a> Members<'a> {
 
 /// A JSON string's value, if `raw` is one.
 fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    serde_json::from_str(raw.get()).ok()
+    serde_json::from_str::<Borrowed<'_>>(raw.get())
+        .ok()
+        .map(|s| s.0)
+}
+
+/// A JSON string borrowed from the input unless it holds escapes. serde's own `Cow<str>` always
+/// copies, which made every object key read on the hot path an allocation.
+pub struct Borrowed<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Borrowed<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Borrowed<'a>, D::Error> {
+        struct StrVisitor;
+        impl<'de> Visitor<'de> for StrVisitor {
+            type Value = Borrowed<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(Borrowed(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Borrowed(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Borrowed(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(StrVisitor)
+    }
 }
 
 /// Filters one object given as the API server's JSON (see [`filter`]). An object that is not a
@@ -312,6 +343,26 @@ mod tests {
     }
 
     const PASSWORD: &str = "aHVudGVyMg==";
+
+    #[test]
+    fn strings_are_borrowed_unless_escaped_and_read_alike_either_way() {
+        let plain: Borrowed<'_> = serde_json::from_str(r#""metadata""#).expect("a string");
+        assert!(matches!(plain.0, Cow::Borrowed("metadata")));
+        let escaped: Borrowed<'_> = serde_json::from_str(r#""met\u0061d\"ata""#).expect("a string");
+        assert!(matches!(&escaped.0, Cow::Owned(s) if s == "metad\"ata"));
+        assert!(serde_json::from_str::<Borrowed<'_>>("3").is_err());
+        // An escaped key is still the key it spells: its Secret values are masked.
+        let raw = RawValue::from_string(
+            r#"{"kind":"Secret","met\u0061data":{"namespace":"a"},"d\u0061ta":{"k":"djE="}}"#
+                .to_owned(),
+        )
+        .expect("raw JSON");
+        let filtered = filter_raw(&raw, None, &mut |_| None).expect("filtered");
+        assert_eq!(
+            serde_json::from_str::<Value>(filtered.get()).expect("JSON")["data"]["k"],
+            MASK
+        );
+    }
 
     #[test]
     fn secrets_are_masked_in_every_shape() {

@@ -5,7 +5,6 @@
 //! [`row_view`] reads from an object only what its kind's columns show ([`columns`]), skipping the
 //! rest without building it, so a table costs little more than reading the list once.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::LazyLock;
@@ -13,6 +12,8 @@ use std::sync::LazyLock;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+use super::output::Borrowed;
 
 /// Makes one row's cells from an object.
 type Row = fn(&Value, jiff::Timestamp) -> Vec<String>;
@@ -784,7 +785,7 @@ impl<'de> Visitor<'de> for Pruned<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut kept = Map::new();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(Borrowed(key)) = map.next_key::<Borrowed<'de>>()? {
             let value = match self.0.child(&key) {
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -841,6 +842,19 @@ impl<'de> Visitor<'de> for Pruned<'_> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_view_reads_escaped_keys_as_the_keys_they_spell() {
+        let raw = RawValue::from_string(
+            r#"{"met\u0061data":{"name":"web","n\u0061mespace":"shop"},"status":{"phase":"Running"}}"#
+                .to_owned(),
+        )
+        .expect("raw JSON");
+        let view = row_view(&raw, "Pod");
+        assert_eq!(view.at("/metadata/name"), Some(&json!("web")));
+        assert_eq!(view.at("/metadata/namespace"), Some(&json!("shop")));
+        assert_eq!(view.at("/status/phase"), Some(&json!("Running")));
+    }
 
     #[test]
     fn at_reads_what_pointer_reads_for_every_path_used() {
