@@ -17,7 +17,8 @@
 //!
 //! `cargo bench --features dev --bench list_resources` (it starts its own local control plane). kubegate runs as
 //! its own process, the release binary, as in production. `KUBEGATE_BENCH_TOOLS=get-logs`
-//! measures a subset of the tools, `KUBEGATE_BENCH_CALLERS=1,16` of the concurrencies.
+//! measures a subset of the tools, `KUBEGATE_BENCH_CALLERS=1,16` of the concurrencies;
+//! `KUBEGATE_BENCH_BIN=<path>` measures another build of kubegate (to compare two commits).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -128,7 +129,7 @@ async fn run() -> Result<()> {
     let files = GatewayFiles::write(plane, &options, &format!("127.0.0.1:{port}"))?;
     let log = std::fs::File::create(files.dir.path().join("kubegate.log"))?;
     let served = Served(
-        Command::new(env!("CARGO_BIN_EXE_kubegate"))
+        Command::new(support::process::kubegate_binary()?)
             .args(["serve", "--config"])
             .arg(&files.config_file)
             .env("KUBEGATE_LOG", "warn")

@@ -12,7 +12,7 @@
 //!   the entry used least recently, so the resident set levels off.
 //!
 //! `cargo bench --features dev --bench memory` (it starts its own local control plane).
-//! `KUBEGATE_BENCH_ANSWER_MIB` sets the bound.
+//! `KUBEGATE_BENCH_ANSWER_MIB` sets the bound; `KUBEGATE_BENCH_BIN=<path>` measures another build.
 
 #[path = "../tests/support/mod.rs"]
 mod support;

@@ -49,9 +49,7 @@ impl ServedProcess {
             "kubegate-{}.log",
             jiff::Timestamp::now().as_millisecond()
         ));
-        // Set for integration tests only (examples and benches include this module too).
-        let binary = option_env!("CARGO_BIN_EXE_kubegate")
-            .context("the kubegate binary is built for integration tests only")?;
+        let binary = kubegate_binary()?;
         let config = files.config_file.display().to_string();
         let mut command = match launch.max_file_bytes {
             Some(bytes) => {
@@ -61,11 +59,11 @@ impl ServedProcess {
                     "trap '' XFSZ; ulimit -f {}; exec \"$0\" serve --config \"$1\"",
                     bytes.div_ceil(1024)
                 ));
-                sh.arg(binary).arg(&config);
+                sh.arg(&binary).arg(&config);
                 sh
             }
             None => {
-                let mut direct = Command::new(binary);
+                let mut direct = Command::new(&binary);
                 direct.arg("serve").arg("--config").arg(&config);
                 direct
             }
@@ -178,4 +176,16 @@ impl ServedProcess {
         }
         Ok(())
     }
+}
+
+/// The kubegate binary cargo built beside these tests or benches; `KUBEGATE_BENCH_BIN` names
+/// another build instead, so a bench can compare two builds on the same machine in one sitting.
+pub fn kubegate_binary() -> Result<PathBuf> {
+    if let Some(other) = std::env::var_os("KUBEGATE_BENCH_BIN") {
+        return Ok(other.into());
+    }
+    // Set for integration tests and benches (examples include this module too).
+    option_env!("CARGO_BIN_EXE_kubegate")
+        .map(Into::into)
+        .context("the kubegate binary is built for integration tests only")
 }
