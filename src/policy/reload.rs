@@ -167,8 +167,8 @@ mod tests {
         let relevant = Relevant::of(&[dir.clone(), file.clone()]);
         // Anything in a policy directory, the directory itself, the policy file, a ConfigMap swap.
         assert!(relevant.any(&[dir.join("new.cedar")]));
-        assert!(relevant.any(&[dir.clone()]));
-        assert!(relevant.any(&[file.clone()]));
+        assert!(relevant.any(std::slice::from_ref(&dir)));
+        assert!(relevant.any(std::slice::from_ref(&file)));
         assert!(relevant.any(&[root.path().join("..data")]));
         assert!(relevant.any(&[root.path().join("..2026_12_02_17_00_00.123")]));
         // Without paths, a change may have been anything.
