@@ -20,6 +20,8 @@
 //! measures a subset of the tools, `KUBEGATE_BENCH_CALLERS=1,16` of the concurrencies;
 //! `KUBEGATE_BENCH_BIN=<path>` measures another build of kubegate (to compare two commits).
 
+#[path = "proxy/nginx.rs"]
+mod nginx;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -183,8 +185,10 @@ struct Bench {
 }
 
 /// CPU time and memory of the processes in the measurement, read from `/proc`.
+#[derive(Clone)]
 struct Cpu {
-    kubegate: u32,
+    /// The proxy measured: kubegate's process, or nginx's master and workers.
+    proxy: Vec<u32>,
     api_server: u32,
     etcd: u32,
 }
@@ -192,7 +196,8 @@ struct Cpu {
 /// CPU seconds spent by each process over one measured round, per call.
 #[derive(Default, Clone, Copy)]
 struct CpuPerCall {
-    kubegate: f64,
+    /// kubegate's, or nginx's.
+    proxy: f64,
     api_server: f64,
     etcd: f64,
 }
@@ -228,7 +233,7 @@ impl Cpu {
             }
         }
         Ok(Cpu {
-            kubegate,
+            proxy: vec![kubegate],
             api_server: api_server.context("the API server's process")?,
             etcd: etcd.context("etcd's process")?,
         })
@@ -236,8 +241,12 @@ impl Cpu {
 
     /// User plus system CPU seconds of each process so far.
     fn now(&self) -> Result<[f64; 3]> {
+        let mut proxy = 0.0;
+        for pid in &self.proxy {
+            proxy += cpu_seconds(*pid)?;
+        }
         Ok([
-            cpu_seconds(self.kubegate)?,
+            proxy,
             cpu_seconds(self.api_server)?,
             cpu_seconds(self.etcd)?,
         ])
@@ -251,20 +260,34 @@ impl Cpu {
     ) -> Result<(T, CpuPerCall)> {
         let before = self.now()?;
         let result = round.await?;
+        Ok((result, self.since(before, calls)?))
+    }
+
+    /// `during` for a round that blocks (an external load generator).
+    fn measured<T>(
+        &self,
+        calls: usize,
+        round: impl FnOnce() -> Result<T>,
+    ) -> Result<(T, CpuPerCall)> {
+        let before = self.now()?;
+        let result = round()?;
+        Ok((result, self.since(before, calls)?))
+    }
+
+    /// Each process's CPU time since `before`, per call.
+    fn since(&self, before: [f64; 3], calls: usize) -> Result<CpuPerCall> {
         let after = self.now()?;
         let per = |i: usize| (after[i] - before[i]) / calls as f64;
-        Ok((
-            result,
-            CpuPerCall {
-                kubegate: per(0),
-                api_server: per(1),
-                etcd: per(2),
-            },
-        ))
+        Ok(CpuPerCall {
+            proxy: per(0),
+            api_server: per(1),
+            etcd: per(2),
+        })
     }
 
     fn kubegate_rss_kib(&self) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.kubegate))?;
+        let kubegate = self.proxy.first().context("kubegate's pid")?;
+        let status = std::fs::read_to_string(format!("/proc/{kubegate}/status"))?;
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -302,7 +325,7 @@ impl CpuPerCall {
     fn merge(runs: &[CpuPerCall]) -> CpuPerCall {
         let n = runs.len().max(1) as f64;
         CpuPerCall {
-            kubegate: runs.iter().map(|r| r.kubegate).sum::<f64>() / n,
+            proxy: runs.iter().map(|r| r.proxy).sum::<f64>() / n,
             api_server: runs.iter().map(|r| r.api_server).sum::<f64>() / n,
             etcd: runs.iter().map(|r| r.etcd).sum::<f64>() / n,
         }
@@ -418,7 +441,7 @@ impl Bench {
                 "HTTP/2"
             }
         );
-        print_header();
+        print_header("gate");
         for callers in callers() {
             // Warm both paths (connections, caches) at this concurrency.
             measure(callers, 200, floor_call.clone()).await?;
@@ -453,7 +476,8 @@ impl Bench {
         Ok(audited)
     }
 
-    /// The same comparison with h2load as the client, over HTTP/1.1 and HTTP/2.
+    /// The same comparison with h2load as the client, over HTTP/1.1 and HTTP/2; then nginx, a
+    /// bare TLS pass-through proxy, in kubegate's place, when it is installed.
     async fn h2load_view(&self, workload: &Workload, mut audited: usize) -> Result<usize> {
         if Command::new("h2load").arg("--version").output().is_err() {
             println!("\nh2load view skipped: h2load is not installed (Debian: nghttp2-client)");
@@ -471,6 +495,18 @@ impl Bench {
         let plane = support::cluster();
         let floor_token = plane.tokens.get("kubegate").context("kubegate's token")?;
         let floor_url = format!("{}{}", plane.url, workload.direct_path);
+        let floor = |http1: bool, callers: usize, n: usize| {
+            let args = vec![
+                "-H".to_owned(),
+                format!("authorization: Bearer {floor_token}"),
+                "-H".to_owned(),
+                "impersonate-user: alice".to_owned(),
+                "-H".to_owned(),
+                "impersonate-group: team-a-devs".to_owned(),
+                floor_url.clone(),
+            ];
+            h2load(dir, http1, callers, n, &args)
+        };
         for http1 in [true, false] {
             println!(
                 "\n{}, {}; h2load over {} (one connection per caller, keep-alive), kubegate vs \
@@ -479,10 +515,10 @@ impl Bench {
                 workload.what,
                 if http1 { "HTTP/1.1" } else { "HTTP/2" }
             );
-            print_header();
+            print_header("gate");
             for callers in callers() {
                 let gateway = |n: usize| {
-                    let mut args = vec![
+                    let args = vec![
                         "-d".to_owned(),
                         body.display().to_string(),
                         "-H".to_owned(),
@@ -491,66 +527,105 @@ impl Bench {
                         "content-type: application/json".to_owned(),
                         "-H".to_owned(),
                         "accept: application/json, text/event-stream".to_owned(),
-                    ];
-                    args.push(self.mcp.url.clone());
-                    h2load(dir, http1, callers, n, &args)
-                };
-                let floor = |n: usize| {
-                    let args = vec![
-                        "-H".to_owned(),
-                        format!("authorization: Bearer {floor_token}"),
-                        "-H".to_owned(),
-                        "impersonate-user: alice".to_owned(),
-                        "-H".to_owned(),
-                        "impersonate-group: team-a-devs".to_owned(),
-                        floor_url.clone(),
+                        self.mcp.url.clone(),
                     ];
                     h2load(dir, http1, callers, n, &args)
                 };
-                floor(200)?;
-                gateway(200)?;
-                let (mut floor_runs, mut gateway_runs) = (Vec::new(), Vec::new());
-                let (mut floor_cpu, mut gateway_cpu) = (Vec::new(), Vec::new());
-                for _ in 0..ROUNDS {
-                    let n = requests(callers);
-                    let (run, cpu) = self.cpu.during(n, async { floor(n) }).await?;
-                    floor_runs.push(run);
-                    floor_cpu.push(cpu);
-                    let (run, cpu) = self.cpu.during(n, async { gateway(n) }).await?;
-                    gateway_runs.push(run);
-                    gateway_cpu.push(cpu);
-                }
-                print_row(
-                    callers,
-                    &Run::merge(floor_runs),
-                    &Run::merge(gateway_runs),
-                    CpuPerCall::merge(&floor_cpu),
-                    CpuPerCall::merge(&gateway_cpu),
-                );
+                compare(&self.cpu, callers, |n| floor(http1, callers, n), gateway)?;
                 // The warm-up's 200 and each round's calls: every one a successful tool call.
                 audited = audit_summary(&self.files, audited)?;
+            }
+        }
+
+        let Some(binary) = nginx::binary() else {
+            println!("\nnginx view skipped: nginx is not installed (Debian: nginx-light)");
+            return Ok(audited);
+        };
+        let certs = dir.join("certs");
+        let proxy = nginx::Nginx::start(
+            &binary,
+            dir,
+            support::cluster::free_port()?,
+            &nginx::Upstream {
+                api_server: &plane.url,
+                token: floor_token,
+                user: "alice",
+                group: "team-a-devs",
+                cert: &certs.join("server.pem"),
+                key: &certs.join("server-key.pem"),
+            },
+        )?;
+        let cpu = Cpu {
+            proxy: proxy.pids()?,
+            ..self.cpu.clone()
+        };
+        let proxy_url = format!("{}{}", proxy.url, workload.direct_path);
+        for http1 in [true, false] {
+            println!(
+                "\n{}, {}; h2load over {} to nginx (a TLS pass-through proxy adding the token and \
+                 the impersonation headers: no JWT, no policy, no audit, the answer copied as is) \
+                 vs the floor, same run",
+                workload.tool,
+                workload.what,
+                if http1 { "HTTP/1.1" } else { "HTTP/2" }
+            );
+            print_header("nginx");
+            for callers in callers() {
+                let through = |n: usize| h2load(dir, http1, callers, n, &[proxy_url.clone()]);
+                compare(&cpu, callers, |n| floor(http1, callers, n), through)?;
             }
         }
         Ok(audited)
     }
 }
 
-fn print_header() {
+/// Warms both, then measures `ROUNDS` alternating rounds of each and prints the row.
+fn compare(
+    cpu: &Cpu,
+    callers: usize,
+    floor: impl Fn(usize) -> Result<Run>,
+    proxy: impl Fn(usize) -> Result<Run>,
+) -> Result<()> {
+    floor(200)?;
+    proxy(200)?;
+    let (mut floor_runs, mut proxy_runs) = (Vec::new(), Vec::new());
+    let (mut floor_cpu, mut proxy_cpu) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let n = requests(callers);
+        let (run, used) = cpu.measured(n, || floor(n))?;
+        floor_runs.push(run);
+        floor_cpu.push(used);
+        let (run, used) = cpu.measured(n, || proxy(n))?;
+        proxy_runs.push(run);
+        proxy_cpu.push(used);
+    }
+    print_row(
+        callers,
+        &Run::merge(floor_runs),
+        &Run::merge(proxy_runs),
+        CpuPerCall::merge(&floor_cpu),
+        CpuPerCall::merge(&proxy_cpu),
+    );
+    Ok(())
+}
+
+/// The table's header; `proxy` names the columns of what is measured against the floor.
+fn print_header(proxy: &str) {
     println!(
-        "{:>7} | {:>8} {:>8} {:>6} | {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} | {:>8} {:>8} {:>8}",
+        "{:>7} | {:>8} {:>8} {:>6} | {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} | {:>9} {:>8} {:>9}",
         "callers",
         "floor/s",
-        "gate/s",
+        format!("{proxy}/s"),
         "ratio",
         "p50 floor",
-        "p50 gate",
+        format!("p50 {proxy}"),
         "added",
         "p99 floor",
-        "p99 gate",
+        format!("p99 {proxy}"),
         "added",
-        "cpu gate",
+        format!("cpu {proxy}"),
         "api/flr",
-        "api/gate",
+        format!("api/{proxy}"),
     );
 }
 
@@ -558,7 +633,7 @@ fn print_header() {
 /// round and on kubegate's).
 fn print_row(callers: usize, f: &Run, g: &Run, fc: CpuPerCall, gc: CpuPerCall) {
     println!(
-        "{:>7} | {:>8.0} {:>8.0} {:>6.3} | {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} | {:>8} {:>8} {:>8}",
+        "{:>7} | {:>8.0} {:>8.0} {:>6.3} | {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} | {:>9} {:>8} {:>9}",
         callers,
         f.throughput(),
         g.throughput(),
@@ -569,7 +644,7 @@ fn print_row(callers: usize, f: &Run, g: &Run, fc: CpuPerCall, gc: CpuPerCall) {
         ms(f.percentile(0.99)),
         ms(g.percentile(0.99)),
         signed_ms(g.percentile(0.99), f.percentile(0.99)),
-        cpu_ms(gc.kubegate),
+        cpu_ms(gc.proxy),
         cpu_ms(fc.api_server + fc.etcd),
         cpu_ms(gc.api_server + gc.etcd),
     );

@@ -87,6 +87,14 @@ async fn run() -> Result<()> {
         "RSS", "peak"
     );
     idle.print("idle (after one call)");
+    let split = Split::read(pid)?;
+    println!(
+        "  of which kubegate's binary {:.1} (its code and read-only data, paged in from the \
+         file), other files {:.1}, anonymous {:.1}",
+        split.binary as f64 / 1024.0,
+        split.other_files as f64 / 1024.0,
+        split.anonymous as f64 / 1024.0
+    );
 
     // One admin pages through the whole cluster.
     let mut token: Option<String> = None;
@@ -227,6 +235,54 @@ impl Memory {
             self.rss as f64 / 1024.0,
             self.peak as f64 / 1024.0
         );
+    }
+}
+
+/// How the resident set divides, in KiB: kubegate's own binary, other files (the C library and
+/// the like), and anonymous memory (the heap, stacks, relocated data).
+struct Split {
+    binary: u64,
+    other_files: u64,
+    anonymous: u64,
+}
+
+impl Split {
+    /// From `/proc/<pid>/smaps`: each mapping's header line names its file, and its `Rss:` and
+    /// `Anonymous:` lines follow.
+    fn read(pid: u32) -> Result<Split> {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))?;
+        let exe = exe.to_string_lossy();
+        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps"))?;
+        let kib = |v: &str| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok();
+        let (mut split, mut path, mut rss) = (
+            Split {
+                binary: 0,
+                other_files: 0,
+                anonymous: 0,
+            },
+            String::new(),
+            0,
+        );
+        for line in smaps.lines() {
+            if let Some(v) = line.strip_prefix("Rss:") {
+                rss = kib(v).context("Rss in smaps")?;
+            } else if let Some(v) = line.strip_prefix("Anonymous:") {
+                let anonymous = kib(v).context("Anonymous in smaps")?;
+                split.anonymous += anonymous;
+                let file = rss.saturating_sub(anonymous);
+                if path == exe {
+                    split.binary += file;
+                } else if path.starts_with('/') {
+                    split.other_files += file;
+                }
+            } else if line.split_whitespace().next().is_some_and(|f| {
+                f.contains('-') && f.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+            }) {
+                // `start-end perms offset dev inode [path]`
+                path = line.split_whitespace().nth(5).unwrap_or_default().to_owned();
+            }
+        }
+        Ok(split)
     }
 }
 
