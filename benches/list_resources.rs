@@ -13,7 +13,10 @@
 //! (from `/proc/<pid>/stat`, over each measured round). Two client views: kube-rs and reqwest in
 //! this process (HTTP/2 to kubegate unless `KUBEGATE_BENCH_HTTP1` is set), and h2load, an
 //! external load generator (Debian's `nghttp2-client`), over HTTP/1.1 and HTTP/2 alike, for
-//! `list-resources` (skipped with a note when `h2load` is not installed).
+//! `list-resources` (skipped with a note when `h2load` is not installed). The h2load view also
+//! measures nginx, a bare TLS pass-through proxy adding the same token and impersonation headers,
+//! in kubegate's place against the same floor (skipped when nginx is not installed; Debian's
+//! `nginx-light`): what a second hop alone costs on the machine.
 //!
 //! `cargo bench --features dev --bench list_resources` (it starts its own local control plane). kubegate runs as
 //! its own process, the release binary, as in production. `KUBEGATE_BENCH_TOOLS=get-logs`
