@@ -67,6 +67,8 @@ async fn run() -> Result<()> {
             "max_exchanges_per_caller = 256".to_owned(),
             "unverified_tokens_per_ip_per_second = 100000".to_owned(),
         ],
+        // As deployed: the audit log is not in the policies' folder.
+        policy_dir: true,
         ..GatewayOptions::default()
     };
     let served = ServedProcess::start(&options, Launch::default()).await?;
@@ -279,7 +281,11 @@ impl Split {
                 f.contains('-') && f.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
             }) {
                 // `start-end perms offset dev inode [path]`
-                path = line.split_whitespace().nth(5).unwrap_or_default().to_owned();
+                path = line
+                    .split_whitespace()
+                    .nth(5)
+                    .unwrap_or_default()
+                    .to_owned();
             }
         }
         Ok(split)

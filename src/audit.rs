@@ -1,9 +1,11 @@
 //! Writes one audit record per MCP request as a JSON line, shaped after Kubernetes' `audit.k8s.io/v1`
 //! `Event` so that people who read the cluster's audit log can read kubegate's without a manual.
 //!
-//! Records go to one [`writer`] thread, which chains every line to the one before and signs
-//! periodic checkpoints ([`chain`]), so `kubegate audit verify` finds an edited, dropped,
-//! inserted or reordered line and a cut tail. A call is answered only once the writer has its
+//! Records go to one [`writer`], which chains every line to the one before and signs periodic
+//! checkpoints ([`chain`]), so `kubegate audit verify` finds an edited, dropped, inserted or
+//! reordered line and a cut tail. Its thread writes the records that must be durable, and any
+//! record while the file is busy; a read's record is appended by its own call when the file is
+//! free. A call is answered only once the writer has its
 //! record in the file, so nothing is answered that was not recorded (except, when configured
 //! with `on_read_failure = "continue"`, a read whose record the log could not take; and
 //! unauthenticated refusals beyond their rate, which are counted into the next record).
@@ -20,7 +22,7 @@ pub mod verify;
 pub mod writer;
 
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -378,9 +380,12 @@ pub struct WriteAhead {
     _on_disk: (),
 }
 
-/// The audit log: a handle to its [`writer`] thread.
+/// The audit log: a handle to its [`writer`] thread, and to the writer itself for reads'
+/// records appended in place.
 pub struct AuditLog {
     writer: std::sync::mpsc::SyncSender<Message>,
+    shared: writer::Shared,
+    sync_reads: bool,
     level: AuditLevel,
     levels: std::collections::BTreeMap<String, AuditLevel>,
     on_read_failure: ReadFailure,
@@ -432,14 +437,19 @@ impl AuditLog {
             max_file_bytes: config.max_file_mib.saturating_mul(1024 * 1024),
             sync_reads: config.sync_reads,
         };
-        let writer = writer::Writer::open(settings)?;
+        let shared = Arc::new(Mutex::new(writer::Writer::open(settings)?));
         let (sender, messages) = std::sync::mpsc::sync_channel(BACKLOG);
+        let thread_writer = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("audit-writer".to_owned())
-            .spawn(move || writer.run(messages, crate::metrics::AuditObserver))
+            .spawn(move || {
+                writer::Writer::run(thread_writer, messages, crate::metrics::AuditObserver)
+            })
             .map_err(AuditError::Thread)?;
         Ok(AuditLog {
             writer: sender,
+            shared,
+            sync_reads: config.sync_reads,
             level: config.level,
             levels: config.levels.clone(),
             on_read_failure: config.on_read_failure,
@@ -554,6 +564,19 @@ impl AuditLog {
 
     async fn append(&self, record: &AuditRecord, durable: bool) -> Result<(), AuditError> {
         let object = serde_json::to_vec(record).map_err(AuditError::Encode)?;
+        // A record that need not reach the disk (a read's) is appended here when the file is
+        // free: one write(2) to the page cache, where the hop to the writer thread and back
+        // costs two thread wakes. While the writer holds the file (a group being synced, a
+        // rotation) it queues as any other record, so no call waits on a sync it did not need.
+        if !durable
+            && !self.sync_reads
+            && let Ok(mut writer) = self.shared.try_lock()
+        {
+            return writer
+                .append_now(&object, &crate::metrics::AuditObserver)
+                .ok_or(AuditError::Stopped)?
+                .map_err(AuditError::Failed);
+        }
         let (done, answer) = oneshot::channel();
         self.send(Message::Record {
             object,

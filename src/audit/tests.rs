@@ -197,3 +197,89 @@ async fn a_read_may_continue_without_its_record_when_so_configured_but_a_change_
         assert!(log.write(&mut change).await.is_err());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_appended_in_place_and_changes_through_the_thread_make_one_chain() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("audit.log");
+    let mut settings = config(&path);
+    // Small enough that checkpoints fall among records written both ways.
+    settings.checkpoint_every = 7;
+    let log = Arc::new(AuditLog::open(&settings).unwrap_or_else(|e| panic!("{e}")));
+    let mut tasks = Vec::new();
+    for task in 0..8 {
+        let log = Arc::clone(&log);
+        tasks.push(tokio::spawn(async move {
+            for n in 0..50 {
+                let mut record = record(AuditLevel::Metadata);
+                record.mcp.tool = Some(format!("task-{task}-call-{n}"));
+                if n % 5 == 0 {
+                    log.write_ahead(&mut record).await?;
+                }
+                log.write(&mut record).await?;
+            }
+            Ok::<(), AuditError>(())
+        }));
+    }
+    for task in tasks {
+        task.await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    log.close().await;
+    let written = lines(&path);
+    // 400 answers, and a RequestReceived for each of the 80 changes.
+    assert_eq!(written.len(), 480);
+    let tools: std::collections::BTreeSet<_> = written
+        .iter()
+        .filter(|r| r["stage"] == "ResponseComplete")
+        .map(|r| r["mcp"]["tool"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(tools.len(), 400);
+    let report = verify::verify(&[path], None, jiff::Timestamp::now());
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.chains.len(), 1);
+    assert_eq!(report.chains[0].records, 480);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_waits_its_turn_while_the_writer_holds_the_file() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("audit.log");
+    let log = Arc::new(AuditLog::open(&config(&path)).unwrap_or_else(|e| panic!("{e}")));
+    // The file held, as the writer thread holds it through a group's fdatasync.
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let holder = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let _held = log.shared.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = locked.send(());
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        })
+    };
+    is_locked.recv().unwrap_or_else(|e| panic!("{e}"));
+    let writing = {
+        let log = Arc::clone(&log);
+        tokio::spawn(async move {
+            let mut read = record(AuditLevel::Metadata);
+            read.mcp.tool = Some("queued".into());
+            log.write(&mut read).await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !writing.is_finished(),
+        "a read answered before its record was written"
+    );
+    assert!(lines(&path).is_empty());
+    holder
+        .join()
+        .unwrap_or_else(|_| panic!("the holder panicked"));
+    writing
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let written = lines(&path);
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0]["mcp"]["tool"], "queued");
+}

@@ -4,7 +4,10 @@
 //! Callers hand it encoded records over a bounded channel and wait (asynchronously) for its
 //! answer; the thread never runs on the async workers. It takes everything waiting, seals each
 //! record into the chain, writes the group in one buffer and, if any record of the group must be
-//! durable, `fdatasync`s once before answering any waiter. A failed or short write is cut back
+//! durable, `fdatasync`s once before answering any waiter. A record that need not be durable (a
+//! read's) may instead be appended by its caller, in place, when the file is free
+//! ([`Writer::append_now`] under the shared lock): the same sealing and write, without the hop to
+//! the thread and back. A failed or short write is cut back
 //! (`ftruncate`) to the last whole line before anything else is written, so no line is ever
 //! glued to a fragment, and the chain goes on from the last line that is on disk.
 //!
@@ -15,6 +18,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -113,7 +117,20 @@ pub struct Writer {
     rotate_at: u64,
     /// A new file's `Continued` checkpoint is still to be written.
     pending_continued: bool,
+    /// The closing checkpoint is written: nothing more is appended.
+    closed: bool,
     buffer: Vec<u8>,
+}
+
+/// The writer, shared by its thread and by callers appending in place.
+pub type Shared = Arc<Mutex<Writer>>;
+
+/// Takes the writer. A panic while it was held leaves it as consistent as any failed write does
+/// (the chain rolls back to what is on disk before the next line), so the lock is taken anyway.
+fn hold(shared: &Mutex<Writer>) -> MutexGuard<'_, Writer> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Why the audit log cannot be opened.
@@ -161,6 +178,7 @@ impl Writer {
             written_checkpoint: (0, Instant::now()),
             rotate_at: 0,
             pending_continued: false,
+            closed: false,
             buffer: Vec::new(),
         };
         writer.rotate_at = writer.settings.max_file_bytes;
@@ -197,21 +215,28 @@ impl Writer {
     }
 
     /// Runs until `Close` or until every sender is gone.
-    pub fn run(mut self, messages: Receiver<Message>, observer: impl Observer) {
+    pub fn run(shared: Shared, messages: Receiver<Message>, observer: impl Observer) {
         let mut group = Vec::new();
         loop {
-            let due = self
-                .settings
-                .checkpoint_interval
-                .saturating_sub(self.last_checkpoint.elapsed());
+            let due = {
+                let writer = hold(&shared);
+                writer
+                    .settings
+                    .checkpoint_interval
+                    .saturating_sub(writer.last_checkpoint.elapsed())
+            };
             let first = match messages.recv_timeout(due) {
                 Ok(message) => message,
                 Err(RecvTimeoutError::Timeout) => {
-                    self.periodic_checkpoint();
+                    let mut writer = hold(&shared);
+                    // Records appended in place may have written a checkpoint meanwhile.
+                    if writer.last_checkpoint.elapsed() >= writer.settings.checkpoint_interval {
+                        writer.periodic_checkpoint();
+                    }
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.close();
+                    hold(&shared).close();
                     return;
                 }
             };
@@ -222,14 +247,30 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            if self.handle(&mut group, &observer) {
+            let mut writer = hold(&shared);
+            if writer.handle(&mut group, &observer) {
                 return;
             }
             // Under a steady stream of records the wait above never times out.
-            if self.last_checkpoint.elapsed() >= self.settings.checkpoint_interval {
-                self.periodic_checkpoint();
+            if writer.last_checkpoint.elapsed() >= writer.settings.checkpoint_interval {
+                writer.periodic_checkpoint();
             }
         }
+    }
+
+    /// Appends one record that need not be durable, in place: sealed, written and answered as
+    /// the thread would in a group of one. `None` once the log is closed.
+    pub fn append_now(
+        &mut self,
+        object: &[u8],
+        observer: &impl Observer,
+    ) -> Option<Result<(), String>> {
+        if self.closed {
+            return None;
+        }
+        let answer = self.commit_objects(&[object], self.settings.sync_reads, observer);
+        self.rotate_if_due(&answer);
+        Some(answer)
     }
 
     /// Handles a group in arrival order; true when asked to stop.
@@ -263,21 +304,35 @@ impl Writer {
         if records.is_empty() {
             return;
         }
-        let started = Instant::now();
-        if let Err(error) = self.start_continued() {
-            tracing::error!(%error, records = records.len(), "cannot write to the audit log");
-            observer.failed(records.len());
-            for (_, _, done) in records {
-                let _ = done.send(Err(format!("the audit log cannot be written: {error}")));
-            }
-            return;
-        }
         let sync = self.settings.sync_reads || records.iter().any(|(_, durable, _)| *durable);
-        let count = records.len();
-        let mut waiters = Vec::with_capacity(count);
-        for (object, _, done) in records {
-            self.buffer_line(&object);
-            waiters.push(done);
+        let objects: Vec<&[u8]> = records
+            .iter()
+            .map(|(object, _, _)| object.as_slice())
+            .collect();
+        let answer = self.commit_objects(&objects, sync, observer);
+        for (_, _, done) in records {
+            let _ = done.send(answer.clone());
+        }
+        self.rotate_if_due(&answer);
+    }
+
+    /// Seals and writes `objects` as the chain's next lines (with any checkpoint that falls due
+    /// among them), synced if `sync`.
+    fn commit_objects(
+        &mut self,
+        objects: &[&[u8]],
+        sync: bool,
+        observer: &impl Observer,
+    ) -> Result<(), String> {
+        let started = Instant::now();
+        let count = objects.len();
+        if let Err(error) = self.start_continued() {
+            tracing::error!(%error, records = count, "cannot write to the audit log");
+            observer.failed(count);
+            return Err(format!("the audit log cannot be written: {error}"));
+        }
+        for object in objects {
+            self.buffer_line(object);
             if self.since_checkpoint >= self.settings.checkpoint_every {
                 self.buffer_checkpoint(Reason::Periodic, None);
             }
@@ -290,9 +345,11 @@ impl Writer {
             Ok(()) => observer.committed(count, sync, started.elapsed()),
             Err(_) => observer.failed(count),
         }
-        for done in waiters {
-            let _ = done.send(answer.clone());
-        }
+        answer
+    }
+
+    /// Rotates once a successful write took the file past its limit.
+    fn rotate_if_due(&mut self, answer: &Result<(), String>) {
         if answer.is_ok() && self.settings.max_file_bytes > 0 && self.len >= self.rotate_at {
             self.rotate();
         }
@@ -441,6 +498,9 @@ impl Writer {
     }
 
     fn close(&mut self) {
+        if std::mem::replace(&mut self.closed, true) {
+            return;
+        }
         self.buffer_checkpoint(Reason::Shutdown, None);
         if let Err(error) = self.commit_buffer(true) {
             tracing::error!(%error, "cannot close the audit log");
