@@ -22,6 +22,7 @@ pub mod verify;
 pub mod writer;
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -385,6 +386,8 @@ pub struct WriteAhead {
 pub struct AuditLog {
     writer: std::sync::mpsc::SyncSender<Message>,
     shared: writer::Shared,
+    /// Messages sent to the thread and not yet handled (see [`writer::Writer::run`]).
+    queued: Arc<AtomicUsize>,
     sync_reads: bool,
     level: AuditLevel,
     levels: std::collections::BTreeMap<String, AuditLevel>,
@@ -440,15 +443,23 @@ impl AuditLog {
         let shared = Arc::new(Mutex::new(writer::Writer::open(settings)?));
         let (sender, messages) = std::sync::mpsc::sync_channel(BACKLOG);
         let thread_writer = Arc::clone(&shared);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let thread_queued = Arc::clone(&queued);
         std::thread::Builder::new()
             .name("audit-writer".to_owned())
             .spawn(move || {
-                writer::Writer::run(thread_writer, messages, crate::metrics::AuditObserver)
+                writer::Writer::run(
+                    thread_writer,
+                    messages,
+                    thread_queued,
+                    crate::metrics::AuditObserver,
+                )
             })
             .map_err(AuditError::Thread)?;
         Ok(AuditLog {
             writer: sender,
             shared,
+            queued,
             sync_reads: config.sync_reads,
             level: config.level,
             levels: config.levels.clone(),
@@ -567,9 +578,12 @@ impl AuditLog {
         // A record that need not reach the disk (a read's) is appended here when the file is
         // free: one write(2) to the page cache, where the hop to the writer thread and back
         // costs two thread wakes. While the writer holds the file (a group being synced, a
-        // rotation) it queues as any other record, so no call waits on a sync it did not need.
+        // rotation) it queues as any other record, so no call waits on a sync it did not need;
+        // and while records wait for the thread, it queues behind them, so that the thread is
+        // not kept from the file by a stream of appends in place.
         if !durable
             && !self.sync_reads
+            && self.queued.load(Ordering::Acquire) == 0
             && let Ok(mut writer) = self.shared.try_lock()
         {
             return writer
@@ -591,9 +605,13 @@ impl AuditLog {
 
     fn send(&self, message: Message) -> Result<(), AuditError> {
         use std::sync::mpsc::TrySendError;
-        self.writer.try_send(message).map_err(|error| match error {
-            TrySendError::Full(_) => AuditError::Backlog,
-            TrySendError::Disconnected(_) => AuditError::Stopped,
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        self.writer.try_send(message).map_err(|error| {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            match error {
+                TrySendError::Full(_) => AuditError::Backlog,
+                TrySendError::Disconnected(_) => AuditError::Stopped,
+            }
         })
     }
 }

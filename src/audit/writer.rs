@@ -17,6 +17,7 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -214,8 +215,15 @@ impl Writer {
         Ok(writer)
     }
 
-    /// Runs until `Close` or until every sender is gone.
-    pub fn run(shared: Shared, messages: Receiver<Message>, observer: impl Observer) {
+    /// Runs until `Close` or until every sender is gone. `queued` counts the messages sent and
+    /// not yet handled; a group leaves it only once written, so callers do not append in place
+    /// ahead of records already waiting for the thread.
+    pub fn run(
+        shared: Shared,
+        messages: Receiver<Message>,
+        queued: Arc<AtomicUsize>,
+        observer: impl Observer,
+    ) {
         let mut group = Vec::new();
         loop {
             let due = {
@@ -247,8 +255,11 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            let taken = group.len();
             let mut writer = hold(&shared);
-            if writer.handle(&mut group, &observer) {
+            let stop = writer.handle(&mut group, &observer);
+            queued.fetch_sub(taken, Ordering::Release);
+            if stop {
                 return;
             }
             // Under a steady stream of records the wait above never times out.
