@@ -4,10 +4,10 @@
 //! Records go to one [`writer`], which chains every line to the one before and signs periodic
 //! checkpoints ([`chain`]), so `kubegate audit verify` finds an edited, dropped, inserted or
 //! reordered line and a cut tail. Its thread writes the records that must be durable, and any
-//! record while the file is busy; a read's record is appended by its own call when the file is
-//! free. A call is answered only once the writer has its
-//! record in the file, so nothing is answered that was not recorded (except, when configured
-//! with `on_read_failure = "continue"`, a read whose record the log could not take; and
+//! record while the file is busy or records wait for it; otherwise a read's record is appended
+//! by its own call. A call is answered only once the writer has its record in the file, so
+//! nothing is answered that was not recorded (except, when configured with
+//! `on_read_failure = "continue"`, a read whose record the log could not take; and
 //! unauthenticated refusals beyond their rate, which are counted into the next record).
 //!
 //! A call that changes the cluster (a write or destructive tool) first writes a
