@@ -580,11 +580,13 @@ impl AuditLog {
         // costs two thread wakes. While the writer holds the file (a group being synced, a
         // rotation) it queues as any other record, so no call waits on a sync it did not need;
         // and while records wait for the thread, it queues behind them, so that the thread is
-        // not kept from the file by a stream of appends in place.
+        // not kept from the file by a stream of appends in place. A rotation, with its sync,
+        // is the thread's work too.
         if !durable
             && !self.sync_reads
             && self.queued.load(Ordering::Acquire) == 0
             && let Ok(mut writer) = self.shared.try_lock()
+            && !writer.rotation_due()
         {
             return writer
                 .append_now(&object, &crate::metrics::AuditObserver)

@@ -5,11 +5,11 @@
 //! answer; the thread never runs on the async workers. It takes everything waiting, seals each
 //! record into the chain, writes the group in one buffer and, if any record of the group must be
 //! durable, `fdatasync`s once before answering any waiter. A record that need not be durable (a
-//! read's) may instead be appended by its caller, in place, when the file is free
-//! ([`Writer::append_now`] under the shared lock): the same sealing and write, without the hop to
-//! the thread and back. A failed or short write is cut back
-//! (`ftruncate`) to the last whole line before anything else is written, so no line is ever
-//! glued to a fragment, and the chain goes on from the last line that is on disk.
+//! read's) may instead be appended by its caller, in place ([`Writer::append_now`] under the
+//! shared lock), when the file is free, nothing waits for the thread and no rotation is due: the
+//! same sealing and write, without the hop to the thread and back. A failed or short write is
+//! cut back (`ftruncate`) to the last whole line before anything else is written, so no line is
+//! ever glued to a fragment, and the chain goes on from the last line that is on disk.
 //!
 //! Checkpoints are written every so many records and seconds (also when idle), when a file is
 //! rotated or reopened, and on shutdown; see [`super::chain`].
@@ -269,8 +269,9 @@ impl Writer {
         }
     }
 
-    /// Appends one record that need not be durable, in place: sealed, written and answered as
-    /// the thread would in a group of one. `None` once the log is closed.
+    /// Appends one record that need not be durable, in place: sealed and written as the thread
+    /// would in a group of one. `None` once the log is closed. A rotation (a sync, a rename, a
+    /// new file) is left to the thread: see [`Writer::rotation_due`].
     pub fn append_now(
         &mut self,
         object: &[u8],
@@ -279,9 +280,13 @@ impl Writer {
         if self.closed {
             return None;
         }
-        let answer = self.commit_objects(&[object], self.settings.sync_reads, observer);
-        self.rotate_if_due(&answer);
-        Some(answer)
+        Some(self.commit_objects(&[object], self.settings.sync_reads, observer))
+    }
+
+    /// The file has passed its size limit: the next record goes through the thread, which
+    /// rotates once it is written.
+    pub fn rotation_due(&self) -> bool {
+        self.settings.max_file_bytes > 0 && self.len >= self.rotate_at
     }
 
     /// Handles a group in arrival order; true when asked to stop.
@@ -361,7 +366,7 @@ impl Writer {
 
     /// Rotates once a successful write took the file past its limit.
     fn rotate_if_due(&mut self, answer: &Result<(), String>) {
-        if answer.is_ok() && self.settings.max_file_bytes > 0 && self.len >= self.rotate_at {
+        if answer.is_ok() && self.rotation_due() {
             self.rotate();
         }
     }
