@@ -30,6 +30,7 @@ pub mod paging;
 pub mod prompts;
 pub mod resources;
 mod scale;
+mod shaped;
 mod summary;
 
 use std::collections::HashMap;

@@ -16,10 +16,10 @@ use std::collections::HashMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::args::{Int, Kind, check_limit, check_namespace};
+use super::shaped::{self, List};
 use super::summary::At;
 use super::{
     ActionGroup, Annotations, Run, Tool, ToolError, ToolOutput, ToolSpec, output, paging, summary,
@@ -171,32 +171,29 @@ impl ListResources {
         mut reveal: impl FnMut(Option<&str>) -> Option<Unmask>,
     ) -> Result<ToolOutput, ToolError> {
         let kind = self.resource_type.0;
-        let list: RawList<'_> =
-            serde_json::from_slice(body).map_err(|e| KubeError::Decode(e.to_string()))?;
+        let list = List::read(body, kind.kind()).map_err(|e| KubeError::Decode(e.to_string()))?;
+        let paths = summary::paths(kind.kind());
         let across_namespaces = self.namespace.is_none() && kind.namespaced();
         let mut views = Vec::with_capacity(list.items.len());
         let mut items = Vec::with_capacity(list.items.len());
         for item in list.items {
-            let view = summary::row_view(item, kind.kind());
+            let view = item.view(paths);
             if across_namespaces
                 && let Some(ns) = view.at("/metadata/namespace").and_then(Value::as_str)
                 && !keep(ns)
             {
                 continue;
             }
-            let filtered = output::filter_borrowed(item, Some(kind.kind()), &mut reveal)
+            let filtered = shaped::filter(item, Some(kind.kind()), &mut reveal)
                 .map_err(|e| KubeError::Decode(e.to_string()))?;
             items.push(filtered);
             views.push(view);
         }
-        let cut = list.metadata.continue_token.filter(|t| !t.is_empty());
+        let cut = list.continue_token.filter(|t| !t.is_empty());
         let page = Page {
             continue_token: cut.as_deref().and_then(seal),
             cut: cut.is_some(),
-            remaining: list
-                .metadata
-                .remaining_item_count
-                .filter(|_| !across_namespaces),
+            remaining: list.remaining_item_count.filter(|_| !across_namespaces),
         };
         let where_ = match &self.namespace {
             Some(ns) => format!("in namespace {ns:?}"),
@@ -228,37 +225,12 @@ impl ListResources {
     }
 }
 
-/// A list answer as the API server writes it, its items left unparsed.
-#[derive(Deserialize)]
-struct RawList<'a> {
-    #[serde(default)]
-    metadata: ListMeta,
-    #[serde(borrow, default, deserialize_with = "null_as_empty")]
-    items: Vec<&'a RawValue>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct ListMeta {
-    #[serde(default, rename = "continue")]
-    continue_token: Option<String>,
-    #[serde(default)]
-    remaining_item_count: Option<i64>,
-}
-
-/// `"items": null` is an empty list, as the API server sometimes writes it.
-fn null_as_empty<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<&'de RawValue>, D::Error> {
-    Ok(Option::<Vec<&'de RawValue>>::deserialize(deserializer)?.unwrap_or_default())
-}
-
 /// `list-resources`' structured answer.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct RawAnswer<'a> {
     kind: String,
-    items: &'a [output::Filtered<'a>],
+    items: &'a [shaped::Filtered<'a>],
     #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
     continue_token: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]

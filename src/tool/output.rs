@@ -11,26 +11,25 @@
 //! - `metadata.managedFields` is dropped (field ownership bookkeeping, large and of no use to a
 //!   model).
 //!
-//! [`filter_raw`] applies the same filter to an object still in the API server's JSON: an object
-//! that holds nothing to mask (most of them) is copied through with `managedFields` cut out,
-//! without being parsed into a tree; the rest take [`filter`]'s path. A property test holds the
-//! two paths to the same answer.
+//! [`filter_raw`] applies the same filter to an object still in the API server's JSON (read as
+//! a [`shaped::Node`], as list items are): an object that holds nothing to mask (most of them)
+//! is copied through with `managedFields` cut out, without being parsed into a tree; the rest
+//! take [`filter`]'s path. Property tests hold the two paths to the same answer.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::Serialize;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
-use serde::ser::{SerializeMap, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::shaped;
 use crate::policy::Unmask;
 
 /// The mask that replaces each Secret value.
 pub const MASK: &str = "<masked: grant reveal-secrets to see values>";
 
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+pub(crate) const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// A tool's answer.
 #[derive(Debug, Clone)]
@@ -42,7 +41,7 @@ pub struct ToolOutput {
 }
 
 /// Encodes a tool's structured answer.
-pub fn raw(value: &impl Serialize) -> Option<Box<RawValue>> {
+pub fn raw(value: &impl serde::Serialize) -> Option<Box<RawValue>> {
     serde_json::value::to_raw_value(value).ok()
 }
 
@@ -139,7 +138,7 @@ fn mask_values(secret: &mut Map<String, Value>) {
 }
 
 /// The members of a JSON object, in order, their values left unparsed.
-pub struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+pub struct Members<'a>(pub(crate) Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Members<'a>, D::Error> {
@@ -162,18 +161,18 @@ impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
 }
 
 impl<'a> Members<'a> {
-    fn parse(raw: &'a RawValue) -> Option<Members<'a>> {
+    pub(crate) fn parse(raw: &'a RawValue) -> Option<Members<'a>> {
         serde_json::from_str(raw.get()).ok()
     }
 
     /// The value of `key`; of its last occurrence if it repeats, as a parser keeps it.
-    fn get(&self, key: &str) -> Option<&'a RawValue> {
+    pub(crate) fn get(&self, key: &str) -> Option<&'a RawValue> {
         self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
 }
 
 /// A JSON string's value, if `raw` is one.
-fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+pub(crate) fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
     serde_json::from_str::<Borrowed<'_>>(raw.get())
         .ok()
         .map(|s| s.0)
@@ -209,87 +208,15 @@ impl<'de: 'a, 'a> Deserialize<'de> for Borrowed<'a> {
 }
 
 /// Filters one object given as the API server's JSON (see [`filter`]). An object that is not a
-/// Secret, holds no `items` and carries no last-applied annotation is copied member by member,
+/// Secret, holds no `items` and carries no last-applied annotation is copied as it came,
 /// `metadata.managedFields` left out; any other object is parsed and filtered as a tree.
 pub fn filter_raw(
     raw: &RawValue,
     kind: Option<&str>,
     reveal: &mut dyn FnMut(Option<&str>) -> Option<Unmask>,
 ) -> Result<Box<RawValue>, serde_json::Error> {
-    serde_json::value::to_raw_value(&filter_borrowed(raw, kind, reveal)?)
-}
-
-/// An object after [`filter_raw`]'s filter, still borrowing the API server's JSON where it is
-/// copied through: encoding it (alone, or inside a larger answer) writes the kept members as
-/// they came, escaped and checked once already, without parsing them again.
-pub enum Filtered<'a> {
-    /// Not a JSON object: passed as it is.
-    Verbatim(&'a RawValue),
-    /// Copied member by member, `managedFields` left out of `metadata`.
-    Copied {
-        members: Members<'a>,
-        metadata: Option<Members<'a>>,
-    },
-    /// Filtered as a tree (a Secret, a list, a last-applied annotation).
-    Tree(Value),
-}
-
-/// [`filter_raw`]'s filter, without encoding the result yet.
-pub fn filter_borrowed<'a>(
-    raw: &'a RawValue,
-    kind: Option<&str>,
-    reveal: &mut dyn FnMut(Option<&str>) -> Option<Unmask>,
-) -> Result<Filtered<'a>, serde_json::Error> {
-    let Some(members) = Members::parse(raw) else {
-        return Ok(Filtered::Verbatim(raw));
-    };
-    let own_kind = members.get("kind").and_then(raw_str);
-    let is_secret = own_kind.as_deref().or(kind) == Some("Secret");
-    let metadata = members.get("metadata").and_then(Members::parse);
-    let last_applied = metadata
-        .as_ref()
-        .and_then(|m| m.get("annotations"))
-        .and_then(Members::parse)
-        .is_some_and(|a| a.get(LAST_APPLIED).is_some());
-    if is_secret || last_applied || members.get("items").is_some() {
-        let mut value: Value = serde_json::from_str(raw.get())?;
-        filter(&mut value, kind, reveal);
-        return Ok(Filtered::Tree(value));
-    }
-    Ok(Filtered::Copied { members, metadata })
-}
-
-impl Serialize for Filtered<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Filtered::Verbatim(raw) => raw.serialize(serializer),
-            Filtered::Tree(value) => value.serialize(serializer),
-            Filtered::Copied { members, metadata } => {
-                let mut map = serializer.serialize_map(Some(members.0.len()))?;
-                for (key, value) in &members.0 {
-                    match (key.as_ref(), metadata) {
-                        // Every `metadata` member is written as the one a parser keeps (the
-                        // last), without its managedFields.
-                        ("metadata", Some(metadata)) => {
-                            map.serialize_entry(key, &WithoutManagedFields(metadata))?;
-                        }
-                        _ => map.serialize_entry(key, value)?,
-                    }
-                }
-                map.end()
-            }
-        }
-    }
-}
-
-/// An object's `metadata` as it came, but for `managedFields`.
-struct WithoutManagedFields<'m, 'a>(&'m Members<'a>);
-
-impl Serialize for WithoutManagedFields<'_, '_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let kept = self.0.0.iter().filter(|(k, _)| k != "managedFields");
-        serializer.collect_map(kept.map(|(k, v)| (k, v)))
-    }
+    let node = shaped::Node::read(raw, "")?;
+    serde_json::value::to_raw_value(&shaped::filter(node, kind, reveal)?)
 }
 
 /// Filters a container log: each line that is a JSON object is filtered as an object (a program

@@ -2,14 +2,17 @@
 //! person looks at first (as `kubectl get` shows them), so a model reads a list at a glance and
 //! asks `get-resource` for the whole object when it needs it.
 //!
-//! [`row_view`] reads from an object only what its kind's columns show ([`columns`]), skipping the
-//! rest without building it, so a table costs little more than reading the list once.
+//! A row's view holds only what its kind's columns show ([`columns`]): [`view_raw`] reads it from
+//! the API server's bytes, skipping the rest without building it, and a list's items read as
+//! [`shaped`](super::shaped) nodes give the same view without reading any byte twice.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::LazyLock;
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -613,12 +616,26 @@ pub fn columns(kind: &str) -> &'static [&'static str] {
 }
 
 /// The parts of an object its kind's table shows (see [`columns`]); `Null` if it is not JSON.
+/// The reference a list's shaped reading is held to.
+#[cfg(test)]
 pub fn row_view(raw: &RawValue, kind: &str) -> Value {
-    let paths = PATHS.get(kind).unwrap_or(&PATHS[""]);
+    view_raw(raw, paths(kind))
+}
+
+/// What a view keeps of `raw` at `paths`; `Null` if it is not JSON.
+pub(crate) fn view_raw(raw: &RawValue, paths: &Paths) -> Value {
     let mut deserializer = serde_json::Deserializer::from_str(raw.get());
-    Pruned(paths)
-        .deserialize(&mut deserializer)
-        .unwrap_or(Value::Null)
+    match paths.visit() {
+        Visit::Whole => Value::deserialize(&mut deserializer),
+        Visit::Keys => KeysOnly.deserialize(&mut deserializer),
+        Visit::Enter => Pruned(paths).deserialize(&mut deserializer),
+    }
+    .unwrap_or(Value::Null)
+}
+
+/// The tree of paths `kind`'s columns read.
+pub(crate) fn paths(kind: &str) -> &'static Paths {
+    PATHS.get(kind).unwrap_or(&PATHS[""])
 }
 
 /// The kinds with columns of their own, and `""` for the rest.
@@ -657,9 +674,9 @@ static PATHS: LazyLock<HashMap<&'static str, Paths>> = LazyLock::new(|| {
 
 /// A tree of the paths a view keeps: each node is one key (or `*`, any key or element).
 #[derive(Debug, Default)]
-struct Paths {
+pub(crate) struct Paths {
     children: Vec<(&'static str, Paths)>,
-    any: Option<Box<Paths>>,
+    pub(crate) any: Option<Box<Paths>>,
     /// Keep this value whole.
     whole: bool,
     /// Keep this object's keys, without their values.
@@ -694,7 +711,7 @@ impl Paths {
         }
     }
 
-    fn child(&self, segment: &str) -> Option<&Paths> {
+    pub(crate) fn child(&self, segment: &str) -> Option<&Paths> {
         self.children
             .iter()
             .find(|(s, _)| *s == segment)
@@ -702,7 +719,7 @@ impl Paths {
             .or(self.any.as_deref())
     }
 
-    fn visit(&self) -> Visit {
+    pub(crate) fn visit(&self) -> Visit {
         if self.whole {
             Visit::Whole
         } else if self.keys {
@@ -715,14 +732,14 @@ impl Paths {
 
 /// What to do with one value while reading a view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Visit {
+pub(crate) enum Visit {
     Enter,
     Keys,
     Whole,
 }
 
 /// Reads a value keeping only the paths below this node; the rest is skipped unbuilt.
-struct Pruned<'p>(&'p Paths);
+pub(crate) struct Pruned<'p>(pub(crate) &'p Paths);
 
 impl<'de> DeserializeSeed<'de> for Pruned<'_> {
     type Value = Value;
@@ -732,7 +749,7 @@ impl<'de> DeserializeSeed<'de> for Pruned<'_> {
 }
 
 /// An object's keys, each with `null` for its value.
-struct KeysOnly;
+pub(crate) struct KeysOnly;
 
 impl<'de> DeserializeSeed<'de> for KeysOnly {
     type Value = Value;
